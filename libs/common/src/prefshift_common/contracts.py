@@ -1,0 +1,197 @@
+"""Pydantic models of every payload that crosses a service boundary (DESIGN.md, "Service
+contracts"). Every list, string and number is bounded; strings with NUL bytes are refused."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL bytes")
+    return value
+
+
+#: Add to any ``Annotated[str, Field(max_length=...), NoNul]`` that may reach the database.
+NoNul = AfterValidator(_no_nul)
+
+
+TmdbId = Annotated[int, Field(ge=1, le=2_147_483_647, description="TMDB movie id.")]
+MovieLensId = Annotated[int, Field(ge=1, le=2_147_483_647, description="MovieLens movieId.")]
+UserId = Annotated[int, Field(ge=1, le=2_147_483_647, description="User id in a dataset.")]
+Rating = Annotated[
+    float, Field(ge=0.5, le=5.0, multiple_of=0.5, description="0.5–5.0 in 0.5 steps.")
+]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+]
+DatasetName = Name
+Feeling = Annotated[str, Field(max_length=2000), NoNul]
+Title = Annotated[str, Field(max_length=500), NoNul]
+ShortText = Annotated[str, Field(max_length=200), NoNul]
+
+MAX_HISTORY = 5000
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- recommender ------------------------------------------------------------------------------
+
+
+class RatedMovie(Contract):
+    """A movie and the rating given to it."""
+
+    tmdb_id: TmdbId
+    rating: Rating
+
+
+class RecommendationRequest(Contract):
+    """Ask one implementation for ``n`` movies for a user or a history (cold start)."""
+
+    recommender: Name = Field(examples=["als"])
+    dataset: DatasetName | None = Field(
+        default=None, description="Dataset the model was trained on; default: the service's."
+    )
+    user_id: UserId | None = None
+    history: list[RatedMovie] = Field(default_factory=list, max_length=MAX_HISTORY)
+    n: int = Field(default=30, ge=1, le=500)
+    exclude: list[TmdbId] = Field(default_factory=list, max_length=20_000)
+    seed: Seed | None = None
+
+
+class RecommendedItem(Contract):
+    tmdb_id: TmdbId
+    movielens_id: MovieLensId | None = None
+    title: Title
+    score: float
+
+
+class RecommendationResponse(Contract):
+    recommender: Name
+    model_version: ShortText
+    request_id: ShortText
+    items: list[RecommendedItem]
+    short: bool = Field(default=False, description="Fewer than n items could be found.")
+    unknown_history: int = Field(
+        default=0, ge=0, description="History movies the model does not know (ignored)."
+    )
+
+
+class RecommenderInfo(Contract):
+    name: Name
+    kind: Literal["collaborative", "baseline", "llm", "external"]
+    trained: bool
+    model_version: str | None = None
+    dataset: str | None = None
+    status: Literal["untrained", "training", "ready", "failed", "unavailable"] = "untrained"
+    progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    detail: str | None = None
+
+
+# --- simulator --------------------------------------------------------------------------------
+
+
+class Experience(Contract):
+    """A movie the persona was shown and rated, with how it felt about it."""
+
+    tmdb_id: TmdbId
+    rating: Rating
+    feeling: Feeling = ""
+
+
+class Persona(Contract):
+    """A simulated person: a real user's rated history plus what the persona experienced since."""
+
+    user_id: UserId
+    dataset: DatasetName | None = None
+    history: list[RatedMovie] = Field(max_length=MAX_HISTORY)
+    experiences: list[Experience] = Field(default_factory=list, max_length=MAX_HISTORY)
+
+
+Backend = Literal["llm", "embedded"]
+
+
+class RatingsRequest(Contract):
+    persona: Persona
+    items: list[TmdbId] = Field(min_length=1, max_length=500)
+    backend: Backend | None = None
+    seed: Seed | None = None
+
+
+class ItemRating(Contract):
+    tmdb_id: TmdbId
+    rating: Rating
+    feeling: Feeling = ""
+
+
+class Usage(Contract):
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    cached: bool = False
+    latency_ms: float = Field(default=0.0, ge=0.0)
+
+
+class RatingsResponse(Contract):
+    backend: Backend
+    model: str | None = None
+    ratings: list[ItemRating]
+    usage: Usage
+
+
+# --- tmdb-proxy -------------------------------------------------------------------------------
+
+
+class Genre(BaseModel):
+    id: int
+    name: str
+
+
+class TmdbMovie(BaseModel):
+    """A movie in the shape of TMDB's ``GET /3/movie/{id}``; extra TMDB fields pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: TmdbId
+    title: str
+    overview: str | None = None
+    genres: list[Genre] = Field(default_factory=list)
+    release_date: str | None = None
+    imdb_id: str | None = None
+    original_title: str | None = None
+    vote_average: float | None = None
+    vote_count: int | None = None
+    popularity: float | None = None
+    poster_path: str | None = None
+    prefshift_source: Literal["tmdb", "offline", "movielens"] | None = Field(
+        default=None, description="Where prefshift got the record (not a TMDB field)."
+    )
+
+    @property
+    def year(self) -> int | None:
+        extra = self.model_extra or {}
+        if self.release_date and self.release_date[:4].isdigit():
+            return int(self.release_date[:4])
+        for key in ("year", "_year_from_movielens"):
+            value = extra.get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
+    @property
+    def genre_names(self) -> list[str]:
+        return [genre.name for genre in self.genres]
+
+
+class MovieBatchRequest(Contract):
+    tmdb_ids: list[TmdbId] = Field(min_length=1, max_length=500)
+
+
+class MovieBatchResponse(BaseModel):
+    movies: list[TmdbMovie]
+    missing: list[int] = Field(default_factory=list, description="Ids TMDB does not know.")

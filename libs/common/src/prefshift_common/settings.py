@@ -1,0 +1,77 @@
+"""Settings every prefshift service understands (names fixed by the design card).
+
+Services subclass :class:`CommonSettings` and add their own fields; a field named
+``simulator_model`` is read from ``PREFSHIFT_SIMULATOR_MODEL``, so each service's own settings
+carry the service's name as their prefix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORTS = {"orchestrator": 8100, "recommender": 8101, "simulator": 8102, "tmdb-proxy": 8103}
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/prefshift`` (``~/.local/share/prefshift`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "prefshift"
+
+
+class CommonSettings(BaseSettings):
+    """Settings shared by all four services and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PREFSHIFT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in the data directory."
+    )
+    recommender_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['recommender']}"
+    simulator_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['simulator']}"
+    tmdb_proxy_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['tmdb-proxy']}"
+    orchestrator_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['orchestrator']}"
+    api_token: SecretStr | None = Field(
+        default=None, description="When set, every route but health and docs requires it."
+    )
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("api_token")
+    @classmethod
+    def _refuse_placeholder_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() in {"", "changeme", "changethis"}:
+            raise ValueError("PREFSHIFT_API_TOKEN is a placeholder; set a real secret or unset it")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``prefshift.db`` in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'prefshift.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+
+def bind_address(url: str) -> tuple[str, int]:
+    """Host and port a service binds to, taken from its own URL setting."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return host, port

@@ -1,0 +1,7 @@
+"""Routes of the orchestrator service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

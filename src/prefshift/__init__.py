@@ -1,0 +1,1 @@
+"""The `prefshift` command: the entry point for people."""

@@ -1,0 +1,23 @@
+"""``prefshift db``: migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from prefshift import migrate
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Migrate the configured database (PREFSHIFT_DATABASE_URL) up to REVISION."""
+    migrate.upgrade(revision=revision)
+    typer.echo(f"database at {revision}")
+
+
+@app.command()
+def downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
+    """Migrate the configured database down to REVISION."""
+    migrate.downgrade(revision=revision)
+    typer.echo(f"database at {revision}")

@@ -1,0 +1,7 @@
+"""``prefshift eval``: offline evaluation of recommenders and personas."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

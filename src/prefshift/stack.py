@@ -1,0 +1,112 @@
+"""Start the four services as processes on loopback and stop them together.
+
+Used by ``prefshift up`` and by the end-to-end tests, so that both run the services exactly the
+same way: separate processes speaking real HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from prefshift_common.settings import CommonSettings, bind_address
+
+#: service name → (ASGI app factory, the CommonSettings field holding its URL)
+SERVICES: dict[str, tuple[str, str]] = {
+    "tmdb-proxy": ("prefshift_tmdb_proxy.main:create_app", "tmdb_proxy_url"),
+    "simulator": ("prefshift_simulator.main:create_app", "simulator_url"),
+    "recommender": ("prefshift_recommender.main:create_app", "recommender_url"),
+    "orchestrator": ("prefshift_orchestrator.main:create_app", "orchestrator_url"),
+}
+
+
+@dataclass
+class Stack:
+    """The four services as child processes."""
+
+    settings: CommonSettings
+    env: Mapping[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = tuple(SERVICES)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return str(getattr(self.settings, SERVICES[service][1]))
+
+    def start(self, *, log_level: str = "warning") -> None:
+        env = {**os.environ, **self.env}
+        for service in self.services:
+            factory, _ = SERVICES[service]
+            host, port = bind_address(self.url(service))
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                factory,
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                log_level,
+                "--no-access-log",
+            ]
+            self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until every service answers ``/readyz``; raise if one exits or times out."""
+        deadline = time.monotonic() + timeout
+        pending = set(self.processes)
+        headers = {}
+        if self.settings.api_token is not None:
+            headers["authorization"] = f"Bearer {self.settings.api_token.get_secret_value()}"
+        while pending:
+            for service in sorted(pending):
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited with code {process.returncode}")
+                try:
+                    response = httpx.get(
+                        f"{self.url(service)}/readyz", timeout=1.0, headers=headers
+                    )
+                    if response.status_code == 200:
+                        pending.discard(service)
+                except httpx.HTTPError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM every service (uvicorn shuts down gracefully), SIGKILL what lingers."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,135 @@
+"""Fixtures every test can use.
+
+The suite runs once per database: ``PREFSHIFT_TEST_DATABASE=sqlite`` (default) or ``postgres``
+(``PREFSHIFT_TEST_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``).
+Each test that asks for a database gets a fresh one, cloned from a template migrated once per
+session (Postgres: ``CREATE DATABASE … TEMPLATE``; SQLite: a file copy), so no state is shared
+between tests and separate service processes can open the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from prefshift import migrate
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_DATABASE = os.environ.get("PREFSHIFT_TEST_DATABASE", "sqlite")
+POSTGRES_URL = os.environ.get(
+    "PREFSHIFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_report_header() -> str:
+    return f"prefshift test database: {TEST_DATABASE}"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the project (real MovieLens, TMDB-shaped metadata)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+class DatabaseFactory:
+    """Makes, clones and drops test databases of the kind under test."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.created: list[str] = []
+        self._admin = None
+        if TEST_DATABASE == "postgres":
+            self._admin = create_engine(
+                migrate_url(POSTGRES_URL), isolation_level="AUTOCOMMIT", pool_size=1
+            )
+
+    @property
+    def kind(self) -> str:
+        return TEST_DATABASE
+
+    def new(self, template: str | None = None) -> str:
+        """A new database URL; a copy of ``template`` when given, else empty."""
+        name = f"prefshift_test_{uuid.uuid4().hex[:12]}"
+        if self._admin is None:
+            path = self.workdir / f"{name}.db"
+            if template is not None:
+                source = make_url(template).database
+                assert source is not None
+                shutil.copyfile(source, path)
+            url = f"sqlite:///{path}"
+        else:
+            clause = f" TEMPLATE {make_url(template).database}" if template else ""
+            with self._admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+            url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        self.created.append(url)
+        return url
+
+    def drop_all(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.connect() as connection:
+            for url in self.created:
+                name = make_url(url).database
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+def migrate_url(url: str) -> str:
+    from prefshift_common.db import sync_url
+
+    return sync_url(url)
+
+
+@pytest.fixture(scope="session")
+def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(database_factory: DatabaseFactory) -> str:
+    """An empty database migrated to head, used as the template of every test database."""
+    url = database_factory.new()
+    migrate.upgrade(url)
+    _dispose_all()
+    return url
+
+
+def _dispose_all() -> None:
+    # A Postgres template must have no open connections when it is cloned.
+    import gc
+
+    from sqlalchemy.engine import Engine
+
+    for obj in gc.get_objects():
+        if isinstance(obj, Engine):
+            obj.dispose()
+
+
+@pytest.fixture
+def database_url(database_factory: DatabaseFactory, migrated_template: str) -> str:
+    """A fresh database of the kind under test, migrated to head, for this test alone."""
+    return database_factory.new(template=migrated_template)
+
+
+@pytest.fixture
+def empty_database_url(database_factory: DatabaseFactory) -> str:
+    """A fresh, unmigrated database (for migration tests)."""
+    return database_factory.new()
+
+
+@pytest.fixture
+def clone_database(database_factory: DatabaseFactory) -> Callable[[str], str]:
+    """Clone a database (e.g. a session-scoped imported one) for one test."""
+    return lambda template: database_factory.new(template=template)
