@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from prefshift.cli import data, db, evaluate, simulate, stack, tmdb
+from prefshift.cli import (
+    data,
+    db,
+    eval_personas,
+    eval_recommenders,
+    evaluate,
+    simulate,
+    stack,
+    tmdb,
+)
 
 app = typer.Typer(
     name="prefshift",
@@ -17,6 +26,9 @@ app.add_typer(data.app, name="data", help="Import, download and list datasets.")
 app.add_typer(tmdb.app, name="tmdb", help="TMDB metadata: offline import and cache warm-up.")
 app.add_typer(evaluate.app, name="eval", help="Evaluate recommenders and personas offline.")
 app.add_typer(simulate.experiment_app, name="experiment", help="Run experiments over cohorts.")
+tmdb.register_data_commands(data.app)
+eval_recommenders.register(evaluate.app)
+eval_personas.register(evaluate.app)
 stack.register(app)
 simulate.register(app)
 

@@ -1,0 +1,9 @@
+"""`prefshift eval personas`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `prefshift eval`."""
