@@ -1,0 +1,1 @@
+"""Fake upstreams (OpenAI-compatible LLM, TMDB) and a loopback server runner for tests."""
