@@ -103,9 +103,9 @@ class FakeOpenAI:
             with self._lock:
                 self.requests.append(body)
                 self.headers.append(dict(request.headers))
-            if self.api_key is not None:
-                if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                    return _error(401, "Incorrect API key provided", "invalid_api_key")
+            expected = f"Bearer {self.api_key}"
+            if self.api_key is not None and request.headers.get("authorization") != expected:
+                return _error(401, "Incorrect API key provided", "invalid_api_key")
             if self.reject_json_schema and body.get("response_format", {}).get("type") == (
                 "json_schema"
             ):
