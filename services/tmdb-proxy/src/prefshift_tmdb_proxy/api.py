@@ -1,7 +1,117 @@
-"""Routes of the tmdb-proxy service."""
+"""Routes of the tmdb-proxy service: TMDB's own v3 paths (drop-in: a TMDB client only changes
+its base URL), a batch endpoint and cache statistics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from prefshift_common.contracts import (
+    MovieBatchRequest,
+    MovieBatchResponse,
+    NoNul,
+    TmdbMovie,
+)
+from prefshift_common.errors import error_responses
+from prefshift_tmdb_proxy.schemas import NOT_FOUND, CacheStats, SearchResults, TmdbStatus
+from prefshift_tmdb_proxy.service import MovieService
+from prefshift_tmdb_proxy.upstream import TmdbCredentialsRejected, TmdbRejected, TmdbUnavailable
 
 router = APIRouter()
+
+
+def get_movie_service(request: Request) -> MovieService:
+    service: MovieService = request.app.state.movie_service
+    return service
+
+
+MovieServiceDep = Annotated[MovieService, Depends(get_movie_service)]
+
+_UPSTREAM_ERRORS = error_responses(TmdbCredentialsRejected, TmdbUnavailable)
+# TmdbRejected shares 502 with TmdbCredentialsRejected; the envelope's `error` tells them apart.
+_UPSTREAM_ERRORS[502]["description"] = (
+    f"{TmdbCredentialsRejected.description} / {TmdbRejected.description}"
+)
+
+
+@router.get(
+    "/3/movie/{tmdb_id}",
+    response_model=TmdbMovie,
+    response_model_exclude_unset=True,
+    tags=["tmdb"],
+    responses={
+        **_UPSTREAM_ERRORS,
+        404: {"model": TmdbStatus, "description": "TMDB does not know the id (status_code 34)."},
+    },
+)
+async def get_movie(
+    tmdb_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="TMDB movie id.")],
+    movies: MovieServiceDep,
+) -> Any:
+    """A movie in the shape of TMDB's `GET /3/movie/{movie_id}`.
+
+    Served from the cache (or, with no TMDB key, from imported records and then the imported
+    datasets' own MovieLens title, year and genres); `prefshift_source` says which. An unknown
+    id answers TMDB's own 404 body. Query parameters TMDB clients send (`api_key`, `language`)
+    are accepted and ignored.
+    """
+    movie = await movies.movie(tmdb_id)
+    if movie is None:
+        return JSONResponse(status_code=404, content=NOT_FOUND.model_dump())
+    return movie
+
+
+@router.get(
+    "/3/search/movie",
+    response_model=SearchResults,
+    tags=["tmdb"],
+    responses=_UPSTREAM_ERRORS,
+)
+async def search_movies(
+    movies: MovieServiceDep,
+    query: Annotated[str, Query(max_length=500, description="Title to look for."), NoNul] = "",
+    year: Annotated[int | None, Query(ge=1000, le=9999, description="Release year.")] = None,
+    primary_release_year: Annotated[
+        int | None, Query(ge=1000, le=9999, description="Synonym of `year` here.")
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=500, description="20 results per page.")] = 1,
+) -> Any:
+    """Search movies by title, in the shape of TMDB's `GET /3/search/movie`.
+
+    With a TMDB key this is TMDB's answer (cached in memory for a while). Without one — or when
+    TMDB is unavailable — an offline title index answers: fuzzy matching that knows MovieLens's
+    "Matrix, The" is "The Matrix", with the year as tie-breaker (not a hard filter).
+    """
+    if not query.strip():
+        return {"page": page, "results": [], "total_pages": 0, "total_results": 0}
+    return await movies.search(query=query, year=year or primary_release_year, page=page)
+
+
+@router.post(
+    "/movies/batch",
+    response_model=MovieBatchResponse,
+    response_model_exclude_unset=True,
+    tags=["movies"],
+    responses=_UPSTREAM_ERRORS,
+)
+async def movies_batch(request: MovieBatchRequest, movies: MovieServiceDep) -> Any:
+    """Details of up to 500 movies in one call, in the order asked (duplicates once).
+
+    Hits are read in one query; misses are fetched from TMDB concurrently within the rate limit.
+    `missing` lists the ids nobody knows. When TMDB fails for an id that has no copy at all,
+    the whole call answers 503; whatever was fetched meanwhile is cached, so retrying is cheap.
+    """
+    found = await movies.movies(request.tmdb_ids)
+    ordered = list(dict.fromkeys(request.tmdb_ids))
+    return {
+        "movies": [found[tmdb_id] for tmdb_id in ordered if tmdb_id in found],
+        "missing": [tmdb_id for tmdb_id in ordered if tmdb_id not in found],
+    }
+
+
+@router.get("/cache/stats", response_model=CacheStats, tags=["cache"], responses=error_responses())
+async def cache_stats(movies: MovieServiceDep) -> CacheStats:
+    """What the cache holds and what this process asked of TMDB since it started."""
+    return await movies.stats()

@@ -1,0 +1,214 @@
+"""All SQL of the tmdb-proxy: the cache, the offline records and the dataset movies it falls
+back to. Upserts are ``INSERT … ON CONFLICT`` on both Postgres and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Insert, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prefshift_datasets import repository as datasets_repository
+from prefshift_datasets.models import Dataset, Movie
+from prefshift_datasets.repository import MovieRecord
+from prefshift_tmdb_proxy.models import CachedMovie, OfflineMovie
+from prefshift_tmdb_proxy.records import from_dataset_movie
+
+#: First key of the two-key advisory lock, so our locks never collide with other services'.
+ADVISORY_NAMESPACE = 0x544D4442  # "TMDB"
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def cache_upsert_statement(dialect: str, rows: Sequence[dict[str, Any]]) -> Insert:
+    """Insert cache rows, replacing what is there for the same ids."""
+    statement = _insert(dialect, CachedMovie.__table__).values(list(rows))
+    columns = ("status", "payload", "title", "original_title", "year", "fetched_at", "expires_at")
+    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=["tmdb_id"], set_={c: statement.excluded[c] for c in columns}
+    )
+
+
+def offline_upsert_statement(dialect: str, rows: Sequence[dict[str, Any]]) -> Insert:
+    """Insert imported records, replacing earlier imports of the same ids."""
+    statement = _insert(dialect, OfflineMovie.__table__).values(list(rows))
+    columns = ("payload", "title", "original_title", "year", "imdb_id")
+    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=["tmdb_id"],
+        set_={**{c: statement.excluded[c] for c in columns}, "imported_at": func.now()},
+    )
+
+
+async def cached(session: AsyncSession, tmdb_ids: Iterable[int]) -> dict[int, CachedMovie]:
+    """Cache rows (fresh or stale) of these ids, in one query."""
+    ids = list(set(tmdb_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(select(CachedMovie).where(CachedMovie.tmdb_id.in_(ids)))
+    return {row.tmdb_id: row for row in rows}
+
+
+async def upsert_cached(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(cache_upsert_statement(_dialect(session), rows))
+
+
+async def offline(session: AsyncSession, tmdb_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Imported payloads of these ids, in one query."""
+    ids = list(set(tmdb_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(OfflineMovie.tmdb_id, OfflineMovie.payload).where(OfflineMovie.tmdb_id.in_(ids))
+    )
+    return {tmdb_id: payload for tmdb_id, payload in rows}
+
+
+async def dataset_movies(
+    session: AsyncSession, tmdb_ids: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """TMDB-shaped records built from the imported datasets' own movie rows (where several
+    datasets know a movie, the datasets repository prefers the one with TMDB metadata)."""
+    ids = list(set(tmdb_ids))
+    if not ids:
+        return {}
+    found = await datasets_repository.movies_by_tmdb_ids(session, None, ids)
+    return {tmdb_id: _dataset_record(tmdb_id, movie) for tmdb_id, movie in found.items()}
+
+
+def _dataset_record(tmdb_id: int, movie: MovieRecord) -> dict[str, Any]:
+    return from_dataset_movie(
+        tmdb_id=tmdb_id,
+        title=movie.title,
+        year=movie.year,
+        genres=movie.genres,
+        overview=movie.overview,
+        imdb_id=movie.imdb_id,
+        tmdb_genres=movie.tmdb_genres,
+        vote_average=movie.tmdb_vote_average,
+        vote_count=movie.tmdb_vote_count,
+    )
+
+
+@dataclass(frozen=True)
+class TitleRow:
+    """What the offline title index needs of a movie."""
+
+    tmdb_id: int
+    title: str
+    original_title: str | None
+    year: int | None
+    popularity: float
+
+
+async def title_rows(session: AsyncSession) -> list[TitleRow]:
+    """Every movie the offline source can serve: imported records, then dataset movies.
+
+    The datasets repository has no "titles of every dataset" read, so this one query on the
+    movies table lives here."""
+    rows: dict[int, TitleRow] = {}
+    result = await session.execute(
+        select(
+            OfflineMovie.tmdb_id,
+            OfflineMovie.title,
+            OfflineMovie.original_title,
+            OfflineMovie.year,
+            OfflineMovie.payload["vote_count"].as_float(),
+        )
+    )
+    for tmdb_id, title, original_title, year, votes in result:
+        rows[tmdb_id] = TitleRow(tmdb_id, title, original_title, year, _float(votes))
+    dataset_ids = list(await session.scalars(select(Dataset.id)))
+    if dataset_ids:
+        result = await session.execute(
+            select(Movie.tmdb_id, Movie.title, Movie.year, Movie.tmdb_vote_count).where(
+                Movie.dataset_id.in_(dataset_ids), Movie.tmdb_id.is_not(None)
+            )
+        )
+        for tmdb_id, title, year, votes in result:
+            if tmdb_id not in rows:
+                rows[tmdb_id] = TitleRow(tmdb_id, title, None, year, _float(votes))
+    return list(rows.values())
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return _dialect(session) == "postgresql"
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+async def source_signature(session: AsyncSession) -> tuple[Any, ...]:
+    """Changes whenever records are imported or datasets added or removed."""
+    offline_row = (
+        await session.execute(
+            select(func.count(), func.max(OfflineMovie.imported_at)).select_from(OfflineMovie)
+        )
+    ).one()
+    dataset_row = (await session.execute(select(func.count(), func.max(Dataset.imported_at)))).one()
+    return (*offline_row, *dataset_row)
+
+
+@dataclass(frozen=True)
+class CacheCounts:
+    entries: int
+    not_found_entries: int
+    expired_entries: int
+    offline_records: int
+
+
+async def counts(session: AsyncSession, now: datetime) -> CacheCounts:
+    """Row counts for ``GET /cache/stats``."""
+    cache_rows = await session.execute(
+        select(CachedMovie.status, func.count()).group_by(CachedMovie.status)
+    )
+    by_status = {status: n for status, n in cache_rows}
+    expired = await session.scalar(
+        select(func.count()).select_from(CachedMovie).where(CachedMovie.expires_at < now)
+    )
+    offline_count = await session.scalar(select(func.count()).select_from(OfflineMovie))
+    return CacheCounts(
+        entries=sum(by_status.values()),
+        not_found_entries=by_status.get("not_found", 0),
+        expired_entries=int(expired or 0),
+        offline_records=int(offline_count or 0),
+    )
+
+
+async def lock_movie(session: AsyncSession, tmdb_id: int) -> None:
+    """On Postgres, serialise fetches of one id across processes until the transaction ends
+    (SQLite has one writer anyway: nothing to do)."""
+    if _is_pg(session):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(CAST(:namespace AS int), CAST(:tmdb_id AS int))"),
+            {"namespace": ADVISORY_NAMESPACE, "tmdb_id": tmdb_id},
+        )
+
+
+async def dataset_tmdb_ids(session: AsyncSession, dataset_id: int) -> list[int]:
+    """Every TMDB id of a dataset's movies (for ``prefshift tmdb prefetch``)."""
+    rows = await session.scalars(
+        select(Movie.tmdb_id)
+        .where(Movie.dataset_id == dataset_id, Movie.tmdb_id.is_not(None))
+        .distinct()
+    )
+    return sorted(tmdb_id for tmdb_id in rows if tmdb_id is not None)

@@ -1,0 +1,72 @@
+"""Response shapes of the tmdb-proxy's own routes and of TMDB's that are not shared contracts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TmdbStatus(BaseModel):
+    """TMDB's error body, e.g. 404 ``{"success": false, "status_code": 34, ...}``."""
+
+    success: bool = False
+    status_code: int = Field(examples=[34])
+    status_message: str = Field(examples=["The resource you requested could not be found."])
+
+
+NOT_FOUND = TmdbStatus(
+    status_code=34, status_message="The resource you requested could not be found."
+)
+
+
+class SearchResult(BaseModel):
+    """One item of ``GET /3/search/movie`` in TMDB's shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    title: str
+    original_title: str
+    release_date: str = Field(description='"YYYY-MM-DD", or "" when unknown.')
+    overview: str
+    genre_ids: list[int]
+    vote_average: float
+    vote_count: int
+    popularity: float
+    poster_path: str | None = None
+
+
+class SearchResults(BaseModel):
+    """TMDB's paged search answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    page: int
+    results: list[SearchResult]
+    total_pages: int
+    total_results: int
+
+
+class CacheStats(BaseModel):
+    """Cache contents (from the database) and traffic counters (this process, since start)."""
+
+    mode: Literal["online", "offline"] = Field(
+        description="online: a TMDB credential is set; offline: imported records and datasets."
+    )
+    entries: int = Field(description="Cache rows (TMDB answers, including remembered 404s).")
+    not_found_entries: int
+    expired_entries: int
+    offline_records: int = Field(description="Records imported with `prefshift data import-tmdb`.")
+    hits: int = Field(description="Ids served without asking TMDB.")
+    misses: int = Field(description="Ids the cache did not hold fresh.")
+    stale_served: int = Field(
+        description="Ids served from an expired or offline copy because TMDB failed."
+    )
+    upstream_calls: int = Field(description="HTTP requests sent to TMDB, retries included.")
+    upstream_errors: int = Field(
+        description="TMDB answers that were errors (429, 5xx, 401, timeouts)."
+    )
+    upstream_retries: int
+    rate_limit_waits: int = Field(description="Upstream requests that waited for the rate limit.")
+    search_index_size: int = Field(description="Movies in the offline title index (0 until built).")
