@@ -133,3 +133,74 @@ def empty_database_url(database_factory: DatabaseFactory) -> str:
 def clone_database(database_factory: DatabaseFactory) -> Callable[[str], str]:
     """Clone a database (e.g. a session-scoped imported one) for one test."""
     return lambda template: database_factory.new(template=template)
+
+
+# --- imported datasets (session templates, cloned per test) ------------------------------------
+
+
+def _imported_template(
+    database_factory: DatabaseFactory, migrated_template: str, *datasets: tuple[Path, str]
+) -> str:
+    from prefshift_datasets.importer import import_dataset
+
+    url = database_factory.new(template=migrated_template)
+    for path, name in datasets:
+        import_dataset(url, path, name=name)
+    _dispose_all()
+    return url
+
+
+@pytest.fixture(scope="session")
+def ml_small_template(
+    database_factory: DatabaseFactory, migrated_template: str, shared_data: Path
+) -> str:
+    """A migrated database with ``../shared/data/ml-latest-small`` imported as ``ml-latest-small``.
+
+    Session-scoped: never write to it; clone it (``ml_small_database_url``) to get one to change.
+    """
+    return _imported_template(
+        database_factory, migrated_template, (shared_data / "ml-latest-small", "ml-latest-small")
+    )
+
+
+@pytest.fixture(scope="session")
+def seed_cohort_template(
+    database_factory: DatabaseFactory, migrated_template: str, shared_data: Path
+) -> str:
+    """A migrated database with ``../shared/data/seed-cohort`` imported as ``seed-cohort``."""
+    return _imported_template(
+        database_factory, migrated_template, (shared_data / "seed-cohort", "seed-cohort")
+    )
+
+
+@pytest.fixture(scope="session")
+def both_datasets_template(
+    database_factory: DatabaseFactory, ml_small_template: str, shared_data: Path
+) -> str:
+    """``ml-latest-small`` and ``seed-cohort`` in one database."""
+    from prefshift_datasets.importer import import_dataset
+
+    url = database_factory.new(template=ml_small_template)
+    import_dataset(url, shared_data / "seed-cohort", name="seed-cohort")
+    _dispose_all()
+    return url
+
+
+@pytest.fixture
+def ml_small_database_url(database_factory: DatabaseFactory, ml_small_template: str) -> str:
+    """A fresh database for this test alone, with ``ml-latest-small`` imported."""
+    return database_factory.new(template=ml_small_template)
+
+
+@pytest.fixture
+def seed_cohort_database_url(database_factory: DatabaseFactory, seed_cohort_template: str) -> str:
+    """A fresh database for this test alone, with ``seed-cohort`` imported."""
+    return database_factory.new(template=seed_cohort_template)
+
+
+@pytest.fixture
+def both_datasets_database_url(
+    database_factory: DatabaseFactory, both_datasets_template: str
+) -> str:
+    """A fresh database for this test alone, with ``ml-latest-small`` and ``seed-cohort``."""
+    return database_factory.new(template=both_datasets_template)

@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("dataset_id", "movielens_id", name=op.f("pk_movies")),
     )
     op.create_index("ix_movies_dataset_tmdb", "movies", ["dataset_id", "tmdb_id"])
+    op.create_index("ix_movies_tmdb_id", "movies", ["tmdb_id"])
     op.create_table(
         "ratings",
         sa.Column("dataset_id", sa.Integer(), nullable=False),
@@ -88,11 +89,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("dataset_id", "user_id", name=op.f("pk_dataset_users")),
     )
+    op.create_index(
+        "ix_dataset_users_dataset_n_ratings", "dataset_users", ["dataset_id", "n_ratings"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_dataset_users_dataset_n_ratings", table_name="dataset_users")
     op.drop_table("dataset_users")
     op.drop_table("ratings")
+    op.drop_index("ix_movies_tmdb_id", table_name="movies")
     op.drop_index("ix_movies_dataset_tmdb", table_name="movies")
     op.drop_table("movies")
     op.drop_table("datasets")

@@ -41,7 +41,11 @@ class Movie(Base):
     """A movie of a dataset, with its TMDB id and, for the seed study's files, TMDB fields."""
 
     __tablename__ = "movies"
-    __table_args__ = (Index("ix_movies_dataset_tmdb", "dataset_id", "tmdb_id"),)
+    __table_args__ = (
+        Index("ix_movies_dataset_tmdb", "dataset_id", "tmdb_id"),
+        # movies_by_tmdb_ids across datasets
+        Index("ix_movies_tmdb_id", "tmdb_id"),
+    )
 
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
@@ -53,7 +57,7 @@ class Movie(Base):
     year: Mapped[int | None] = mapped_column(Integer)
     genres: Mapped[str] = mapped_column(Text, default="")  # MovieLens pipe-separated genres
     overview: Mapped[str | None] = mapped_column(Text)
-    tmdb_genres: Mapped[list[str] | None] = mapped_column(JSON)
+    tmdb_genres: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     tmdb_vote_average: Mapped[float | None] = mapped_column(Float)
     tmdb_vote_count: Mapped[int | None] = mapped_column(Integer)
 
@@ -74,6 +78,8 @@ class DatasetUser(Base):
     """One row per user of a dataset, with counts used by cohort rules."""
 
     __tablename__ = "dataset_users"
+    # cohort rules: users of a dataset with n_ratings in a range
+    __table_args__ = (Index("ix_dataset_users_dataset_n_ratings", "dataset_id", "n_ratings"),)
 
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
