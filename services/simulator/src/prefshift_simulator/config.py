@@ -2,8 +2,82 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+
 from prefshift_common.settings import CommonSettings
+
+BackendName = Literal["llm", "embedded"]
 
 
 class Settings(CommonSettings):
-    """simulator settings."""
+    """simulator settings.
+
+    The LLM endpoint is any OpenAI-compatible server: ``OPENAI_BASE_URL`` (OpenRouter, vLLM,
+    Ollama, llama.cpp server) and/or ``OPENAI_API_KEY``. The embedded persona's parameters are
+    documented in :mod:`prefshift_simulator.embedded.dynamics` and ``docs/simulator.md``.
+    """
+
+    simulator_backend: BackendName | None = Field(
+        default=None,
+        description="Default backend; unset: `llm` when an LLM is configured, else `embedded`.",
+    )
+    simulator_dataset: str | None = Field(
+        default=None,
+        description="Dataset whose ratings give the embedded persona its collaborative signal "
+        "when a persona names none.",
+    )
+
+    # --- llm backend ---
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    simulator_model: str = "gpt-4o-mini"
+    simulator_temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    simulator_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds one LLM call may take before it is abandoned."
+    )
+    simulator_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a failed LLM call (429, 5xx, timeouts), done by the openai client "
+        "alone: the service adds none of its own on top.",
+    )
+    simulator_reasks: int = Field(
+        default=2, ge=0, le=5, description="Follow-up calls asking again for missing items."
+    )
+    simulator_concurrency: int = Field(
+        default=8, ge=1, le=256, description="LLM calls in flight at once."
+    )
+    simulator_replay: bool = Field(
+        default=True, description="Answer an identical LLM call from its recorded response."
+    )
+    simulator_json_schema: bool = Field(
+        default=True,
+        description="Ask for a JSON-schema response format (falls back to lines on a 400).",
+    )
+
+    # --- embedded backend (equations in prefshift_simulator.embedded.dynamics) ---
+    simulator_exposure_rate: float = Field(default=0.02, ge=0.0, le=1.0)
+    simulator_reinforcement_rate: float = Field(default=0.04, ge=0.0, le=1.0)
+    simulator_satiation_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    simulator_satiation_decay: float = Field(default=0.9, ge=0.0, le=1.0)
+    simulator_max_offset: float = Field(default=1.5, gt=0.0, le=4.5)
+    simulator_rating_noise: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="Std of the seeded per-item rating noise."
+    )
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_base_url) or self.openai_api_key is not None
+
+    @property
+    def default_backend(self) -> BackendName:
+        if self.simulator_backend is not None:
+            return self.simulator_backend
+        return "llm" if self.llm_configured else "embedded"

@@ -1,4 +1,9 @@
-"""The simulator app: factory and lifespan."""
+"""The simulator app: factory and lifespan.
+
+The simulator is the persona: given a real user's rated history and the persona's experiences,
+it rates movies, through an OpenAI-compatible LLM or an embedded preference model that needs
+neither network nor key.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,31 @@ from fastapi import FastAPI
 
 from prefshift_common.app import create_service_app
 from prefshift_common.db import create_async_db_engine, create_session_factory
+from prefshift_common.http import create_http_client
 from prefshift_common.logging import configure_logging
 from prefshift_simulator.api import router
 from prefshift_simulator.config import Settings
+from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
+from prefshift_simulator.embedded.dynamics import DynamicsParams
+from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams
+from prefshift_simulator.llm.backend import LlmBackend, create_openai_client
+from prefshift_simulator.metadata import ProxyMetadata
+from prefshift_simulator.repository import LlmCallRepository
+from prefshift_simulator.service import RatingService
+
+
+def model_params(settings: Settings) -> ModelParams:
+    """The embedded persona's parameters from the settings."""
+    return ModelParams(
+        rating_noise=settings.simulator_rating_noise,
+        dynamics=DynamicsParams(
+            exposure_rate=settings.simulator_exposure_rate,
+            reinforcement_rate=settings.simulator_reinforcement_rate,
+            satiation_rate=settings.simulator_satiation_rate,
+            satiation_decay=settings.simulator_satiation_decay,
+            max_offset=settings.simulator_max_offset,
+        ),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,9 +51,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_async_db_engine(settings.resolved_database_url)
         app.state.engine = engine
         app.state.sessions = create_session_factory(engine)
+        proxy = create_http_client(settings.tmdb_proxy_url, api_token=settings.api_token)
+        openai_client = create_openai_client(settings)
+        embedded = EmbeddedBackend(
+            EmbeddedPersonaModel(model_params(settings)),
+            DatasetStatsCache(settings.resolved_database_url),
+            default_dataset=settings.simulator_dataset,
+        )
+        llm = LlmBackend(openai_client, settings, LlmCallRepository(app.state.sessions))
+        app.state.rating_service = RatingService(
+            backends={"embedded": embedded, "llm": llm},
+            default_backend=settings.default_backend,
+            metadata=ProxyMetadata(proxy),
+            llm_model=settings.simulator_model,
+            llm_available=openai_client is not None,
+        )
         try:
             yield
         finally:
+            if openai_client is not None:
+                await openai_client.close()
+            await proxy.aclose()
             await engine.dispose()
 
     return create_service_app(

@@ -1,0 +1,1 @@
+"""The embedded persona: a deterministic, seedable preference model (no network, no key)."""

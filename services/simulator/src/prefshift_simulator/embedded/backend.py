@@ -1,0 +1,123 @@
+"""The ``embedded`` backend: the preference model of :mod:`.model` behind the service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import structlog
+
+from prefshift_common.contracts import Backend, ItemRating, RatingsRequest, Usage
+from prefshift_common.db import create_sync_db_engine
+from prefshift_common.errors import NotFound
+from prefshift_datasets import repository as datasets
+from prefshift_datasets.errors import DatasetNotFoundError
+from prefshift_simulator.embedded.collaborative import CollaborativeStats
+from prefshift_simulator.embedded.feelings import feeling
+from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+from prefshift_simulator.metadata import MovieFacts
+from prefshift_simulator.schemas import BackendResult
+
+log = structlog.get_logger(__name__)
+
+
+def load_stats(database_url: str, dataset: str) -> CollaborativeStats:
+    """Read a dataset's ratings and precompute its statistics (blocking: run it in a thread)."""
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            info = datasets.get_dataset(connection, dataset)
+            ratings = datasets.load_ratings(connection, info.id)
+    finally:
+        engine.dispose()
+    return CollaborativeStats(
+        dataset=dataset,
+        user_ids=ratings["user_id"].to_numpy(),
+        tmdb_ids=ratings["tmdb_id"].to_numpy(),
+        ratings=ratings["rating"].to_numpy(),
+    )
+
+
+class DatasetStatsCache:
+    """Each dataset's :class:`CollaborativeStats`, loaded once on first use and kept in memory
+    (restart the service after re-importing a dataset)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._stats: dict[str, CollaborativeStats] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def put(self, stats: CollaborativeStats) -> None:
+        self._stats[stats.dataset] = stats
+
+    async def get(self, dataset: str) -> CollaborativeStats:
+        cached = self._stats.get(dataset)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(dataset, asyncio.Lock())
+        async with lock:
+            cached = self._stats.get(dataset)
+            if cached is not None:
+                return cached
+            try:
+                stats = await asyncio.to_thread(load_stats, self._database_url, dataset)
+            except DatasetNotFoundError as exc:
+                raise NotFound(
+                    f"dataset {dataset!r} is not imported (prefshift data import)"
+                ) from exc
+            log.info(
+                "dataset_stats_loaded",
+                dataset=dataset,
+                users=stats.n_users,
+                movies=stats.n_items,
+                ratings=stats.n_ratings,
+            )
+            self._stats[dataset] = stats
+            return stats
+
+
+class EmbeddedBackend:
+    """Rates with :class:`EmbeddedPersonaModel`; the collaborative signal comes from the
+    persona's dataset (or the service's default dataset), content from the movie metadata."""
+
+    name: Backend = "embedded"
+
+    def __init__(
+        self,
+        model: EmbeddedPersonaModel,
+        stats: DatasetStatsCache,
+        *,
+        default_dataset: str | None = None,
+    ) -> None:
+        self.model = model
+        self.stats = stats
+        self.default_dataset = default_dataset
+
+    async def rate(
+        self, request: RatingsRequest, items: list[int], facts: Mapping[int, MovieFacts]
+    ) -> BackendResult:
+        persona = request.persona
+        dataset = persona.dataset or self.default_dataset
+        stats = await self.stats.get(dataset) if dataset else None
+        history = [(m.tmdb_id, m.rating) for m in persona.history]
+        experiences = [(e.tmdb_id, e.rating) for e in persona.experiences]
+
+        def run() -> list[ItemRating]:
+            predictions = self.model.predict(
+                user_id=persona.user_id,
+                history=history,
+                experiences=experiences,
+                items=items,
+                facts=facts,
+                stats=stats,
+                seed=request.seed or 0,
+            )
+            return [
+                ItemRating(
+                    tmdb_id=p.tmdb_id, rating=p.rating, feeling=feeling(p, facts.get(p.tmdb_id))
+                )
+                for p in predictions
+            ]
+
+        ratings = await asyncio.to_thread(run)
+        return BackendResult(ratings=ratings, usage=Usage(), model=None)

@@ -1,0 +1,262 @@
+"""``prefshift eval personas``: how faithful are the personas' baseline ratings?
+
+For every user of a dataset: the protocol's split (:mod:`prefshift_simulator.split`; 40 persona
+movies, 30 held-out test movies), the persona (history = the persona movies) rates the test
+movies once, and those ratings are compared with the user's real ones — next to two reference
+predictors that see the same 40 ratings: the user's mean, and a user + movie bias model.
+Nothing of the user's own ratings reaches the item statistics (they are computed without the
+user), so the held-out ratings never leak into a prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from prefshift_common.contracts import Backend, Persona, RatedMovie, RatingsRequest
+from prefshift_common.db import create_sync_db_engine
+from prefshift_datasets import repository as datasets
+from prefshift_simulator.config import Settings
+from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
+from prefshift_simulator.embedded.collaborative import CollaborativeStats
+from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+from prefshift_simulator.metadata import MovieFacts, StaticMetadata, normalise_genres
+from prefshift_simulator.service import RatingBackend, RatingService
+from prefshift_simulator.split import (
+    DEFAULT_PERSONA_SIZE,
+    DEFAULT_TEST_SIZE,
+    NotEnoughRatings,
+    SplitMovie,
+    split_persona_and_test,
+)
+
+FloatArray = npt.NDArray[np.float64]
+ITEM_SHRINK = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Agreement of predicted with real ratings (pooled over all users' test movies)."""
+
+    n: int
+    bias: float
+    mae: float
+    rmse: float
+    pearson: float
+
+    @classmethod
+    def of(cls, predicted: FloatArray, real: FloatArray) -> Metrics:
+        error = predicted - real
+        pearson = math.nan
+        if len(real) > 1 and np.std(predicted) > 0 and np.std(real) > 0:
+            pearson = float(np.corrcoef(predicted, real)[0, 1])
+        return cls(
+            n=len(real),
+            bias=float(error.mean()) if len(real) else math.nan,
+            mae=float(np.abs(error).mean()) if len(real) else math.nan,
+            rmse=float(np.sqrt((error**2).mean())) if len(real) else math.nan,
+            pearson=pearson,
+        )
+
+
+@dataclass
+class UserResult:
+    user_id: int
+    archetype: str | None
+    real: FloatArray
+    persona: FloatArray
+    user_mean: FloatArray
+    user_movie_bias: FloatArray
+
+
+@dataclass
+class PersonaEvaluation:
+    """The evaluation of one dataset's personas."""
+
+    dataset: str
+    backend: Backend
+    seed: int
+    users: list[UserResult] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+    def _pooled(self, attribute: str, users: Sequence[UserResult] | None = None) -> Metrics:
+        chosen = self.users if users is None else users
+        if not chosen:
+            return Metrics(n=0, bias=math.nan, mae=math.nan, rmse=math.nan, pearson=math.nan)
+        predicted = np.concatenate([getattr(u, attribute) for u in chosen])
+        real = np.concatenate([u.real for u in chosen])
+        return Metrics.of(predicted, real)
+
+    def metrics(self) -> dict[str, Metrics]:
+        """Persona, per-user mean and user + movie bias, over every evaluated user."""
+        return {
+            f"persona ({self.backend})": self._pooled("persona"),
+            "per-user mean": self._pooled("user_mean"),
+            "user + movie bias": self._pooled("user_movie_bias"),
+        }
+
+    def by_archetype(self) -> dict[str, Metrics]:
+        """The persona's metrics per user archetype (datasets that have archetypes)."""
+        groups: dict[str, list[UserResult]] = {}
+        for user in self.users:
+            if user.archetype:
+                groups.setdefault(user.archetype, []).append(user)
+        return {name: self._pooled("persona", members) for name, members in sorted(groups.items())}
+
+
+@dataclass(frozen=True)
+class DatasetSnapshot:
+    """What the evaluation reads from the database, once."""
+
+    name: str
+    ratings: pd.DataFrame
+    facts: dict[int, MovieFacts]
+    archetypes: dict[int, str | None]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _movie_facts(movies: pd.DataFrame) -> dict[int, MovieFacts]:
+    facts: dict[int, MovieFacts] = {}
+    for row in movies.to_dict("records"):
+        if _missing(row["tmdb_id"]) or int(row["tmdb_id"]) in facts:
+            continue
+        genres = row["tmdb_genres"] or row["genres"]
+        facts[int(row["tmdb_id"])] = MovieFacts(
+            tmdb_id=int(row["tmdb_id"]),
+            title=str(row["title"]),
+            year=None if _missing(row["year"]) else int(row["year"]),
+            genres=normalise_genres(genres),
+            overview=str(row["overview"] or ""),
+            vote_average=None
+            if _missing(row["tmdb_vote_average"])
+            else float(row["tmdb_vote_average"]),
+            vote_count=None if _missing(row["tmdb_vote_count"]) else int(row["tmdb_vote_count"]),
+        )
+    return facts
+
+
+def read_dataset(database_url: str, dataset: str) -> DatasetSnapshot:
+    """Ratings, movie facts and archetypes of an imported dataset (blocking)."""
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            info = datasets.get_dataset(connection, dataset)
+            ratings = datasets.load_ratings(connection, info.id)
+            movies = datasets.load_movies(connection, info.id)
+            users = datasets.load_users(connection, info.id)
+    finally:
+        engine.dispose()
+    archetypes = {
+        int(row["user_id"]): (None if _missing(row["archetype"]) else str(row["archetype"]))
+        for row in users.to_dict("records")
+    }
+    return DatasetSnapshot(
+        name=dataset, ratings=ratings, facts=_movie_facts(movies), archetypes=archetypes
+    )
+
+
+def user_movie_bias(
+    stats: CollaborativeStats, user_id: int, history: Sequence[RatedMovie], items: Sequence[int]
+) -> FloatArray:
+    """``b_u + b_i``: the movies' shrunk centred means without the user, plus the user's mean
+    offset over its history."""
+
+    def item_bias(tmdb_ids: list[int]) -> FloatArray:
+        item = stats.item_statistics(stats.columns(tmdb_ids), exclude_user=user_id)
+        return np.asarray(item.centred_sum / (item.count + ITEM_SHRINK), dtype=np.float64)
+
+    ratings = np.array([m.rating for m in history])
+    level = float(np.mean(ratings - item_bias([m.tmdb_id for m in history])))
+    return np.asarray(level + item_bias(list(items)), dtype=np.float64)
+
+
+async def evaluate_personas(
+    snapshot: DatasetSnapshot,
+    *,
+    settings: Settings,
+    backend: Backend = "embedded",
+    llm: RatingBackend | None = None,
+    max_users: int | None = None,
+    seed: int = 0,
+    n_persona: int = DEFAULT_PERSONA_SIZE,
+    n_test: int = DEFAULT_TEST_SIZE,
+    concurrency: int = 4,
+    on_user: Callable[[int], None] | None = None,
+) -> PersonaEvaluation:
+    """Evaluate the personas of the snapshot's users (the first ``max_users`` by id)."""
+    from prefshift_simulator.main import model_params
+
+    stats = await asyncio.to_thread(
+        CollaborativeStats,
+        dataset=snapshot.name,
+        user_ids=snapshot.ratings["user_id"].to_numpy(),
+        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
+        ratings=snapshot.ratings["rating"].to_numpy(),
+    )
+    cache = DatasetStatsCache(settings.resolved_database_url)
+    cache.put(stats)
+    backends: dict[Backend, RatingBackend] = {
+        "embedded": EmbeddedBackend(EmbeddedPersonaModel(model_params(settings)), cache)
+    }
+    if llm is not None:
+        backends["llm"] = llm
+    service = RatingService(
+        backends=backends, default_backend=backend, metadata=StaticMetadata(snapshot.facts)
+    )
+    report = PersonaEvaluation(dataset=snapshot.name, backend=backend, seed=seed)
+    by_user = snapshot.ratings.groupby("user_id", sort=True)
+    user_ids = sorted(int(u) for u in snapshot.ratings["user_id"].unique())
+    if max_users is not None:
+        user_ids = user_ids[:max_users]
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(user_id: int) -> UserResult | None:
+        frame = by_user.get_group(user_id).drop_duplicates("tmdb_id")
+        real_by_movie = dict(zip(frame["tmdb_id"].astype(int), frame["rating"], strict=True))
+        movies = [
+            SplitMovie(t, snapshot.facts[t].genres if t in snapshot.facts else ())
+            for t in real_by_movie
+        ]
+        try:
+            split = split_persona_and_test(movies, seed=seed, n_persona=n_persona, n_test=n_test)
+        except NotEnoughRatings:
+            return None
+        history = [RatedMovie(tmdb_id=t, rating=float(real_by_movie[t])) for t in split.persona]
+        request = RatingsRequest(
+            persona=Persona(user_id=user_id, dataset=snapshot.name, history=history),
+            items=list(split.test),
+            backend=backend,
+            seed=seed,
+        )
+        async with limit:
+            response = await service.rate(request)
+        predicted = {r.tmdb_id: r.rating for r in response.ratings}
+        real = np.array([real_by_movie[t] for t in split.test], dtype=np.float64)
+        if on_user is not None:
+            on_user(user_id)
+        return UserResult(
+            user_id=user_id,
+            archetype=snapshot.archetypes.get(user_id),
+            real=real,
+            persona=np.array([predicted[t] for t in split.test], dtype=np.float64),
+            user_mean=np.full(len(real), np.mean([m.rating for m in history])),
+            user_movie_bias=user_movie_bias(stats, user_id, history, split.test),
+        )
+
+    results = await asyncio.gather(*(one(u) for u in user_ids))
+    for user_id, result in zip(user_ids, results, strict=True):
+        if result is None:
+            report.skipped.append(user_id)
+        else:
+            report.users.append(result)
+    return report

@@ -1,0 +1,1 @@
+"""The llm backend: persona prompts to any OpenAI-compatible endpoint."""
