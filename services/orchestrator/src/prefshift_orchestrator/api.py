@@ -2,6 +2,342 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import io
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+
+from prefshift_common.db import SessionDep
+from prefshift_common.errors import Conflict, NotFound, Unprocessable, error_responses
+from prefshift_orchestrator import measurements
+from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.models import Run
+from prefshift_orchestrator.reports import (
+    ExperimentReport,
+    PlotName,
+    experiment_report,
+    render_plot,
+)
+from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc
+from prefshift_orchestrator.schemas import (
+    ExperimentOut,
+    ExperimentProgress,
+    ExperimentRequest,
+    ExperimentRunOut,
+    RatingOut,
+    RatingsOut,
+    RunOut,
+    SimulationRequest,
+    UserRunOut,
+)
+from prefshift_orchestrator.service import (
+    run_out,
+    run_shift,
+    shift_summary,
+    submit_experiment,
+    submit_run,
+)
+from prefshift_orchestrator.statistics import statistics_table
 
 router = APIRouter()
+
+RunId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Run id.")]
+ExperimentId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Experiment id.")]
+UserIdPath = Annotated[int, Path(ge=1, le=2_147_483_647, description="User id in the dataset.")]
+DatasetQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+]
+CSV = "text/csv"
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _wake_workers(request: Request) -> None:
+    pool = getattr(request.app.state, "workers", None)
+    if pool is not None:
+        pool.wake()
+
+
+async def _get_run(session: SessionDep, run_id: int) -> Run:
+    run = await RunRepository(session).get(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return run
+
+
+async def _run_out(session: SessionDep, run: Run) -> RunOut:
+    done = await RunRepository(session).completed_pages([run.id])
+    return run_out(run, done.get(run.id, 0))
+
+
+@router.post(
+    "/simulate/{user_id}",
+    status_code=202,
+    response_model=RunOut,
+    responses={
+        200: {"model": RunOut, "description": "The run already existed (idempotent repeat)."},
+        **error_responses(NotFound, Unprocessable),
+    },
+    tags=["runs"],
+)
+async def simulate(
+    user_id: UserIdPath,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    body: Annotated[SimulationRequest | None, Body()] = None,
+    force: Annotated[bool, Query(description="Start a new run even if one exists.")] = False,
+) -> RunOut:
+    """Queue a simulation of one user under the protocol (202), or return the run that already
+    exists for the same user, dataset, protocol and seed (200). ``?force=true`` starts a new run.
+
+    An unknown dataset or user (404) or a user with too few rated movies (422) is refused; the
+    refusal is recorded as a failed run."""
+    submitted = await submit_run(
+        session,
+        _settings(request),
+        user_id=user_id,
+        request=body or SimulationRequest(),
+        force=force,
+    )
+    if submitted.created:
+        _wake_workers(request)
+    else:
+        response.status_code = 200
+    return await _run_out(session, submitted.run)
+
+
+@router.get(
+    "/simulate/{user_id}",
+    response_model=UserRunOut,
+    responses=error_responses(NotFound),
+    tags=["runs"],
+)
+async def latest_simulation(
+    user_id: UserIdPath, session: SessionDep, dataset: DatasetQuery = None
+) -> UserRunOut:
+    """The user's latest run, with its progress and the shift of each arm at its last page."""
+    run = await RunRepository(session).latest_for_user(user_id, dataset)
+    if run is None:
+        raise NotFound(f"user {user_id} has no run" + (f" on {dataset!r}" if dataset else ""))
+    out = await _run_out(session, run)
+    shift = await run_shift(session, run)
+    return UserRunOut(**out.model_dump(), shift_summary=shift_summary(shift))
+
+
+@router.get(
+    "/runs/{run_id}", response_model=RunOut, responses=error_responses(NotFound), tags=["runs"]
+)
+async def get_run(run_id: RunId, session: SessionDep) -> RunOut:
+    """A run: parameters, arms as resolved, status, progress, messages and error."""
+    return await _run_out(session, await _get_run(session, run_id))
+
+
+@router.delete(
+    "/runs/{run_id}",
+    response_model=RunOut,
+    responses=error_responses(NotFound, Conflict),
+    tags=["runs"],
+)
+async def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
+    """Cancel a queued or running run (its worker stops at the next step; what was rated is
+    kept). 409 when the run has already finished."""
+    run = await _get_run(session, run_id)
+    if not await RunRepository(session).cancel(run_id):
+        raise Conflict(f"run {run_id} is already {run.status}")
+    await session.commit()
+    return await _run_out(session, await _get_run(session, run_id))
+
+
+@router.get(
+    "/runs/{run_id}/ratings",
+    response_model=RatingsOut,
+    responses={
+        200: {
+            "description": "Every rating of the run (JSON, or CSV with ?format=csv or Accept).",
+            "content": {CSV: {"schema": {"type": "string"}}},
+        },
+        **error_responses(NotFound),
+    },
+    tags=["runs"],
+)
+async def run_ratings(
+    run_id: RunId,
+    request: Request,
+    session: SessionDep,
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+) -> Any:
+    """Every rating of the run: the baseline (arm ``baseline``, page 0), and for each arm and
+    page the ratings of its recommendations (``experience``) and of the test movies (``test``)."""
+    await _get_run(session, run_id)
+    ratings = await RunRepository(session).ratings(run_id)
+    rows = [
+        RatingOut(
+            arm=r.arm,
+            page=r.page,
+            phase=r.phase,  # type: ignore[arg-type]
+            tmdb_id=r.tmdb_id,
+            rating=r.rating,
+            feeling=r.feeling,
+        )
+        for r in ratings
+    ]
+    wants_csv = format == "csv" or (
+        format is None and CSV in request.headers.get("accept", "").split(",")[0]
+    )
+    if wants_csv:
+        frame = pd.DataFrame(
+            [row.model_dump() for row in rows], columns=list(RatingOut.model_fields)
+        )
+        return Response(frame.to_csv(index=False), media_type=CSV)
+    return RatingsOut(run_id=run_id, ratings=rows)
+
+
+@router.get(
+    "/runs/{run_id}/shift",
+    response_model=measurements.RunShift,
+    responses=error_responses(NotFound),
+    tags=["runs"],
+)
+async def get_shift(run_id: RunId, session: SessionDep) -> measurements.RunShift:
+    """Every measurement of the run so far: per arm and page the shift Δ against the baseline,
+    the net shift against control, |Δ|, the share of changed ratings, Kendall τ, per-genre
+    shift, appraisal of the recommendations, and the baseline's fidelity to the real ratings."""
+    run = await _get_run(session, run_id)
+    return await run_shift(session, run)
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+async def _experiment_out(session: SessionDep, experiment_id: int) -> ExperimentOut:
+    experiments = ExperimentRepository(session)
+    experiment = await experiments.get(experiment_id)
+    if experiment is None:
+        raise NotFound(f"experiment {experiment_id} does not exist")
+    links = await experiments.runs(experiment_id)
+    counts = {status: 0 for status in ("queued", "running", "completed", "failed", "cancelled")}
+    for _, run in links:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    total = len(links)
+    progress = sum(run.progress if run.status != "failed" else 1.0 for _, run in links)
+    finished = counts["completed"] + counts["failed"] + counts["cancelled"]
+    if finished < total:
+        status: Literal["running", "completed", "failed"] = "running"
+    elif counts["completed"] == 0:
+        status = "failed"
+    else:
+        status = "completed"
+    return ExperimentOut(
+        experiment_id=experiment.id,
+        name=experiment.name,
+        dataset=experiment.dataset,
+        seed=experiment.seed,
+        params=experiment.params,
+        cohort=experiment.cohort,
+        messages=list(experiment.messages or []),
+        status=status,
+        created_at=as_utc(experiment.created_at),  # type: ignore[arg-type]
+        progress=ExperimentProgress(
+            runs=total,
+            queued=counts["queued"],
+            running=counts["running"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            cancelled=counts["cancelled"],
+            progress=min(1.0, progress / total) if total else 0.0,
+        ),
+        runs=[
+            ExperimentRunOut(
+                run_id=run.id,
+                user_id=link.user_id,
+                archetype=link.archetype,
+                status=run.status,
+                progress=run.progress,
+            )
+            for link, run in links
+        ],
+        links={
+            "self": f"/experiments/{experiment.id}",
+            "report": f"/experiments/{experiment.id}/report",
+        },
+    )
+
+
+@router.post(
+    "/experiments",
+    status_code=202,
+    response_model=ExperimentOut,
+    responses=error_responses(NotFound, Unprocessable),
+    tags=["experiments"],
+)
+async def create_experiment(
+    body: ExperimentRequest, request: Request, session: SessionDep
+) -> ExperimentOut:
+    """Run the protocol for a cohort: a list of users, a seeded sample, or the seed study's
+    rule. One run per user is queued (an identical existing run is reused); the workers of every
+    orchestrator process execute them with bounded concurrency."""
+    experiment_id = await submit_experiment(session, _settings(request), body)
+    _wake_workers(request)
+    return await _experiment_out(session, experiment_id)
+
+
+@router.get(
+    "/experiments/{experiment_id}",
+    response_model=ExperimentOut,
+    responses=error_responses(NotFound),
+    tags=["experiments"],
+)
+async def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentOut:
+    """An experiment with its progress and the state of each user's run."""
+    return await _experiment_out(session, experiment_id)
+
+
+@router.get(
+    "/experiments/{experiment_id}/report",
+    response_model=ExperimentReport,
+    responses={
+        200: {
+            "description": "JSON; CSV (?format=csv, ?table=statistics|users); or a plot "
+            "(?format=png|svg, ?plot=shift_by_page|genre_shift|fidelity).",
+            "content": {
+                CSV: {"schema": {"type": "string"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/svg+xml": {"schema": {"type": "string"}},
+            },
+        },
+        **error_responses(NotFound),
+    },
+    tags=["experiments"],
+)
+async def get_report(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    format: Annotated[Literal["json", "csv", "png", "svg"], Query()] = "json",
+    table: Annotated[Literal["statistics", "users"], Query()] = "statistics",
+    plot: Annotated[PlotName, Query()] = "shift_by_page",
+) -> Any:
+    """The experiment's report over its completed runs: for every arm, page (and genre) the mean
+    shift and net shift with 95% bootstrap intervals and Wilcoxon p-values against 0 and against
+    control, overall and by archetype; each user's results; the baseline's fidelity to the real
+    ratings. CSV gives the statistics (``table=statistics``) or the per-user rows
+    (``table=users``); PNG/SVG give the plots."""
+    if await ExperimentRepository(session).get(experiment_id) is None:
+        raise NotFound(f"experiment {experiment_id} does not exist")
+    data = await experiment_report(session, experiment_id)
+    if format == "json":
+        return data.report
+    if format == "csv":
+        frame = statistics_table(data.report.statistics) if table == "statistics" else data.results
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        return Response(buffer.getvalue(), media_type=CSV)
+    image = await asyncio.to_thread(render_plot, data, plot, format)
+    media = "image/png" if format == "png" else "image/svg+xml"
+    return Response(image, media_type=media)

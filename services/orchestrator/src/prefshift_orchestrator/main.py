@@ -1,4 +1,5 @@
-"""The orchestrator app: factory and lifespan."""
+"""The orchestrator drives the protocol: it simulates users under every arm, stores each rating
+of each page, and measures how far the persona's tastes moved (shift, net of control)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from prefshift_common.app import create_service_app
 from prefshift_common.db import create_async_db_engine, create_session_factory
 from prefshift_common.logging import configure_logging
 from prefshift_orchestrator.api import router
+from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.workers import WorkerPool
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,9 +27,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_async_db_engine(settings.resolved_database_url)
         app.state.engine = engine
         app.state.sessions = create_session_factory(engine)
+        clients = ServiceClients(settings)
+        app.state.clients = clients
+        workers = WorkerPool(settings=settings, sessions=app.state.sessions, clients=clients)
+        app.state.workers = workers
+        await workers.start()
         try:
             yield
         finally:
+            await workers.stop()
+            await clients.aclose()
             await engine.dispose()
 
     return create_service_app(

@@ -1,0 +1,400 @@
+"""All SQL of the orchestrator: runs, their ratings and checkpoints, experiments, the work queue.
+
+Writes made by a worker on behalf of a claimed run go through :meth:`RunRepository.fence`, an
+``UPDATE`` that succeeds only while the worker still holds the claim (same claim token, status
+``running``). It is the first statement of each such transaction, so a run re-queued after a
+stall or cancelled is never written by a worker that lost it, and on SQLite the write lock is
+taken at once (no read-then-write lock upgrade).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prefshift_orchestrator.models import (
+    FINISHED_STATUSES,
+    Experiment,
+    ExperimentRun,
+    Run,
+    RunPage,
+    RunRating,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class LostClaim(Exception):
+    """The run is no longer this worker's (cancelled, re-queued or claimed by another)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    token: str
+
+
+@dataclass(frozen=True)
+class NewRating:
+    tmdb_id: int
+    rating: float
+    feeling: str
+
+
+class RunRepository:
+    """Runs, ratings and checkpoints. The caller (request or worker step) commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- runs -------------------------------------------------------------------------------------
+
+    async def get(self, run_id: int) -> Run | None:
+        return await self.session.get(Run, run_id, populate_existing=True)
+
+    async def by_idempotency_key(self, key: str) -> Run | None:
+        """The current run for a (user, dataset, protocol, seed) hash, if any."""
+        return (await self.session.scalars(select(Run).where(Run.idempotency_key == key))).first()
+
+    async def latest_for_user(self, user_id: int, dataset: str | None) -> Run | None:
+        statement = select(Run).where(Run.user_id == user_id)
+        if dataset is not None:
+            statement = statement.where(Run.dataset == dataset)
+        statement = statement.order_by(Run.id.desc()).limit(1)
+        return (await self.session.scalars(statement)).first()
+
+    async def create(
+        self,
+        *,
+        user_id: int,
+        dataset: str,
+        params: dict[str, Any],
+        seed: int,
+        params_hash: str,
+        idempotent: bool,
+        status: str = "queued",
+        error: dict[str, Any] | None = None,
+    ) -> tuple[Run, bool]:
+        """Insert a run; with ``idempotent``, return the existing one if another request created
+        it first. Returns (run, created). Commits (the idempotency check needs it)."""
+        now = utcnow()
+        run = Run(
+            user_id=user_id,
+            dataset=dataset,
+            params=params,
+            seed=seed,
+            params_hash=params_hash,
+            idempotency_key=params_hash if idempotent else None,
+            status=status,
+            progress=0.0,
+            error=error,
+            messages=[],
+            attempts=0,
+            created_at=now,
+            finished_at=now if status in FINISHED_STATUSES else None,
+        )
+        self.session.add(run)
+        try:
+            await self.session.commit()
+        except IntegrityError:
+            await self.session.rollback()
+            existing = await self.by_idempotency_key(params_hash)
+            if existing is None:
+                raise
+            return existing, False
+        return run, True
+
+    async def cancel(self, run_id: int) -> bool:
+        """Cancel a queued or running run; False if it had already finished."""
+        result = await self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status.in_(("queued", "running")))
+            .values(status="cancelled", finished_at=utcnow(), claim_token=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def ratings(self, run_id: int) -> Sequence[RunRating]:
+        statement = (
+            select(RunRating)
+            .where(RunRating.run_id == run_id)
+            .order_by(RunRating.arm, RunRating.page, RunRating.phase, RunRating.id)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def pages(self, run_id: int) -> Sequence[RunPage]:
+        statement = (
+            select(RunPage).where(RunPage.run_id == run_id).order_by(RunPage.arm, RunPage.page)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def completed_pages(self, run_ids: Sequence[int]) -> dict[int, int]:
+        if not run_ids:
+            return {}
+        statement = (
+            select(RunPage.run_id, func.count())
+            .where(RunPage.run_id.in_(run_ids), RunPage.completed_at.is_not(None))
+            .group_by(RunPage.run_id)
+        )
+        return {
+            int(run_id): int(count) for run_id, count in (await self.session.execute(statement))
+        }
+
+    # --- worker writes (fenced) ----------------------------------------------------------------
+
+    async def fence(self, claim: Claim, **values: Any) -> None:
+        """Refresh the heartbeat (and set ``values``) only if ``claim`` still holds the run."""
+        result = await self.session.execute(
+            update(Run)
+            .where(Run.id == claim.run_id, Run.claim_token == claim.token, Run.status == "running")
+            .values(heartbeat_at=utcnow(), **values)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise LostClaim(f"run {claim.run_id} is no longer claimed by this worker")
+
+    async def page(self, run_id: int, arm: str, page: int) -> RunPage | None:
+        return await self.session.get(RunPage, (run_id, arm, page), populate_existing=True)
+
+    async def save_recommendations(
+        self,
+        claim: Claim,
+        *,
+        arm: str,
+        page: int,
+        recommended: list[dict[str, Any]],
+        recommender_info: dict[str, Any],
+        latency_ms: float,
+    ) -> None:
+        await self.fence(claim)
+        checkpoint = await self.page(claim.run_id, arm, page)
+        if checkpoint is None:
+            checkpoint = RunPage(run_id=claim.run_id, arm=arm, page=page, timings={})
+            self.session.add(checkpoint)
+        checkpoint.recommended = recommended
+        checkpoint.recommender_info = recommender_info
+        checkpoint.timings = {**(checkpoint.timings or {}), "recommend_ms": latency_ms}
+
+    async def save_ratings(
+        self,
+        claim: Claim,
+        *,
+        arm: str,
+        page: int,
+        phase: str,
+        ratings: Sequence[NewRating],
+        latency_ms: float,
+        progress: float | None = None,
+    ) -> None:
+        """Store one page step's ratings and mark the step done in the page's checkpoint
+        (``experience`` → experienced, ``test`` → completed)."""
+        values: dict[str, Any] = {} if progress is None else {"progress": progress}
+        await self.fence(claim, **values)
+        # A step that died between its insert and its commit left nothing; one that committed is
+        # never re-run. The delete makes the step safe to repeat even so.
+        await self.session.execute(
+            delete(RunRating).where(
+                RunRating.run_id == claim.run_id,
+                RunRating.arm == arm,
+                RunRating.page == page,
+                RunRating.phase == phase,
+            )
+        )
+        self.session.add_all(
+            RunRating(
+                run_id=claim.run_id,
+                arm=arm,
+                page=page,
+                phase=phase,
+                tmdb_id=rating.tmdb_id,
+                rating=rating.rating,
+                feeling=rating.feeling,
+            )
+            for rating in ratings
+        )
+        checkpoint = await self.page(claim.run_id, arm, page)
+        if checkpoint is None:
+            checkpoint = RunPage(run_id=claim.run_id, arm=arm, page=page, timings={})
+            self.session.add(checkpoint)
+        now = utcnow()
+        key = "experience_ms" if phase == "experience" else "test_ms"
+        checkpoint.timings = {**(checkpoint.timings or {}), key: latency_ms}
+        if phase == "experience":
+            checkpoint.experienced_at = now
+        else:
+            checkpoint.completed_at = now
+
+    async def finish(
+        self, claim: Claim, *, status: str, error: dict[str, Any] | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        if status == "completed":
+            values["progress"] = 1.0
+        await self.fence(claim, **values)
+
+    async def fail_unclaimed(self, run_id: int, error: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status.in_(("queued", "running")))
+            .values(status="failed", error=error, finished_at=utcnow(), claim_token=None)
+        )
+
+
+class WorkQueue:
+    """Claiming queued runs, heartbeats and re-queueing of stalled runs."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, worker_id: str) -> Claim | None:
+        """Atomically move the oldest queued run to ``running`` for this worker."""
+        token = uuid.uuid4().hex
+        now = utcnow()
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            run_id = (
+                await self.session.execute(
+                    select(Run.id)
+                    .where(Run.status == "queued")
+                    .order_by(Run.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalar()
+            if run_id is None:
+                return None
+            condition = and_(Run.id == run_id, Run.status == "queued")
+        else:
+            # SQLite serialises writers: one UPDATE with the pick in a subquery is atomic.
+            oldest = (
+                select(Run.id).where(Run.status == "queued").order_by(Run.id).limit(1)
+            ).scalar_subquery()
+            condition = and_(Run.id == oldest, Run.status == "queued")
+        claimed = (
+            await self.session.execute(
+                update(Run)
+                .where(condition)
+                .values(
+                    status="running",
+                    claimed_by=worker_id,
+                    claim_token=token,
+                    heartbeat_at=now,
+                    started_at=func.coalesce(Run.started_at, now),
+                    attempts=Run.attempts + 1,
+                )
+                .returning(Run.id)
+            )
+        ).scalar()
+        return None if claimed is None else Claim(run_id=int(claimed), token=token)
+
+    async def heartbeat(self, claims: Sequence[Claim]) -> set[int]:
+        """Refresh the heartbeat of the runs still held; returns the ids no longer held."""
+        lost: set[int] = set()
+        now = utcnow()
+        for claim in claims:
+            result = await self.session.execute(
+                update(Run)
+                .where(
+                    Run.id == claim.run_id, Run.claim_token == claim.token, Run.status == "running"
+                )
+                .values(heartbeat_at=now)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                lost.add(claim.run_id)
+        return lost
+
+    async def requeue_stalled(self, *, stall_seconds: float, max_attempts: int) -> int:
+        """Runs whose worker stopped heart-beating go back to the queue (or fail after
+        ``max_attempts`` claims). Returns how many were re-queued or failed."""
+        threshold = utcnow() - timedelta(seconds=stall_seconds)
+        stalled = and_(
+            Run.status == "running", or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < threshold)
+        )
+        failed = await self.session.execute(
+            update(Run)
+            .where(stalled, Run.attempts >= max_attempts)
+            .values(
+                status="failed",
+                claim_token=None,
+                finished_at=utcnow(),
+                error={
+                    "error": "stalled",
+                    "status": 500,
+                    "detail": f"the run stalled {max_attempts} times (its workers died)",
+                },
+            )
+        )
+        requeued = await self.session.execute(
+            update(Run)
+            .where(stalled, Run.attempts < max_attempts)
+            .values(status="queued", claimed_by=None, claim_token=None)
+        )
+        return int(failed.rowcount + requeued.rowcount)  # type: ignore[attr-defined]
+
+
+class ExperimentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        name: str | None,
+        dataset: str,
+        params: dict[str, Any],
+        seed: int,
+        cohort: dict[str, Any],
+        messages: list[str],
+    ) -> Experiment:
+        experiment = Experiment(
+            name=name,
+            dataset=dataset,
+            params=params,
+            seed=seed,
+            cohort=cohort,
+            messages=messages,
+            created_at=utcnow(),
+        )
+        self.session.add(experiment)
+        await self.session.flush()
+        return experiment
+
+    async def add_run(
+        self, experiment_id: int, run_id: int, user_id: int, archetype: str | None
+    ) -> None:
+        self.session.add(
+            ExperimentRun(
+                experiment_id=experiment_id, run_id=run_id, user_id=user_id, archetype=archetype
+            )
+        )
+
+    async def get(self, experiment_id: int) -> Experiment | None:
+        return await self.session.get(Experiment, experiment_id, populate_existing=True)
+
+    async def runs(self, experiment_id: int) -> list[tuple[ExperimentRun, Run]]:
+        statement = (
+            select(ExperimentRun, Run)
+            .join(Run, Run.id == ExperimentRun.run_id)
+            .where(ExperimentRun.experiment_id == experiment_id)
+            .order_by(ExperimentRun.user_id)
+        )
+        return [(link, run) for link, run in await self.session.execute(statement)]
+
+
+async def ping_tables(session: AsyncSession) -> None:
+    """Raise if the orchestrator's tables are missing (database not migrated)."""
+    await session.execute(text("SELECT 1 FROM runs WHERE 1 = 0"))

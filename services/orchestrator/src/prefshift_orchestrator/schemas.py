@@ -1,0 +1,206 @@
+"""Request and response models of the orchestrator's API. Every field is bounded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from prefshift_common.contracts import (
+    Backend,
+    DatasetName,
+    Name,
+    NoNul,
+    Seed,
+    ShortText,
+)
+from prefshift_orchestrator.cohorts import CohortRule
+
+CONTROL = "control"
+BASELINE = "baseline"
+DEFAULT_ARMS = ("llm", "llm-persuasive", "als", "random", CONTROL)
+LLM_IMPLEMENTATIONS = frozenset({"llm", "llm-persuasive"})
+
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=500,
+        pattern=r"^https?://[^\s]+$",
+        examples=["http://127.0.0.1:9000"],
+    ),
+    NoNul,
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArmSpec(Strict):
+    """An arm of the experiment: a recommender implementation at a recommender service.
+
+    ``name`` labels the arm in results; ``recommender`` is the implementation asked for
+    (default: the name); ``url`` is the service speaking the recommender contract (default:
+    ``PREFSHIFT_RECOMMENDER_URL`` or the arm's entry in ``PREFSHIFT_ORCHESTRATOR_ARMS``).
+    The name ``control`` is the arm that sees nothing and only re-rates.
+    """
+
+    name: Name
+    recommender: Name | None = None
+    url: Url | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_baseline(cls, value: str) -> str:
+        if value == BASELINE:
+            raise ValueError("'baseline' is the name of the baseline ratings, not an arm")
+        return value
+
+
+class Protocol(Strict):
+    """The protocol's parameters (DESIGN.md, "The protocol"); every one can be set per request."""
+
+    test_size: int = Field(default=30, ge=1, le=200, description="Held-out test movies.")
+    persona_size: int = Field(default=40, ge=1, le=1000, description="Persona history movies.")
+    pages: int = Field(default=4, ge=1, le=20, description="Pages of recommendations per arm.")
+    page_size: int = Field(default=30, ge=1, le=100, description="Movies per page.")
+    arms: list[ArmSpec | Name] | None = Field(
+        default=None,
+        max_length=16,
+        description="Arms by name or spec; default: llm, llm-persuasive, als, random, control.",
+        examples=[["als", "random", "control"]],
+    )
+    backend: Backend | None = Field(
+        default=None, description="Simulator backend; default: the simulator's default."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_arm_names(self) -> Protocol:
+        if self.arms is not None:
+            names = [arm if isinstance(arm, str) else arm.name for arm in self.arms]
+            if len(set(names)) != len(names):
+                raise ValueError("arm names must be distinct")
+            if BASELINE in names:
+                raise ValueError("'baseline' is not an arm")
+        return self
+
+    def arm_specs(self) -> list[ArmSpec]:
+        arms = self.arms if self.arms is not None else list(DEFAULT_ARMS)
+        return [ArmSpec(name=arm) if isinstance(arm, str) else arm for arm in arms]
+
+
+class SimulationRequest(Protocol):
+    """``POST /simulate/{user_id}``: the dataset, the protocol and the seed (all optional)."""
+
+    dataset: DatasetName | None = Field(
+        default=None, description="Imported dataset of the user; default: the only one imported."
+    )
+    seed: Seed = 0
+
+
+class RunLinks(BaseModel):
+    self: str
+    ratings: str
+    shift: str
+
+
+class RunError(BaseModel):
+    error: str
+    status: int
+    detail: str
+
+
+class RunOut(BaseModel):
+    """A run: its parameters, state and progress."""
+
+    run_id: int
+    user_id: int
+    dataset: str
+    seed: int
+    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    progress: float = Field(ge=0.0, le=1.0)
+    params: dict[str, Any]
+    arms: list[dict[str, Any]] | None
+    messages: list[str]
+    error: RunError | None
+    attempts: int
+    claimed_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    pages_done: int = Field(description="Completed pages (the baseline counts as one).")
+    pages_total: int
+    links: RunLinks
+
+
+class ArmShiftSummary(BaseModel):
+    arm: str
+    page: int
+    shift: float | None
+    net_shift: float | None
+
+
+class UserRunOut(RunOut):
+    """The latest run of a user, with the shift of each arm at its last page."""
+
+    shift_summary: list[ArmShiftSummary]
+
+
+class RatingOut(BaseModel):
+    arm: str
+    page: int
+    phase: Literal["test", "experience"]
+    tmdb_id: int
+    rating: float
+    feeling: str
+
+
+class RatingsOut(BaseModel):
+    run_id: int
+    ratings: list[RatingOut]
+
+
+class ExperimentRequest(Protocol):
+    """``POST /experiments``: a cohort (a list of users or a rule), the protocol and the seed."""
+
+    name: ShortText | None = Field(default=None, max_length=64)
+    dataset: DatasetName | None = None
+    seed: Seed = 0
+    cohort: CohortRule = Field(
+        description="Who takes part: a list of users, a seeded sample, or the seed study's rule."
+    )
+
+
+class ExperimentProgress(BaseModel):
+    runs: int
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    progress: float = Field(ge=0.0, le=1.0)
+
+
+class ExperimentRunOut(BaseModel):
+    run_id: int
+    user_id: int
+    archetype: str | None
+    status: str
+    progress: float
+
+
+class ExperimentOut(BaseModel):
+    experiment_id: int
+    name: str | None
+    dataset: str
+    seed: int
+    params: dict[str, Any]
+    cohort: dict[str, Any]
+    messages: list[str]
+    status: Literal["running", "completed", "failed"]
+    created_at: datetime
+    progress: ExperimentProgress
+    runs: list[ExperimentRunOut]
+    links: dict[str, str]

@@ -1,0 +1,321 @@
+"""The orchestrator's domain operations behind the routes: submitting runs and experiments,
+and turning stored ratings into measurements (via ``measurements``/``statistics``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prefshift_common.errors import NotFound, ServiceError, Unprocessable
+from prefshift_orchestrator import measurements
+from prefshift_orchestrator.cohorts import (
+    SeedStudyRule,
+    UserListRule,
+    select_cohort,
+)
+from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.dataset_reads import DatasetReads
+from prefshift_orchestrator.models import Run, RunRating
+from prefshift_orchestrator.protocol import Selection
+from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc
+from prefshift_orchestrator.runner import error_record
+from prefshift_orchestrator.schemas import (
+    ArmShiftSummary,
+    ExperimentRequest,
+    Protocol,
+    RunError,
+    RunLinks,
+    RunOut,
+    SimulationRequest,
+)
+
+RATING_COLUMNS = ["arm", "page", "phase", "tmdb_id", "rating"]
+
+
+def protocol_params(request: Protocol) -> dict[str, Any]:
+    """The protocol part of a request, with defaults filled in, as stored on the run."""
+    return Protocol.model_validate(
+        request.model_dump(include=set(Protocol.model_fields))
+    ).model_dump(mode="json")
+
+
+def params_hash(user_id: int, dataset: str, params: dict[str, Any], seed: int) -> str:
+    canonical = json.dumps(
+        {"user_id": user_id, "dataset": dataset, "params": params, "seed": seed},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def resolve_dataset(
+    reads: DatasetReads, requested: str | None, settings: Settings
+) -> tuple[str, int | None]:
+    """The dataset's name and id (id None when it is not imported)."""
+    name = requested or settings.orchestrator_dataset
+    if name is None:
+        names = await reads.dataset_names()
+        if len(names) == 1:
+            name = names[0]
+        elif not names:
+            raise NotFound("no dataset is imported; run `prefshift data import PATH` first")
+        else:
+            raise Unprocessable(
+                f"several datasets are imported ({', '.join(names)}); say which with 'dataset'"
+            )
+    return name, await reads.dataset_id(name)
+
+
+async def _validate_user(
+    reads: DatasetReads, dataset: str, dataset_id: int | None, user_id: int, need: int
+) -> None:
+    if dataset_id is None:
+        raise NotFound(f"dataset {dataset!r} is not imported")
+    if not await reads.user_exists(dataset_id, user_id):
+        raise NotFound(f"user {user_id} is not in dataset {dataset!r}")
+    have = await reads.count_user_movies(dataset_id, user_id)
+    if have < need:
+        raise Unprocessable(
+            f"user {user_id} has {have} rated movies with a TMDB id in {dataset!r}; the protocol "
+            f"needs {need} (test + persona)"
+        )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run: Run
+    created: bool
+
+
+async def submit_run(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    request: SimulationRequest,
+    force: bool,
+) -> Submitted:
+    """Queue a run, or return the existing one for the same user, dataset, protocol and seed.
+
+    A request that cannot run (unknown dataset or user, too few ratings) is recorded as a failed
+    run and raised; it holds no idempotency key, so it is checked afresh next time.
+    """
+    reads = DatasetReads(session)
+    params = protocol_params(request)
+    dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
+    key = params_hash(user_id, dataset, params, request.seed)
+    runs = RunRepository(session)
+    if not force:
+        existing = await runs.by_idempotency_key(key)
+        if existing is not None:
+            return Submitted(existing, created=False)
+    try:
+        await _validate_user(
+            reads, dataset, dataset_id, user_id, request.test_size + request.persona_size
+        )
+    except ServiceError as error:
+        run, _ = await runs.create(
+            user_id=user_id,
+            dataset=dataset,
+            params=params,
+            seed=request.seed,
+            params_hash=key,
+            idempotent=False,
+            status="failed",
+            error=error_record(error),
+        )
+        error.detail = f"{error.detail} (recorded as failed run {run.id})"
+        raise
+    if force:
+        await session.execute(
+            update(Run).where(Run.idempotency_key == key).values(idempotency_key=None)
+        )
+    run, created = await runs.create(
+        user_id=user_id,
+        dataset=dataset,
+        params=params,
+        seed=request.seed,
+        params_hash=key,
+        idempotent=True,
+    )
+    return Submitted(run, created)
+
+
+def pages_total(run: Run) -> int:
+    arms = run.arms if run.arms is not None else Protocol.model_validate(run.params).arm_specs()
+    return 1 + len(arms) * int(run.params.get("pages", 4))
+
+
+def run_out(run: Run, pages_done: int, base: str = "") -> RunOut:
+    error = RunError.model_validate(run.error) if run.error else None
+    return RunOut(
+        run_id=run.id,
+        user_id=run.user_id,
+        dataset=run.dataset,
+        seed=run.seed,
+        status=run.status,  # type: ignore[arg-type]
+        progress=max(0.0, min(1.0, run.progress)),
+        params=run.params,
+        arms=run.arms,
+        messages=list(run.messages or []),
+        error=error,
+        attempts=run.attempts,
+        claimed_by=run.claimed_by,
+        created_at=as_utc(run.created_at),  # type: ignore[arg-type]
+        started_at=as_utc(run.started_at),
+        finished_at=as_utc(run.finished_at),
+        pages_done=pages_done,
+        pages_total=pages_total(run),
+        links=RunLinks(
+            self=f"{base}/runs/{run.id}",
+            ratings=f"{base}/runs/{run.id}/ratings",
+            shift=f"{base}/runs/{run.id}/shift",
+        ),
+    )
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+
+def ratings_frame(ratings: Sequence[RunRating]) -> pd.DataFrame:
+    """A run's ratings in the shape ``measurements`` takes."""
+    return pd.DataFrame(
+        [(r.arm, r.page, r.phase, r.tmdb_id, r.rating) for r in ratings], columns=RATING_COLUMNS
+    ).astype({"arm": str, "page": "int64", "phase": str, "tmdb_id": "int64", "rating": "float64"})
+
+
+def selection_inputs(run: Run) -> tuple[dict[int, list[str]], dict[int, float]]:
+    """Genres and real ratings of the run's test movies."""
+    if run.selection is None:
+        return {}, {}
+    selection = Selection.from_json(run.selection)
+    stored_genres = run.selection.get("test_genres") or {}
+    genres = {
+        movie.tmdb_id: list(stored_genres.get(str(movie.tmdb_id), movie.genres))
+        for movie in selection.test
+    }
+    real = {movie.tmdb_id: movie.rating for movie in selection.test}
+    return genres, real
+
+
+def compute_shift(run: Run, ratings: Sequence[RunRating]) -> measurements.RunShift:
+    genres, real = selection_inputs(run)
+    return measurements.run_shift(ratings_frame(ratings), test_genres=genres, real_ratings=real)
+
+
+async def run_shift(session: AsyncSession, run: Run) -> measurements.RunShift:
+    ratings = await RunRepository(session).ratings(run.id)
+    return await asyncio.to_thread(compute_shift, run, ratings)
+
+
+def shift_summary(shift: measurements.RunShift) -> list[ArmShiftSummary]:
+    return [
+        ArmShiftSummary(
+            arm=arm.arm, page=arm.last_page or 0, shift=arm.shift, net_shift=arm.net_shift
+        )
+        for arm in shift.arms
+    ]
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    archetype: str | None
+
+
+async def cohort_members(
+    session: AsyncSession, dataset_id: int, request: ExperimentRequest, messages: list[str]
+) -> list[Member]:
+    reads = DatasetReads(session)
+    rule = request.cohort
+    if isinstance(rule, UserListRule):
+        stored = await reads.archetypes(dataset_id, rule.user_ids)
+        return [Member(user, stored.get(user)) for user in dict.fromkeys(rule.user_ids)]
+    ratings, genres = await reads.cohort_inputs(dataset_id)
+    cohort = await asyncio.to_thread(
+        select_cohort, rule, ratings, genres if isinstance(rule, SeedStudyRule) else None
+    )
+    if cohort.missing_user_ids:
+        messages.append(f"users not in the dataset: {cohort.missing_user_ids[:20]}")
+    for archetype, short in cohort.shortfall.items():
+        messages.append(f"cohort short of {short} users ({archetype})")
+    if cohort.thresholds:
+        messages.append(
+            "entropy thresholds: "
+            + ", ".join(f"{name} {value:.4f}" for name, value in cohort.thresholds.items())
+        )
+    stored = await reads.archetypes(dataset_id, [user.user_id for user in cohort.users])
+    return [
+        Member(user.user_id, user.archetype or stored.get(user.user_id)) for user in cohort.users
+    ]
+
+
+async def submit_experiment(
+    session: AsyncSession, settings: Settings, request: ExperimentRequest
+) -> int:
+    """Create the experiment and queue one run per cohort user (existing identical runs are
+    reused). Users that cannot run are recorded as failed runs of the experiment."""
+    reads = DatasetReads(session)
+    dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
+    if dataset_id is None:
+        raise NotFound(f"dataset {dataset!r} is not imported")
+    messages: list[str] = []
+    members = await cohort_members(session, dataset_id, request, messages)
+    if not members:
+        raise Unprocessable("the cohort rule selected no users")
+    params = protocol_params(request)
+    experiments = ExperimentRepository(session)
+    experiment = await experiments.create(
+        name=request.name,
+        dataset=dataset,
+        params=params,
+        seed=request.seed,
+        cohort=request.cohort.model_dump(mode="json"),
+        messages=messages,
+    )
+    experiment_id = experiment.id
+    await session.commit()
+    simulation = SimulationRequest.model_validate(
+        {**params, "dataset": dataset, "seed": request.seed}
+    )
+    for member in members:
+        try:
+            submitted = await submit_run(
+                session, settings, user_id=member.user_id, request=simulation, force=False
+            )
+            run_id = submitted.run.id
+        except ServiceError as error:
+            # The failed run was recorded; find it to link it to the experiment.
+            failed_run = await _last_failed_run(session, member.user_id, dataset)
+            if failed_run is None:
+                raise
+            run_id = failed_run
+            messages.append(f"user {member.user_id}: {error.detail}")
+        await experiments.add_run(experiment_id, run_id, member.user_id, member.archetype)
+        try:
+            await session.commit()
+        except IntegrityError:  # the same run listed twice (duplicate user): once is enough
+            await session.rollback()
+    if messages:
+        refreshed = await experiments.get(experiment_id)
+        assert refreshed is not None
+        refreshed.messages = list(messages)
+        await session.commit()
+    return experiment_id
+
+
+async def _last_failed_run(session: AsyncSession, user_id: int, dataset: str) -> int | None:
+    run = await RunRepository(session).latest_for_user(user_id, dataset)
+    return run.id if run is not None and run.status == "failed" else None

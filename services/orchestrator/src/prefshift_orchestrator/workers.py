@@ -1,0 +1,163 @@
+"""Workers: claim queued runs from the database and execute them, with bounded concurrency.
+
+Every orchestrator process runs ``PREFSHIFT_ORCHESTRATOR_WORKERS`` worker loops. A loop claims
+the oldest queued run (``FOR UPDATE SKIP LOCKED`` on Postgres, one atomic ``UPDATE`` on SQLite),
+so several processes share the queue and no run is executed twice at once. A heartbeat task
+refreshes the claims of this process; runs whose worker stopped heart-beating for
+``PREFSHIFT_ORCHESTRATOR_STALL_SECONDS`` go back to the queue (any process re-queues them) and are
+resumed from their checkpoints. A run that is cancelled or re-queued under a worker is noticed at
+the next heartbeat or write, and the worker drops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from prefshift_orchestrator.clients import ServiceClients
+from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.models import Run
+from prefshift_orchestrator.repository import Claim, WorkQueue
+from prefshift_orchestrator.runner import RunExecutor
+
+log = structlog.get_logger(__name__)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class WorkerPool:
+    """The worker loops, heartbeat and stall detection of one orchestrator process."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clients: ServiceClients,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.worker_id = settings.orchestrator_worker_id or default_worker_id()
+        self.executor = RunExecutor(settings=settings, sessions=sessions, clients=clients)
+        self.active: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        """Look for queued work now (called when a run is queued in this process)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.settings.orchestrator_workers == 0:
+            return
+        for index in range(self.settings.orchestrator_workers):
+            self._tasks.append(asyncio.create_task(self._work(index), name=f"worker-{index}"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        self._tasks.append(asyncio.create_task(self._requeue(), name="requeue"))
+        log.info("workers_started", worker_id=self.worker_id, n=self.settings.orchestrator_workers)
+
+    async def stop(self) -> None:
+        """Stop the loops and hand this process's runs back to the queue at once."""
+        claims = [claim for claim, _ in self.active.values()]
+        for _, task in list(self.active.values()):
+            task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(
+            *self._tasks, *(t for _, t in self.active.values()), return_exceptions=True
+        )
+        self._tasks.clear()
+        if claims:
+            with contextlib.suppress(Exception):
+                async with self.sessions() as session:
+                    for claim in claims:
+                        await session.execute(
+                            update(Run)
+                            .where(
+                                Run.id == claim.run_id,
+                                Run.claim_token == claim.token,
+                                Run.status == "running",
+                            )
+                            .values(status="queued", claimed_by=None, claim_token=None)
+                        )
+                    await session.commit()
+                log.info("runs_released", runs=[c.run_id for c in claims])
+
+    async def _claim(self) -> Claim | None:
+        async with self.sessions() as session:
+            claim = await WorkQueue(session).claim(self.worker_id)
+            await session.commit()
+            return claim
+
+    async def _work(self, index: int) -> None:
+        while True:
+            try:
+                claim = await self._claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claim_failed", worker=index)
+                claim = None
+            if claim is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wake.wait(), timeout=self.settings.orchestrator_poll_seconds
+                    )
+                continue
+            log.info("run_claimed", run_id=claim.run_id, worker_id=self.worker_id)
+            task = asyncio.create_task(self.executor.execute(claim), name=f"run-{claim.run_id}")
+            self.active[claim.run_id] = (claim, task)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.done():  # the loop itself is stopping
+                    task.cancel()
+                    raise
+            finally:
+                self.active.pop(claim.run_id, None)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.orchestrator_heartbeat_seconds)
+            claims = [claim for claim, _ in self.active.values()]
+            if not claims:
+                continue
+            try:
+                async with self.sessions() as session:
+                    lost = await WorkQueue(session).heartbeat(claims)
+                    await session.commit()
+            except Exception:
+                log.exception("heartbeat_failed")
+                continue
+            for run_id in lost:
+                entry = self.active.get(run_id)
+                if entry is not None:
+                    log.info("run_dropped", run_id=run_id, reason="cancelled or re-queued")
+                    entry[1].cancel()
+
+    async def _requeue(self) -> None:
+        interval = max(0.5, min(self.settings.orchestrator_stall_seconds / 3, 30.0))
+        while True:
+            try:
+                async with self.sessions() as session:
+                    changed = await WorkQueue(session).requeue_stalled(
+                        stall_seconds=self.settings.orchestrator_stall_seconds,
+                        max_attempts=self.settings.orchestrator_max_attempts,
+                    )
+                    await session.commit()
+                if changed:
+                    log.info("stalled_runs_requeued", n=changed)
+                    self._wake.set()
+            except Exception:
+                log.exception("requeue_failed")
+            await asyncio.sleep(interval)
