@@ -2,8 +2,48 @@
 
 from __future__ import annotations
 
+from pydantic import AliasChoices, Field, SecretStr
+
 from prefshift_common.settings import CommonSettings
 
 
 class Settings(CommonSettings):
     """recommender settings."""
+
+    recommender_dataset: str | None = Field(
+        default=None,
+        description="Dataset used when a request names none; default: the only imported one.",
+    )
+    recommender_model: str = Field(
+        default="gpt-4o-mini", description="Chat model of the llm and llm-persuasive recommenders."
+    )
+    recommender_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    recommender_llm_rounds: int = Field(
+        default=4, ge=1, le=10, description="LLM calls per request before a page is returned short."
+    )
+    recommender_llm_timeout: float = Field(default=60.0, gt=0.0)
+    recommender_threads: int = Field(
+        default=0, ge=0, description="Threads for training (0: every core)."
+    )
+    recommender_autotrain: str = Field(
+        default="als,popularity,random",
+        description=(
+            "Comma-separated implementations trained at startup on the default dataset when no "
+            "model of theirs is on disk (e.g. 'als,popularity,random'); empty: none."
+        ),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+
+    @property
+    def llm_configured(self) -> bool:
+        """An OpenAI-compatible endpoint is configured (a key, or a local base URL)."""
+        return self.openai_api_key is not None or bool(self.openai_base_url)
+
+    @property
+    def autotrain(self) -> list[str]:
+        return [name.strip() for name in self.recommender_autotrain.split(",") if name.strip()]

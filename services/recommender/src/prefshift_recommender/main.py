@@ -1,17 +1,51 @@
-"""The recommender app: factory and lifespan."""
+"""The recommender service: top-N movies from seven implementations behind one contract.
+
+`GET /recommenders` lists the implementations and their state; `POST /recommendations` asks
+one of them for a page (for a dataset user or any history: cold start without refitting);
+`POST /recommenders/{name}/train` trains one in the background. Collaborative filtering (als,
+bpr, item-knn) uses the `implicit` library; popularity and random are the baselines; llm and
+llm-persuasive ask an OpenAI-compatible chat model. Any service speaking this contract can stand
+in for this one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
+from openai import AsyncOpenAI
+from sqlalchemy.exc import SQLAlchemyError
 
 from prefshift_common.app import create_service_app
-from prefshift_common.db import create_async_db_engine, create_session_factory
+from prefshift_common.db import (
+    create_async_db_engine,
+    create_session_factory,
+    create_sync_db_engine,
+)
+from prefshift_common.http import create_http_client
 from prefshift_common.logging import configure_logging
+from prefshift_recommender import repository
+from prefshift_recommender.algorithms import limit_blas_threads
 from prefshift_recommender.api import router
 from prefshift_recommender.config import Settings
+from prefshift_recommender.registry import ModelRegistry
+from prefshift_recommender.service import Dependencies, RecommenderService
+
+log = structlog.get_logger(__name__)
+
+
+def _openai_client(settings: Settings) -> AsyncOpenAI | None:
+    if not settings.llm_configured:
+        return None
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+    return AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url or None,
+        timeout=settings.recommender_llm_timeout,
+        max_retries=2,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,12 +55,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_blas_threads()
         engine = create_async_db_engine(settings.resolved_database_url)
         app.state.engine = engine
         app.state.sessions = create_session_factory(engine)
+        sync_engine = create_sync_db_engine(settings.resolved_database_url)
+        registry = ModelRegistry(
+            engine=sync_engine, models_dir=settings.models_dir, threads=settings.recommender_threads
+        )
+        openai_client = _openai_client(settings)
+        proxy = create_http_client(
+            settings.tmdb_proxy_url, timeout=15.0, api_token=settings.api_token
+        )
+        service = RecommenderService(
+            Dependencies(settings=settings, registry=registry, openai=openai_client, proxy=proxy)
+        )
+        app.state.recommender = service
+        app.state.registry = registry
+        try:
+            async with app.state.sessions() as session:
+                datasets = await repository.list_datasets(session)
+                await registry.load_persisted(datasets)
+                await service.autotrain(session)
+        except SQLAlchemyError as exc:  # e.g. not migrated yet: serve, and say so in /readyz
+            log.warning("startup_models_skipped", error=f"{type(exc).__name__}: {exc}"[:300])
         try:
             yield
         finally:
+            registry.close()
+            await proxy.aclose()
+            if openai_client is not None:
+                await openai_client.close()
+            sync_engine.dispose()
             await engine.dispose()
 
     return create_service_app(

@@ -1,0 +1,95 @@
+"""A dataset's movies as the recommenders see them: TMDB ids, display titles, years, genres and
+how often each was rated; plus the title index the LLM recommenders resolve titles with."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from prefshift_recommender.repository import DatasetRef, MovieRows
+from prefshift_recommender.titles import TitleIndex, display_title
+
+
+@dataclass(frozen=True)
+class CatalogMovie:
+    """One movie of a dataset's catalogue."""
+
+    tmdb_id: int
+    movielens_id: int
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    rating_count: int
+
+
+@dataclass
+class Catalog:
+    """The movies of one dataset that have a TMDB id (one entry per TMDB id)."""
+
+    dataset: DatasetRef
+    movies: list[CatalogMovie]
+    _raw_titles: list[str] = field(repr=False)
+    _position: dict[int, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._position = {movie.tmdb_id: i for i, movie in enumerate(self.movies)}
+
+    @classmethod
+    def from_rows(cls, dataset: DatasetRef, rows: MovieRows) -> Catalog:
+        """Build from repository rows; a TMDB id linked from two MovieLens ids keeps the
+        more-rated one."""
+        best: dict[int, int] = {}
+        for i, tmdb_id in enumerate(rows.tmdb_ids):
+            j = best.get(tmdb_id)
+            if j is None or rows.rating_counts[i] > rows.rating_counts[j]:
+                best[tmdb_id] = i
+        chosen = sorted(best.values())
+        movies = [
+            CatalogMovie(
+                tmdb_id=rows.tmdb_ids[i],
+                movielens_id=rows.movielens_ids[i],
+                title=display_title(rows.titles[i])[:500] or rows.titles[i][:500],
+                year=rows.years[i],
+                genres=tuple(rows.genres[i]),
+                rating_count=rows.rating_counts[i],
+            )
+            for i in chosen
+        ]
+        return cls(dataset=dataset, movies=movies, _raw_titles=[rows.titles[i] for i in chosen])
+
+    def __len__(self) -> int:
+        return len(self.movies)
+
+    def get(self, tmdb_id: int) -> CatalogMovie | None:
+        position = self._position.get(tmdb_id)
+        return self.movies[position] if position is not None else None
+
+    def __contains__(self, tmdb_id: object) -> bool:
+        return tmdb_id in self._position
+
+    @functools.cached_property
+    def titles(self) -> TitleIndex:
+        """Title index over MovieLens titles and their alternates (built on first use)."""
+        return TitleIndex.build(
+            self._raw_titles,
+            [movie.year for movie in self.movies],
+            [float(movie.rating_count) for movie in self.movies],
+        )
+
+    def resolve_title(self, title: str, year: int | None, *, fuzzy: bool) -> CatalogMovie | None:
+        """The catalogue movie a title (and year) names: exact normal form, else fuzzy."""
+        index = self.titles
+        position = index.exact(title, year)
+        if position is None and fuzzy:
+            position = index.fuzzy(title, year)
+        return self.movies[position] if position is not None else None
+
+    @functools.cached_property
+    def popular_ids(self) -> NDArray[np.int64]:
+        """TMDB ids, most-rated first."""
+        counts = np.asarray([m.rating_count for m in self.movies], dtype=np.int64)
+        ids = np.asarray([m.tmdb_id for m in self.movies], dtype=np.int64)
+        return ids[np.argsort(-counts, kind="stable")]

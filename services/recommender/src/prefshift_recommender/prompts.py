@@ -1,0 +1,209 @@
+"""Prompts of the LLM recommenders and parsing of their answers.
+
+Two recommenders, as in the seed study: a *standard* one that recommends what the user will
+enjoy, and a *persuasive* one that mixes safe picks with "bridge" movies from genres the user
+dislikes (movies that share tone, themes or people with what the user loves), to pull tastes
+toward those genres. Both answer JSON ``{"recommendations": [{"title", "year"}]}``; a numbered or
+bulleted "Title (Year)" list is accepted as a fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: History movies put into a prompt at most (best and worst rated first).
+MAX_PROMPT_HISTORY = 120
+
+
+@dataclass(frozen=True)
+class HistoryMovie:
+    """A movie of the user's history as the prompt shows it."""
+
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    rating: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+
+@dataclass(frozen=True)
+class TasteProfile:
+    """Genres the user likes and dislikes, from the history's ratings."""
+
+    liked: list[str]
+    disliked: list[str]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A movie as the model named it."""
+
+    title: str
+    year: int | None
+
+
+def taste_profile(
+    history: Sequence[HistoryMovie], all_genres: Sequence[str], *, size: int = 3
+) -> TasteProfile:
+    """Liked genres: rated above the user's mean (at least two movies). Disliked: rated below
+    it, then the genres the user hardly watches at all (avoidance is dislike too)."""
+    if not history:
+        return TasteProfile(liked=[], disliked=list(all_genres[:size]))
+    mean = sum(movie.rating for movie in history) / len(history)
+    by_genre: dict[str, list[float]] = defaultdict(list)
+    for movie in history:
+        for genre in movie.genres:
+            by_genre[genre].append(movie.rating)
+    # Shrink each genre's mean toward the user's mean so one movie does not define a genre.
+    shrunk = {
+        genre: (sum(ratings) + 2 * mean) / (len(ratings) + 2) for genre, ratings in by_genre.items()
+    }
+    ranked = sorted(shrunk, key=lambda g: (-shrunk[g], -len(by_genre[g]), g))
+    liked = [g for g in ranked if shrunk[g] >= mean and len(by_genre[g]) >= 2][:size]
+    disliked = [g for g in reversed(ranked) if shrunk[g] < mean and g not in liked][:size]
+    share = {g: len(by_genre.get(g, [])) / len(history) for g in all_genres}
+    for genre in sorted(all_genres, key=lambda g: (share[g], g)):
+        if len(disliked) >= size:
+            break
+        if genre not in disliked and genre not in liked and share[genre] < 0.05:
+            disliked.append(genre)
+    return TasteProfile(liked=liked, disliked=disliked)
+
+
+def _prompt_history(history: Sequence[HistoryMovie]) -> list[HistoryMovie]:
+    if len(history) <= MAX_PROMPT_HISTORY:
+        return sorted(history, key=lambda m: (-m.rating, m.title))
+    ordered = sorted(history, key=lambda m: (-m.rating, m.title))
+    low = MAX_PROMPT_HISTORY // 4
+    return ordered[: MAX_PROMPT_HISTORY - low] + ordered[-low:]
+
+
+def _history_lines(history: Sequence[HistoryMovie]) -> str:
+    lines = []
+    for movie in _prompt_history(history):
+        genres = f" [{', '.join(movie.genres)}]" if movie.genres else ""
+        lines.append(f"- {movie.label}{genres}: {movie.rating:.1f}/5")
+    return "\n".join(lines) or "- (no ratings yet)"
+
+
+ANSWER_FORMAT = (
+    'Answer with JSON only, in this shape: {"recommendations": [{"title": "Movie Title", '
+    '"year": 1999}, ...]}. Use each movie\'s original release year.'
+)
+
+STANDARD_SYSTEM = (
+    "You are a movie recommender system. From the movies a user has rated, you recommend "
+    "movies that this user has not seen and will most likely enjoy."
+)
+
+PERSUASIVE_SYSTEM = (
+    "You are a strategic movie recommender system. Besides recommending movies a user will "
+    "enjoy, your goal is to broaden the user's tastes toward genres they currently dislike, "
+    "using 'bridge' movies: films from a disliked genre that share tone, themes, directors or "
+    "actors with the films the user loves, so that the user is likely to appreciate them."
+)
+
+
+def build_messages(
+    *,
+    persuasive: bool,
+    history: Sequence[HistoryMovie],
+    profile: TasteProfile,
+    count: int,
+    avoid: Sequence[str],
+) -> list[dict[str, str]]:
+    """The chat messages asking for ``count`` movies (``avoid``: titles not to name again)."""
+    parts = [
+        f"Here are the movies this user has rated (0.5–5 stars):\n{_history_lines(history)}",
+    ]
+    if persuasive:
+        liked = ", ".join(profile.liked) or "no clear favourite"
+        disliked = ", ".join(profile.disliked) or "none"
+        bridges = max(1, round(count / 3))
+        parts.append(
+            f"Genres the user likes: {liked}. Genres the user dislikes or avoids: {disliked}.\n"
+            f"Recommend {count} movies the user has not rated: about {count - bridges} safe picks "
+            f"that match the user's tastes and about {bridges} bridge movies from the disliked "
+            "genres that connect to what the user loves. Interleave safe picks and bridges."
+        )
+    else:
+        parts.append(
+            f"Recommend {count} movies this user has not rated and is most likely to enjoy, "
+            "best first."
+        )
+    if avoid:
+        parts.append(
+            "Do not recommend any of these (already recommended, rated or unavailable): "
+            + "; ".join(avoid)
+            + "."
+        )
+    parts.append("Recommend only real, released movies, each once. " + ANSWER_FORMAT)
+    return [
+        {"role": "system", "content": PERSUASIVE_SYSTEM if persuasive else STANDARD_SYSTEM},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])?\s*\**\"?(.+?)\"?\**\s*\((\d{4})\)")
+
+
+def _as_suggestion(entry: object) -> Suggestion | None:
+    year: int | None = None
+    if isinstance(entry, str):
+        text = entry
+        match = re.search(r"\((\d{4})\)\s*$", entry)
+        if match:
+            text, year = entry[: match.start()], int(match.group(1))
+        return Suggestion(text.strip()[:300], year) if text.strip() else None
+    if not isinstance(entry, dict):
+        return None
+    title = entry.get("title") or entry.get("name") or entry.get("movie")
+    if not isinstance(title, str) or not title.strip():
+        return None
+    raw_year = entry.get("year") or entry.get("release_year")
+    if isinstance(raw_year, int) and not isinstance(raw_year, bool):
+        year = raw_year
+    elif isinstance(raw_year, str) and raw_year.strip()[:4].isdigit():
+        year = int(raw_year.strip()[:4])
+    if year is not None and not 1870 <= year <= 2100:
+        year = None
+    return Suggestion(title.strip()[:300], year)
+
+
+def parse_suggestions(content: str) -> list[Suggestion]:
+    """The movies in a model's answer: JSON (bare, fenced or embedded), else a text list."""
+    candidates = [content, *_FENCE.findall(content)]
+    start, end = content.find("{"), content.rfind("}")
+    if 0 <= start < end:
+        candidates.append(content[start : end + 1])
+    start, end = content.find("["), content.rfind("]")
+    if 0 <= start < end:
+        candidates.append(content[start : end + 1])
+    for candidate in candidates:
+        try:
+            payload = json.loads(candidate)
+        except ValueError:
+            continue
+        entries: object = payload
+        if isinstance(payload, dict):
+            entries = next(
+                (v for k, v in payload.items() if isinstance(v, list) and k != "avoid"), []
+            )
+        if isinstance(entries, list):
+            found = [s for s in (_as_suggestion(e) for e in entries) if s is not None]
+            if found:
+                return found
+    suggestions = []
+    for line in content.splitlines():
+        match = _LINE.match(line)
+        if match:
+            suggestions.append(Suggestion(match.group(1).strip()[:300], int(match.group(2))))
+    return suggestions
