@@ -158,7 +158,7 @@ def summarize(
     # One value per user and cell (a user listed twice counts once, with its mean).
     frame = frame.groupby(["user_id", "archetype", *_KEYS], as_index=False)[present].mean()
 
-    archetypes = sorted(name for name in frame["archetype"].unique() if name)
+    archetypes = sorted(str(name) for name in frame["archetype"].unique() if name)
     groups: list[tuple[str | None, pd.DataFrame]] = [(None, frame)]
     groups.extend((name, frame[frame["archetype"] == name]) for name in archetypes)
     has_control = control_arm is not None and bool((frame["arm"] == control_arm).any())
