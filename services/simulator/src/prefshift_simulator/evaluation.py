@@ -27,7 +27,13 @@ from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.model import EmbeddedPersonaModel
-from prefshift_simulator.metadata import MovieFacts, StaticMetadata, normalise_genres
+from prefshift_simulator.metadata import (
+    MovieFacts,
+    StaticMetadata,
+    display_title,
+    normalise_genres,
+)
+from prefshift_simulator.repository import rating_triples
 from prefshift_simulator.service import RatingBackend, RatingService
 from prefshift_simulator.split import (
     DEFAULT_PERSONA_SIZE,
@@ -133,7 +139,7 @@ def _movie_facts(movies: pd.DataFrame) -> dict[int, MovieFacts]:
         genres = row["tmdb_genres"] or row["genres"]
         facts[int(row["tmdb_id"])] = MovieFacts(
             tmdb_id=int(row["tmdb_id"]),
-            title=str(row["title"]),
+            title=display_title(str(row["title"])),
             year=None if _missing(row["year"]) else int(row["year"]),
             genres=normalise_genres(genres),
             overview=str(row["overview"] or ""),
@@ -151,7 +157,7 @@ def read_dataset(database_url: str, dataset: str) -> DatasetSnapshot:
     try:
         with engine.connect() as connection:
             info = datasets.get_dataset(connection, dataset)
-            ratings = datasets.load_ratings(connection, info.id)
+            triples = rating_triples(connection, info.id)
             movies = datasets.load_movies(connection, info.id)
             users = datasets.load_users(connection, info.id)
     finally:
@@ -160,6 +166,9 @@ def read_dataset(database_url: str, dataset: str) -> DatasetSnapshot:
         int(row["user_id"]): (None if _missing(row["archetype"]) else str(row["archetype"]))
         for row in users.to_dict("records")
     }
+    ratings = pd.DataFrame(
+        {"user_id": triples.user_ids, "tmdb_id": triples.tmdb_ids, "rating": triples.ratings}
+    )
     return DatasetSnapshot(
         name=dataset, ratings=ratings, facts=_movie_facts(movies), archetypes=archetypes
     )

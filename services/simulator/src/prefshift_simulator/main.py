@@ -7,9 +7,12 @@ neither network nor key.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from prefshift_common.app import create_service_app
@@ -26,6 +29,8 @@ from prefshift_simulator.metadata import ProxyMetadata
 from prefshift_simulator.repository import LlmCallRepository
 from prefshift_simulator.service import RatingService
 
+log = structlog.get_logger(__name__)
+
 
 def model_params(settings: Settings) -> ModelParams:
     """The embedded persona's parameters from the settings."""
@@ -41,6 +46,14 @@ def model_params(settings: Settings) -> ModelParams:
     )
 
 
+async def _warm_up(stats: DatasetStatsCache, dataset: str) -> None:
+    """Load the default dataset's statistics before the first request needs them."""
+    try:
+        await stats.get(dataset)
+    except Exception as exc:  # a dataset not imported yet must not stop the service
+        log.warning("dataset_stats_warm_up_failed", dataset=dataset, error=str(exc)[:200])
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the simulator app (uvicorn: `--factory prefshift_simulator.main:create_app`)."""
     settings = settings or Settings()
@@ -53,10 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = create_session_factory(engine)
         proxy = create_http_client(settings.tmdb_proxy_url, api_token=settings.api_token)
         openai_client = create_openai_client(settings)
+        stats = DatasetStatsCache(settings.resolved_database_url)
         embedded = EmbeddedBackend(
             EmbeddedPersonaModel(model_params(settings)),
-            DatasetStatsCache(settings.resolved_database_url),
+            stats,
             default_dataset=settings.simulator_dataset,
+        )
+        warm_up = (
+            asyncio.create_task(_warm_up(stats, settings.simulator_dataset))
+            if settings.simulator_dataset
+            else None
         )
         llm = LlmBackend(openai_client, settings, LlmCallRepository(app.state.sessions))
         app.state.rating_service = RatingService(
@@ -69,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if warm_up is not None:
+                warm_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warm_up
             if openai_client is not None:
                 await openai_client.close()
             await proxy.aclose()

@@ -7,6 +7,7 @@ movie table instead (:class:`DatasetMetadata`), so an offline evaluation needs n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -65,6 +66,20 @@ TMDB_GENRES = (
 )
 
 
+_TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>The|A|An)$")
+
+
+def display_title(title: str) -> str:
+    """A title as people write it: MovieLens's ``Godfather, The (1972)`` → ``The Godfather``
+    (offline records can carry MovieLens titles; the year is shown separately)."""
+    title = _TRAILING_YEAR.sub("", title.strip())
+    match = _TRAILING_ARTICLE.match(title)
+    if match:
+        title = f"{match.group('article')} {match.group('rest')}"
+    return title
+
+
 def normalise_genres(names: Iterable[str]) -> tuple[str, ...]:
     """TMDB genre names, in the given order, with MovieLens names translated, no duplicates."""
     seen: list[str] = []
@@ -95,7 +110,7 @@ class MovieFacts:
     def from_tmdb(cls, movie: TmdbMovie) -> MovieFacts:
         return cls(
             tmdb_id=movie.id,
-            title=movie.title,
+            title=display_title(movie.title),
             year=movie.year,
             genres=normalise_genres(movie.genre_names),
             overview=(movie.overview or "").strip(),

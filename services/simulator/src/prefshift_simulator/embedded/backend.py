@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -16,6 +17,7 @@ from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.feelings import feeling
 from prefshift_simulator.embedded.model import EmbeddedPersonaModel
 from prefshift_simulator.metadata import MovieFacts
+from prefshift_simulator.repository import rating_triples
 from prefshift_simulator.schemas import BackendResult
 
 log = structlog.get_logger(__name__)
@@ -27,14 +29,14 @@ def load_stats(database_url: str, dataset: str) -> CollaborativeStats:
     try:
         with engine.connect() as connection:
             info = datasets.get_dataset(connection, dataset)
-            ratings = datasets.load_ratings(connection, info.id)
+            triples = rating_triples(connection, info.id)
     finally:
         engine.dispose()
     return CollaborativeStats(
         dataset=dataset,
-        user_ids=ratings["user_id"].to_numpy(),
-        tmdb_ids=ratings["tmdb_id"].to_numpy(),
-        ratings=ratings["rating"].to_numpy(),
+        user_ids=triples.user_ids,
+        tmdb_ids=triples.tmdb_ids,
+        ratings=triples.ratings,
     )
 
 
@@ -119,5 +121,7 @@ class EmbeddedBackend:
                 for p in predictions
             ]
 
+        started = time.perf_counter()
         ratings = await asyncio.to_thread(run)
-        return BackendResult(ratings=ratings, usage=Usage(), model=None)
+        usage = Usage(latency_ms=(time.perf_counter() - started) * 1000.0)
+        return BackendResult(ratings=ratings, usage=usage, model=None)
