@@ -1,0 +1,150 @@
+"""The orchestrator's API without workers: idempotency, refusals recorded as runs, cancel,
+validation and the token."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+
+from prefshift_common.db import sync_url
+from tests.orchestrator.conftest import USER, OrchestratorFactory
+
+SMALL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 5}
+
+
+def _user_with_ratings(database_url: str, dataset: str, below: int) -> tuple[int, int]:
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT u.user_id, u.n_ratings FROM dataset_users u JOIN datasets d "
+                    "ON d.id = u.dataset_id WHERE d.name = :name AND u.n_ratings < :below "
+                    "ORDER BY u.n_ratings DESC, u.user_id LIMIT 1"
+                ),
+                {"name": dataset, "below": below},
+            ).one()
+            return int(row[0]), int(row[1])
+    finally:
+        engine.dispose()
+
+
+def test_post_is_idempotent_and_force_starts_a_new_run(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    with orchestrator(seed_cohort_database_url, orchestrator_workers=0) as client:
+        first = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 3})
+        assert first.status_code == 202
+        run = first.json()
+        assert run["status"] == "queued"
+        assert run["params"]["arms"] is None and run["params"]["pages"] == 1
+        assert run["links"]["shift"] == f"/runs/{run['run_id']}/shift"
+
+        again = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 3})
+        assert again.status_code == 200 and again.json()["run_id"] == run["run_id"]
+        # Defaults written out or left implicit are the same protocol.
+        explicit = client.post(
+            f"/simulate/{USER}", json={**SMALL, "seed": 3, "dataset": "seed-cohort"}
+        )
+        assert explicit.json()["run_id"] == run["run_id"]
+        other_seed = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 4})
+        assert other_seed.status_code == 202 and other_seed.json()["run_id"] != run["run_id"]
+
+        forced = client.post(f"/simulate/{USER}", params={"force": True}, json={**SMALL, "seed": 3})
+        assert forced.status_code == 202
+        assert forced.json()["run_id"] not in (run["run_id"], other_seed.json()["run_id"])
+        # The forced run is now the current one for those parameters.
+        after = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 3})
+        assert after.status_code == 200 and after.json()["run_id"] == forced.json()["run_id"]
+
+        latest = client.get(f"/simulate/{USER}").json()
+        assert latest["run_id"] == forced.json()["run_id"]
+        assert latest["shift_summary"] == []
+
+
+def test_refusals_are_clear_and_recorded_on_a_run(
+    both_datasets_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    user, n = _user_with_ratings(both_datasets_database_url, "ml-latest-small", 70)
+    with orchestrator(
+        both_datasets_database_url, orchestrator_workers=0, orchestrator_dataset=None
+    ) as client:
+        several = client.post(f"/simulate/{user}")
+        assert several.status_code == 422
+        assert "several datasets" in several.json()["detail"]
+
+        too_few = client.post(f"/simulate/{user}", json={"dataset": "ml-latest-small"})
+        assert too_few.status_code == 422, too_few.text
+        body = too_few.json()
+        assert body["error"] == "unprocessable"
+        assert "needs 70" in body["detail"] and f"user {user} has" in body["detail"]
+        recorded = client.get(f"/simulate/{user}").json()
+        assert recorded["status"] == "failed"
+        assert recorded["error"]["status"] == 422 and "needs 70" in recorded["error"]["detail"]
+        assert f"run {recorded['run_id']}" in body["detail"]
+        # Smaller sets fit that user.
+        fits = client.post(
+            f"/simulate/{user}",
+            json={"dataset": "ml-latest-small", "test_size": 5, "persona_size": n // 2},
+        )
+        assert fits.status_code == 202, fits.text
+
+        unknown_user = client.post("/simulate/999999999", json={"dataset": "seed-cohort"})
+        assert unknown_user.status_code == 404
+        assert "user 999999999 is not in dataset 'seed-cohort'" in unknown_user.json()["detail"]
+        unknown_dataset = client.post(f"/simulate/{USER}", json={"dataset": "nope"})
+        assert unknown_dataset.status_code == 404
+        assert "dataset 'nope' is not imported" in unknown_dataset.json()["detail"]
+        assert client.get(f"/simulate/{USER}").json()["error"]["error"] == "not_found"
+
+
+def test_cancel_a_queued_run(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    with orchestrator(seed_cohort_database_url, orchestrator_workers=0) as client:
+        run = client.post(f"/simulate/{USER}", json=SMALL).json()
+        cancelled = client.delete(f"/runs/{run['run_id']}")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert cancelled.json()["finished_at"] is not None
+        again = client.delete(f"/runs/{run['run_id']}")
+        assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+        assert client.delete("/runs/424242").status_code == 404
+        assert client.get("/runs/424242").json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"dataset": "seed\x00cohort"}, "dataset"),
+        ({"pages": 0}, "pages"),
+        ({"page_size": 101}, "page_size"),
+        ({"arms": ["als", "als"]}, "distinct"),
+        ({"arms": ["baseline"]}, "baseline"),
+        ({"arms": [{"name": "mine", "url": "ftp://x"}]}, "url"),
+        ({"seed": -1}, "seed"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_invalid_requests_get_422(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory, body: dict, fragment: str
+) -> None:
+    with orchestrator(seed_cohort_database_url, orchestrator_workers=0) as client:
+        response = client.post(f"/simulate/{USER}", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"] == "validation_error"
+        assert fragment in response.text
+
+
+def test_the_api_token_guards_every_route_but_health(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    with orchestrator(
+        seed_cohort_database_url, orchestrator_workers=0, api_token=SecretStr("s3cret-token")
+    ) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.post(f"/simulate/{USER}").status_code == 401
+        assert client.get("/runs/1").status_code == 401
+        headers = {"authorization": "Bearer s3cret-token"}
+        assert client.post(f"/simulate/{USER}", json=SMALL, headers=headers).status_code == 202
+        assert client.get("/runs/1", headers=headers).status_code == 200
