@@ -174,12 +174,19 @@ def label_archetypes(
 
 
 def allocate(size: int, shares: Mapping[str, float]) -> dict[str, int]:
-    """Split ``size`` by ``shares``: every group but the last gets the floor of its share and the
-    last group the rest (150 at 60/25/15 → 90/37/23, the seed study's cohort)."""
+    """Split ``size`` by ``shares``: each group gets the floor of its share, and the users left
+    over go to the largest remainders, ties to the later group (150 at 60/25/15 → 90/37/23, the
+    seed study's cohort)."""
     total = sum(shares.values())
     names = list(shares)
-    counts = {name: int(np.floor(size * shares[name] / total + 1e-9)) for name in names[:-1]}
-    counts[names[-1]] = size - sum(counts.values())
+    exact = {name: size * shares[name] / total for name in names}
+    counts = {name: int(np.floor(exact[name] + 1e-9)) for name in names}
+    left = size - sum(counts.values())
+    by_remainder = sorted(
+        range(len(names)), key=lambda i: (-(exact[names[i]] - counts[names[i]]), -i)
+    )
+    for index in by_remainder[:left]:
+        counts[names[index]] += 1
     return counts
 
 
