@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from prefshift_tmdb_proxy.titles import display_titles
+
 #: TMDB's movie genre list (``GET /3/genre/movie/list``).
 TMDB_GENRES: dict[int, str] = {
     28: "Action",
@@ -89,17 +91,18 @@ def from_dataset_movie(
     vote_average: float | None,
     vote_count: int | None,
 ) -> dict[str, Any]:
-    """A TMDB-shaped record built from a dataset's own movie row (MovieLens title, year, genres;
-    the seed files' overview and TMDB genres when present)."""
+    """A TMDB-shaped record built from a dataset's own movie row: MovieLens title (as TMDB would
+    write it), year and genres; the seed files' overview and TMDB genres when present."""
     names = tmdb_genres or genres
+    display_title, original_title = display_titles(title)
     imdb = None
     if imdb_id:
         imdb = f"tt{imdb_id.zfill(7)}" if imdb_id.isdigit() else imdb_id
     return {
         "id": tmdb_id,
         "imdb_id": imdb,
-        "title": title,
-        "original_title": title,
+        "title": display_title,
+        "original_title": original_title,
         "release_date": "",
         "_year_from_movielens": year,
         "overview": overview or "",

@@ -1,0 +1,317 @@
+"""A fake TMDB v3 API on loopback, answering from ``../shared/data/tmdb-offline/movies.jsonl``
+in TMDB's own shapes, with switchable failures and a request log.
+
+    fake = FakeTmdb(api_key="test-key")             # or read_token="..."; neither: no auth check
+    with fake.serve() as base_url:                  # "http://127.0.0.1:PORT" (TMDB_API_BASE_URL)
+        ...
+        fake.fail(429, retry_after=1, count=10)     # the next 10 requests answer 429
+        fake.fail(500)                              # every request answers 500 until healthy()
+        fake.delay = 0.5                            # answer slowly
+        fake.stop(); fake.start()                   # down (connection refused), up on the same port
+        fake.count("/3/movie/603"), fake.total, fake.times()   # what the proxy asked
+
+Paths: ``GET /3/movie/{id}`` (unknown id → 404 ``status_code`` 34) and
+``GET /3/search/movie?query=&year=&page=`` (case-insensitive substring of the title, year as
+a filter, 20 per page). Auth like TMDB: ``?api_key=`` or ``Authorization: Bearer``; wrong → 401
+``status_code`` 7. ``rate_limit=40`` makes it enforce TMDB's limit itself (429 ``status_code`` 25).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tests.fakes.live import LiveServer, free_port
+
+MOVIES_JSONL = Path(__file__).resolve().parents[2].parent / "shared/data/tmdb-offline/movies.jsonl"
+
+_DETAIL_DEFAULTS: dict[str, Any] = {
+    "adult": False,
+    "backdrop_path": None,
+    "belongs_to_collection": None,
+    "budget": 0,
+    "homepage": "",
+    "origin_country": [],
+    "production_companies": [],
+    "production_countries": [],
+    "revenue": 0,
+    "spoken_languages": [],
+    "video": False,
+}
+_STATUS = {
+    7: (401, "Invalid API key: You must be granted a valid key."),
+    11: (500, "Internal error: Something went wrong, contact TMDb."),
+    25: (429, "Your request count (#) is over the allowed limit of (40)."),
+    34: (404, "The resource you requested could not be found."),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def load_movies(path: Path = MOVIES_JSONL) -> dict[int, dict[str, Any]]:
+    """TMDB details records by id, as TMDB would answer them (loaded once per process)."""
+    movies: dict[int, dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            detail = {k: v for k, v in record.items() if not k.startswith("_")}
+            detail["release_date"] = detail.get("release_date") or ""
+            for key in ("original_title", "original_language", "tagline", "poster_path"):
+                detail.setdefault(key, record["title"] if key == "original_title" else None)
+            detail.setdefault("popularity", 0.0)
+            detail.setdefault("status", "Released")
+            movies[record["id"]] = {**_DETAIL_DEFAULTS, **detail}
+    return movies
+
+
+def tmdb_status(code: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """TMDB's error body for one of its status codes (7, 11, 25, 34)."""
+    status, message = _STATUS[code]
+    return JSONResponse(
+        status_code=status,
+        content={"success": False, "status_code": code, "status_message": message},
+        headers=headers or {},
+    )
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One request the fake received."""
+
+    at: float  # time.monotonic()
+    path: str
+    query: dict[str, str]
+    authorization: str | None
+    status: int
+
+
+class FakeTmdb:
+    """The fake's state: its movies, the failure switches and the request log (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        read_token: str | None = None,
+        rate_limit: float | None = None,
+        movies: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.read_token = read_token
+        self.rate_limit = rate_limit
+        self.movies = movies if movies is not None else load_movies()
+        self.delay = 0.0
+        self.log: list[Logged] = []
+        self._failure: tuple[int, float | None] | None = None
+        self._failures_left: int | None = None
+        self._recent: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._server: LiveServer | None = None
+        self.port = free_port()
+        self.app = self._build_app()
+
+    # --- switches -----------------------------------------------------------------------------
+
+    def fail(
+        self, status: int, *, retry_after: float | None = None, count: int | None = None
+    ) -> None:
+        """Answer ``status`` (401, 429 or 5xx) to the next ``count`` requests (None: all, until
+        :meth:`healthy`); 429s carry ``Retry-After: retry_after``."""
+        with self._lock:
+            self._failure = (status, retry_after)
+            self._failures_left = count
+
+    def healthy(self) -> None:
+        """Stop failing and answer at full speed."""
+        with self._lock:
+            self._failure = None
+            self._failures_left = None
+            self.delay = 0.0
+
+    # --- what was asked -------------------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return len(self.log)
+
+    def count(self, path: str | None = None, *, status: int | None = None) -> int:
+        """Requests received for ``path`` (all paths when None), optionally with one status."""
+        with self._lock:
+            return sum(
+                1
+                for entry in self.log
+                if (path is None or entry.path == path)
+                and (status is None or entry.status == status)
+            )
+
+    def per_path(self) -> Counter[str]:
+        with self._lock:
+            return Counter(entry.path for entry in self.log)
+
+    def times(self) -> list[float]:
+        """Arrival times (``time.monotonic()``) of every request, in order."""
+        with self._lock:
+            return [entry.at for entry in self.log]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.log.clear()
+
+    # --- server ---------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        """Listen on this fake's port (the same one after a :meth:`stop`); return the base URL."""
+        self._server = LiveServer(self.app, port=self.port).start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop listening: the proxy sees connection errors, as when TMDB is down."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Run on a free loopback port; yields the base URL (``TMDB_API_BASE_URL``)."""
+        self.start()
+        try:
+            yield self.base_url
+        finally:
+            self.stop()
+
+    # --- the app --------------------------------------------------------------------------------
+
+    def _authorised(self, request: Request) -> bool:
+        if self.api_key is None and self.read_token is None:
+            return True
+        key = request.query_params.get("api_key")
+        bearer = request.headers.get("authorization", "")
+        return (self.api_key is not None and key == self.api_key) or (
+            self.read_token is not None and bearer == f"Bearer {self.read_token}"
+        )
+
+    def _scripted_failure(self) -> JSONResponse | None:
+        with self._lock:
+            if self._failure is None:
+                return None
+            status, retry_after = self._failure
+            if self._failures_left is not None:
+                self._failures_left -= 1
+                if self._failures_left <= 0:
+                    self._failure, self._failures_left = None, None
+        if status == 429:
+            headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+            return tmdb_status(25, headers)
+        if status == 401:
+            return tmdb_status(7)
+        return JSONResponse(
+            status_code=status,
+            content={"success": False, "status_code": 11, "status_message": _STATUS[11][1]},
+        )
+
+    def _over_rate(self, now: float) -> bool:
+        if self.rate_limit is None:
+            return False
+        with self._lock:
+            while self._recent and now - self._recent[0] > 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= self.rate_limit:
+                return True
+            self._recent.append(now)
+            return False
+
+    async def _answer(self, request: Request, build: Any) -> JSONResponse:
+        arrived = time.monotonic()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        response = self._scripted_failure()
+        if response is None and not self._authorised(request):
+            response = tmdb_status(7)
+        if response is None and self._over_rate(arrived):
+            response = tmdb_status(25, {"retry-after": "1"})
+        if response is None:
+            response = build()
+        with self._lock:
+            self.log.append(
+                Logged(
+                    at=arrived,
+                    path=request.url.path,
+                    query=dict(request.query_params),
+                    authorization=request.headers.get("authorization"),
+                    status=response.status_code,
+                )
+            )
+        return response
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/3/movie/{movie_id}")
+        async def movie(movie_id: str, request: Request) -> JSONResponse:
+            def build() -> JSONResponse:
+                record = self.movies.get(int(movie_id)) if movie_id.isdigit() else None
+                return JSONResponse(record) if record is not None else tmdb_status(34)
+
+            return await self._answer(request, build)
+
+        @app.get("/3/search/movie")
+        async def search(request: Request) -> JSONResponse:
+            def build() -> JSONResponse:
+                query = request.query_params.get("query", "").casefold()
+                year = request.query_params.get("year")
+                page = int(request.query_params.get("page", "1"))
+                hits = [
+                    m
+                    for m in self.movies.values()
+                    if query
+                    and query in m["title"].casefold()
+                    and (not year or m["release_date"].startswith(year))
+                ]
+                hits.sort(key=lambda m: -(m.get("popularity") or 0.0))
+                chosen = hits[(page - 1) * 20 : page * 20]
+                return JSONResponse(
+                    {
+                        "page": page,
+                        "results": [_search_item(m) for m in chosen],
+                        "total_pages": (len(hits) + 19) // 20,
+                        "total_results": len(hits),
+                    }
+                )
+
+            return await self._answer(request, build)
+
+        return app
+
+
+def _search_item(movie: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "adult": False,
+        "backdrop_path": None,
+        "genre_ids": [g["id"] for g in movie.get("genres") or []],
+        "id": movie["id"],
+        "original_language": movie.get("original_language"),
+        "original_title": movie.get("original_title") or movie["title"],
+        "overview": movie.get("overview") or "",
+        "popularity": movie.get("popularity") or 0.0,
+        "poster_path": movie.get("poster_path"),
+        "release_date": movie.get("release_date") or "",
+        "title": movie["title"],
+        "video": False,
+        "vote_average": movie.get("vote_average") or 0.0,
+        "vote_count": movie.get("vote_count") or 0,
+    }

@@ -1,0 +1,162 @@
+"""TMDB misbehaving: 429 storms (rate respected, every request answered after recovery), 5xx,
+timeouts, TMDB down (503 or the cached copy, nothing lost) and a wrong key (a clear 502)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
+from tests.fakes.tmdb_server import FakeTmdb
+from tests.tmdb_proxy.conftest import ProxyFactory, service_of
+
+MATRIX = 603
+TOY_STORY = 862
+JUMANJI = 8844
+
+
+def max_in_any_window(times: list[float], window: float = 1.0) -> int:
+    """The most requests that arrived within any ``window`` seconds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_429_storm_is_retried_within_the_rate_and_every_request_answered(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    rate = 20.0
+    ids = sorted(fake_tmdb.movies)[:60]
+    fake_tmdb.fail(429, retry_after=0.2, count=20)
+    async with proxy(
+        fake_tmdb,
+        tmdb_proxy_rate_limit=rate,
+        tmdb_proxy_max_attempts=10,
+        tmdb_proxy_retry_budget_s=30.0,
+    ) as client:
+        responses = await asyncio.gather(*(client.get(f"/3/movie/{i}") for i in ids))
+        stats = (await client.get("/cache/stats")).json()
+
+    assert [r.status_code for r in responses] == [200] * len(ids)
+    assert [r.json()["id"] for r in responses] == ids
+    assert fake_tmdb.count(status=429) == 20
+    assert fake_tmdb.count(status=200) == len(ids)
+    # Slots are 1/rate apart, so a one-second window holds rate + 1; one more for the jitter
+    # of arrival on a loaded machine.
+    assert max_in_any_window(fake_tmdb.times()) <= rate + 2
+    assert stats["upstream_errors"] == 20 and stats["upstream_retries"] == 20
+    assert stats["upstream_calls"] == len(ids) + 20
+    assert stats["rate_limit_waits"] > 0
+
+
+async def test_rate_limit_holds_for_a_burst_of_distinct_misses(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    rate = 25.0
+    ids = sorted(fake_tmdb.movies)[:75]
+    async with proxy(fake_tmdb, tmdb_proxy_rate_limit=rate) as client:
+        response = await client.post("/movies/batch", json={"tmdb_ids": ids})
+    assert response.status_code == 200 and len(response.json()["movies"]) == len(ids)
+    times = fake_tmdb.times()
+    assert len(times) == len(ids)
+    assert max_in_any_window(times) <= rate + 2
+    assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.05
+
+
+async def test_5xx_and_timeouts_are_retried(proxy: ProxyFactory, fake_tmdb: FakeTmdb) -> None:
+    async with proxy(fake_tmdb, tmdb_proxy_timeout_s=0.3) as client:
+        fake_tmdb.fail(500, count=2)
+        assert (await client.get(f"/3/movie/{MATRIX}")).status_code == 200
+        assert fake_tmdb.count(f"/3/movie/{MATRIX}") == 3
+
+        fake_tmdb.delay = 1.0  # slower than the proxy's per-attempt timeout
+        slow = asyncio.create_task(client.get(f"/3/movie/{TOY_STORY}"))
+        await asyncio.sleep(0.5)
+        fake_tmdb.delay = 0.0
+        response = await slow
+    assert response.status_code == 200 and response.json()["title"] == "Toy Story"
+
+
+async def test_tmdb_down_answers_503_or_the_cached_copy_and_loses_nothing(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    async with proxy(
+        fake_tmdb,
+        tmdb_proxy_cache_ttl_s=0.5,
+        tmdb_proxy_max_attempts=3,
+        tmdb_proxy_retry_budget_s=2.0,
+    ) as client:
+        cached = (await client.get(f"/3/movie/{MATRIX}")).json()
+        await asyncio.sleep(0.6)  # the cached copy is now stale
+        fake_tmdb.stop()
+
+        stale = await client.get(f"/3/movie/{MATRIX}")
+        unknown = await client.get(f"/3/movie/{TOY_STORY}")
+        batch = await client.post("/movies/batch", json={"tmdb_ids": [MATRIX, JUMANJI]})
+        stats_down = (await client.get("/cache/stats")).json()
+
+        fake_tmdb.start()
+        recovered = await client.get(f"/3/movie/{TOY_STORY}")
+        refreshed = await client.get(f"/3/movie/{MATRIX}")
+        batch_after = await client.post("/movies/batch", json={"tmdb_ids": [MATRIX, JUMANJI]})
+
+    assert stale.status_code == 200 and stale.json() == cached
+    assert unknown.status_code == 503
+    assert unknown.json()["error"] == "tmdb_unavailable"
+    assert "connection error" in unknown.json()["detail"]
+    assert batch.status_code == 503
+    assert stats_down["stale_served"] >= 1 and stats_down["entries"] == 1
+    assert recovered.status_code == 200 and recovered.json()["title"] == "Toy Story"
+    assert refreshed.status_code == 200 and refreshed.json()["title"] == "The Matrix"
+    assert [m["id"] for m in batch_after.json()["movies"]] == [MATRIX, JUMANJI]
+    assert fake_tmdb.count(f"/3/movie/{MATRIX}") == 2  # first fetch, refresh after recovery
+
+
+async def test_tmdb_down_falls_back_to_imported_records(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb, database_url: str, tmp_path: Path
+) -> None:
+    records = tmp_path / "movies.jsonl"
+    records.write_text(json.dumps({**fake_tmdb.movies[TOY_STORY], "title": "Toy Story"}))
+    import_tmdb_jsonl(database_url, records)
+    fake_tmdb.fail(503)
+    async with proxy(fake_tmdb, tmdb_proxy_max_attempts=2) as client:
+        response = await client.get(f"/3/movie/{TOY_STORY}")
+        search = await client.get("/3/search/movie", params={"query": "Toy Story"})
+    assert response.status_code == 200
+    assert response.json()["prefshift_source"] == "offline"
+    assert search.status_code == 200
+    assert search.json()["results"][0]["id"] == TOY_STORY
+
+
+async def test_wrong_key_is_a_clear_502_and_not_retried(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    async with proxy(fake_tmdb, api_key="not-the-key") as client:
+        response = await client.get(f"/3/movie/{MATRIX}")
+        search = await client.get("/3/search/movie", params={"query": "Matrix"})
+        service = service_of(client)
+    assert response.status_code == 502
+    body = response.json()
+    assert body["error"] == "tmdb_credentials_rejected"
+    assert "TMDB_API_KEY" in body["detail"] and "wrong" in body["detail"]
+    assert "not-the-key" not in response.text
+    assert search.status_code == 502
+    assert fake_tmdb.count() == 2
+    assert service.hits == 0
+
+
+async def test_read_token_is_sent_as_bearer_and_never_as_a_query_parameter(
+    proxy: ProxyFactory,
+) -> None:
+    fake = FakeTmdb(read_token="read-token-xyz")
+    with fake.serve():
+        async with proxy(fake, api_key="", tmdb_read_token="read-token-xyz") as client:
+            response = await client.get(f"/3/movie/{MATRIX}")
+    assert response.status_code == 200
+    assert fake.log[0].authorization == "Bearer read-token-xyz"
+    assert "api_key" not in fake.log[0].query
