@@ -80,6 +80,9 @@ def test_entropy_by_hand() -> None:
     # user 1: Drama 4+2, Comedy 2 → p = (¾, ¼); user 2 only Drama → 0; user 3 has no genres.
     expected = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
     assert entropy.to_dict() == {1: pytest.approx(expected), 2: 0.0}
+    # MovieLens "A|B" strings are split the same way
+    as_strings = {movie: "|".join(names) for movie, names in genres.items()}
+    assert genre_entropy(ratings, as_strings).to_dict() == entropy.to_dict()
 
 
 def test_label_archetypes_quantile_sides() -> None:

@@ -143,6 +143,11 @@ def test_fidelity_against_real_ratings_by_hand(shift: RunShift) -> None:
     assert shift.fidelity.pearson_r == pytest.approx(3 / math.sqrt(2 * 31 / 6))
 
 
+def test_genres_as_movielens_strings(shift: RunShift) -> None:
+    as_strings = {movie: "|".join(names) for movie, names in GENRES.items()}
+    assert run_shift(hand_run(), test_genres=as_strings, real_ratings=REAL) == shift
+
+
 def test_fidelity_undefined_cases() -> None:
     assert fidelity({1: 3.0}, {}).model_dump() == {
         "n": 0,

@@ -123,7 +123,15 @@ def _check_ratings(ratings: pd.DataFrame) -> None:
         raise ValueError(f"ratings lack columns {missing}")
 
 
-def genre_entropy(ratings: pd.DataFrame, movie_genres: Mapping[int, Sequence[str]]) -> pd.Series:
+def _genre_names(genres: Sequence[str] | str) -> list[str]:
+    """Distinct genre names; a MovieLens ``"A|B"`` string is split."""
+    names = genres.split("|") if isinstance(genres, str) else genres
+    return [str(name) for name in dict.fromkeys(names) if name]
+
+
+def genre_entropy(
+    ratings: pd.DataFrame, movie_genres: Mapping[int, Sequence[str] | str]
+) -> pd.Series:
     """Shannon entropy (nats) of each user's rating-weighted genre mix.
 
     A user's weight of genre g is the sum of the user's ratings of movies listed in g (a movie
@@ -132,10 +140,10 @@ def genre_entropy(ratings: pd.DataFrame, movie_genres: Mapping[int, Sequence[str
     """
     _check_ratings(ratings)
     rows = [
-        (int(movie), str(genre))
+        (int(movie), genre)
         for movie, genres in movie_genres.items()
-        for genre in dict.fromkeys(genres)
-        if genre and genre != NO_GENRES
+        for genre in _genre_names(genres)
+        if genre != NO_GENRES
     ]
     genre_table = pd.DataFrame(rows, columns=["movielens_id", "genre"])
     genre_table["movielens_id"] = genre_table["movielens_id"].astype("int64")
@@ -204,7 +212,7 @@ def _sample(users: Sequence[int], k: int, rng: np.random.Generator) -> list[int]
 def select_cohort(
     rule: UserListRule | SampleRule | SeedStudyRule,
     ratings: pd.DataFrame,
-    movie_genres: Mapping[int, Sequence[str]] | None = None,
+    movie_genres: Mapping[int, Sequence[str] | str] | None = None,
 ) -> Cohort:
     """Apply a cohort rule to a dataset's ratings (and, for the seed-study rule, its genres)."""
     _check_ratings(ratings)

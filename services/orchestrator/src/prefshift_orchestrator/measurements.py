@@ -189,11 +189,13 @@ def fidelity_pairs(ratings: pd.DataFrame, real_ratings: Mapping[int, float]) -> 
     )
 
 
-def _genre_table(test_genres: Mapping[int, Sequence[str]]) -> pd.DataFrame:
+def _genre_table(test_genres: Mapping[int, Sequence[str] | str]) -> pd.DataFrame:
     rows = [
         (int(movie), str(genre))
         for movie, genres in test_genres.items()
-        for genre in dict.fromkeys(genres)  # a genre listed twice counts once
+        # a genre listed twice counts once; a MovieLens "A|B" string is split
+        for genre in dict.fromkeys(genres.split("|") if isinstance(genres, str) else genres)
+        if genre
     ]
     return pd.DataFrame(rows, columns=["tmdb_id", "genre"]).astype({"tmdb_id": "int64"})
 
@@ -201,7 +203,7 @@ def _genre_table(test_genres: Mapping[int, Sequence[str]]) -> pd.DataFrame:
 def run_shift(
     ratings: pd.DataFrame,
     *,
-    test_genres: Mapping[int, Sequence[str]],
+    test_genres: Mapping[int, Sequence[str] | str],
     real_ratings: Mapping[int, float] | None = None,
     control_arm: str | None = "control",
 ) -> RunShift:
@@ -303,7 +305,7 @@ def run_shift(
 
 def _genre_shifts(
     test: pd.DataFrame,
-    test_genres: Mapping[int, Sequence[str]],
+    test_genres: Mapping[int, Sequence[str] | str],
     arm_names: Sequence[str],
     control_arm: str | None,
 ) -> list[GenreShift]:
