@@ -213,9 +213,12 @@ async def test_proxy_down_is_a_clear_503(seed_cohort_database_url: str, case: Pe
     app = create_app(
         simulator_settings(seed_cohort_database_url, f"http://127.0.0.1:{free_port()}")
     )
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://simulator"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://simulator"
+        ) as client,
+    ):
         response = await client.post(
             "/ratings", json={"persona": case.persona(), "items": case.test}
         )

@@ -1,0 +1,83 @@
+"""`prefshift eval personas` on the seed study's cohort: the embedded persona beats the per-user
+mean and the user + movie bias baseline, and scores RMSE under 0.95."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from typer.testing import CliRunner
+
+from prefshift.cli.main import app
+from prefshift_simulator.config import Settings
+from prefshift_simulator.evaluation import DatasetSnapshot, evaluate_personas
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.simulator.test_llm import asked_items
+
+
+async def test_embedded_personas_on_the_seed_cohort_score_rmse_under_095(
+    seed_snapshot: DatasetSnapshot, seed_cohort_template: str
+) -> None:
+    settings = Settings(_env_file=None, database_url=seed_cohort_template)  # type: ignore[call-arg]
+    report = await evaluate_personas(seed_snapshot, settings=settings, seed=0)
+    assert len(report.users) == 150 and not report.skipped
+    metrics = report.metrics()
+    persona = metrics["persona (embedded)"]
+    assert persona.n == 150 * 30
+    assert persona.rmse < 0.95
+    assert persona.rmse < metrics["user + movie bias"].rmse < metrics["per-user mean"].rmse
+    assert persona.mae < metrics["per-user mean"].mae
+    assert persona.pearson > metrics["per-user mean"].pearson
+    assert abs(persona.bias) < 0.1
+    assert set(report.by_archetype()) == {"Explorer", "Generalist", "Specialist"}
+
+
+def test_cli_prints_the_table(seed_cohort_database_url: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["eval", "personas", "--dataset", "seed-cohort", "--users", "12"],
+        env={"PREFSHIFT_DATABASE_URL": seed_cohort_database_url, "COLUMNS": "120"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 users" in result.output
+    row = re.search(r"persona \(embedded\)\s*│\s*360\s*│[^│]*│[^│]*│\s*([0-9.]+)", result.output)
+    assert row is not None, result.output
+    assert 0.5 < float(row.group(1)) < 1.2
+    assert "per-user mean" in result.output and "user + movie bias" in result.output
+
+
+def test_cli_llm_backend_rates_through_the_endpoint(seed_cohort_database_url: str) -> None:
+    def all_fours(body: dict[str, object]) -> Reply:
+        numbers = asked_items(body)  # type: ignore[arg-type]
+        return Reply(
+            content=json.dumps(
+                {"ratings": [{"item": n, "rating": 4.0, "feeling": "Fine."} for n in numbers]}
+            )
+        )
+
+    fake = FakeOpenAI(responder=all_fours)
+    with fake.serve() as base_url:
+        result = CliRunner().invoke(
+            app,
+            ["eval", "personas", "--dataset", "seed-cohort", "--users", "3", "--backend", "llm"],
+            env={
+                "PREFSHIFT_DATABASE_URL": seed_cohort_database_url,
+                "OPENAI_BASE_URL": base_url,
+                "OPENAI_API_KEY": "sk-test",
+                "PREFSHIFT_SIMULATOR_MODEL": "eval-model",
+                "COLUMNS": "120",
+            },
+        )
+    assert result.exit_code == 0, result.output
+    assert fake.calls == 3
+    assert all(r["model"] == "eval-model" for r in fake.requests)
+    assert "persona (llm)" in result.output
+
+
+def test_cli_unknown_dataset_exits_1(database_url: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["eval", "personas", "--dataset", "nope"],
+        env={"PREFSHIFT_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 1

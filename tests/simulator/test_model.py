@@ -1,0 +1,100 @@
+"""The embedded model itself: nothing of the persona's own user in the dataset reaches its
+predictions, and a persona's ratings are reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prefshift_simulator.embedded.collaborative import CollaborativeStats
+from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams, round_rating
+from prefshift_simulator.evaluation import DatasetSnapshot
+from tests.simulator.conftest import PersonaCase
+
+
+def _stats(snapshot: DatasetSnapshot, ratings: np.ndarray) -> CollaborativeStats:
+    return CollaborativeStats(
+        dataset="seed-cohort",
+        user_ids=snapshot.ratings["user_id"].to_numpy(),
+        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
+        ratings=ratings,
+    )
+
+
+def _scores(
+    model: EmbeddedPersonaModel,
+    snapshot: DatasetSnapshot,
+    stats: CollaborativeStats,
+    case: PersonaCase,
+    user_id: int | None,
+) -> list[float]:
+    predictions = model.predict(
+        user_id=user_id,
+        history=[(m.tmdb_id, m.rating) for m in case.history],
+        experiences=[],
+        items=case.test,
+        facts=snapshot.facts,
+        stats=stats,
+        seed=0,
+    )
+    return [p.score for p in predictions]
+
+
+def test_the_users_own_held_out_ratings_never_reach_the_persona(
+    seed_snapshot: DatasetSnapshot, case: PersonaCase
+) -> None:
+    model = EmbeddedPersonaModel(ModelParams())
+    real = seed_snapshot.ratings["rating"].to_numpy().astype(np.float64)
+    # the user's real ratings of its test movies, flipped to the other end of the scale
+    own_test = (seed_snapshot.ratings["user_id"].to_numpy() == case.user_id) & np.isin(
+        seed_snapshot.ratings["tmdb_id"].to_numpy(), case.test
+    )
+    assert own_test.sum() == len(case.test)
+    flipped = real.copy()
+    flipped[own_test] = 5.5 - flipped[own_test]
+    original, altered = _stats(seed_snapshot, real), _stats(seed_snapshot, flipped)
+
+    with_user = _scores(model, seed_snapshot, original, case, case.user_id)
+    assert np.allclose(with_user, _scores(model, seed_snapshot, altered, case, case.user_id))
+    # the check has teeth: were the user not excluded, the flipped ratings would show
+    leaky = _scores(model, seed_snapshot, original, case, None)
+    leaky_altered = _scores(model, seed_snapshot, altered, case, None)
+    assert not np.allclose(leaky, leaky_altered)
+
+
+def test_scores_are_reproducible_and_noise_is_seeded(
+    seed_snapshot: DatasetSnapshot, case: PersonaCase
+) -> None:
+    stats = _stats(seed_snapshot, seed_snapshot.ratings["rating"].to_numpy())
+    quiet = EmbeddedPersonaModel(ModelParams())
+    noisy = EmbeddedPersonaModel(ModelParams(rating_noise=0.5))
+
+    def run(model: EmbeddedPersonaModel, seed: int) -> list[float]:
+        return [
+            p.score
+            for p in model.predict(
+                user_id=case.user_id,
+                history=[(m.tmdb_id, m.rating) for m in case.history],
+                experiences=[],
+                items=case.test,
+                facts=seed_snapshot.facts,
+                stats=stats,
+                seed=seed,
+            )
+        ]
+
+    assert run(quiet, 1) == run(quiet, 2)
+    assert run(noisy, 1) == run(noisy, 1)
+    difference = np.array(run(noisy, 1)) - np.array(run(quiet, 1))
+    assert 0.2 < difference.std() < 0.8  # σ = 0.5 over 30 movies
+
+
+def test_round_rating_snaps_to_half_stars_in_range() -> None:
+    assert [round_rating(x) for x in (-3.0, 0.74, 0.75, 3.24, 3.25, 4.9, 9.0)] == [
+        0.5,
+        0.5,
+        1.0,
+        3.0,
+        3.5,
+        5.0,
+        5.0,
+    ]
