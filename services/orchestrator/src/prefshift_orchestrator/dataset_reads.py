@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.models import Movie, Rating
@@ -82,11 +82,14 @@ class DatasetReads:
         """Ratings (user_id, movielens_id, rating; movies with a TMDB id) and MovieLens genres
         by movie, the inputs of the cohort rules."""
 
-        def load(session: Session) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-            connection = session.connection()
+        def load(connection: Connection) -> tuple[pd.DataFrame, dict[int, list[str]]]:
             ratings = datasets.load_ratings(connection, dataset_id)
             movies = datasets.load_movies(connection, dataset_id)
             genres = dict(zip(movies["movielens_id"].astype(int), movies["genres"], strict=True))
             return ratings[["user_id", "movielens_id", "rating"]], genres
 
-        return await self.session.run_sync(load)
+        # A connection of its own: load_ratings sets stream_results on the connection it gets.
+        engine = self.session.bind
+        assert isinstance(engine, AsyncEngine), "sessions are bound to an engine"
+        async with engine.connect() as connection:
+            return await connection.run_sync(load)
