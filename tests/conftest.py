@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,10 @@ class DatabaseFactory:
         self.workdir = workdir
         self.created: list[str] = []
         self._admin = None
+        # Dropping a Postgres database takes a second or more; a worker thread drops each test's
+        # databases while the next tests run, instead of all of them at the end of the session.
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-database")
+        self._drops: list[Future[None]] = []
         if TEST_DATABASE == "postgres":
             self._admin = create_engine(
                 migrate_url(POSTGRES_URL), isolation_level="AUTOCOMMIT", pool_size=1
@@ -74,14 +79,31 @@ class DatabaseFactory:
         self.created.append(url)
         return url
 
-    def drop_all(self) -> None:
+    def release(self, url: str) -> None:
+        """Drop a database a test no longer needs, in the background."""
+        if url in self.created:
+            self.created.remove(url)
+            self._drops.append(self._dropper.submit(self._drop, url))
+
+    def _drop(self, url: str) -> None:
         if self._admin is None:
+            database = make_url(url).database
+            if database:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(database + suffix).unlink(missing_ok=True)
             return
+        name = make_url(url).database
         with self._admin.connect() as connection:
-            for url in self.created:
-                name = make_url(url).database
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self._admin.dispose()
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def drop_all(self) -> None:
+        for url in list(self.created):
+            self.release(url)
+        self._dropper.shutdown(wait=True)
+        for drop in self._drops:
+            drop.result()
+        if self._admin is not None:
+            self._admin.dispose()
 
 
 def migrate_url(url: str) -> str:
@@ -118,21 +140,34 @@ def _dispose_all() -> None:
 
 
 @pytest.fixture
-def database_url(database_factory: DatabaseFactory, migrated_template: str) -> str:
+def database_url(database_factory: DatabaseFactory, migrated_template: str) -> Iterator[str]:
     """A fresh database of the kind under test, migrated to head, for this test alone."""
-    return database_factory.new(template=migrated_template)
+    url = database_factory.new(template=migrated_template)
+    yield url
+    database_factory.release(url)
 
 
 @pytest.fixture
-def empty_database_url(database_factory: DatabaseFactory) -> str:
+def empty_database_url(database_factory: DatabaseFactory) -> Iterator[str]:
     """A fresh, unmigrated database (for migration tests)."""
-    return database_factory.new()
+    url = database_factory.new()
+    yield url
+    database_factory.release(url)
 
 
 @pytest.fixture
-def clone_database(database_factory: DatabaseFactory) -> Callable[[str], str]:
+def clone_database(database_factory: DatabaseFactory) -> Iterator[Callable[[str], str]]:
     """Clone a database (e.g. a session-scoped imported one) for one test."""
-    return lambda template: database_factory.new(template=template)
+    clones: list[str] = []
+
+    def clone(template: str) -> str:
+        url = database_factory.new(template=template)
+        clones.append(url)
+        return url
+
+    yield clone
+    for url in clones:
+        database_factory.release(url)
 
 
 # --- imported datasets (session templates, cloned per test) ------------------------------------
@@ -187,20 +222,30 @@ def both_datasets_template(
 
 
 @pytest.fixture
-def ml_small_database_url(database_factory: DatabaseFactory, ml_small_template: str) -> str:
+def ml_small_database_url(
+    database_factory: DatabaseFactory, ml_small_template: str
+) -> Iterator[str]:
     """A fresh database for this test alone, with ``ml-latest-small`` imported."""
-    return database_factory.new(template=ml_small_template)
+    url = database_factory.new(template=ml_small_template)
+    yield url
+    database_factory.release(url)
 
 
 @pytest.fixture
-def seed_cohort_database_url(database_factory: DatabaseFactory, seed_cohort_template: str) -> str:
+def seed_cohort_database_url(
+    database_factory: DatabaseFactory, seed_cohort_template: str
+) -> Iterator[str]:
     """A fresh database for this test alone, with ``seed-cohort`` imported."""
-    return database_factory.new(template=seed_cohort_template)
+    url = database_factory.new(template=seed_cohort_template)
+    yield url
+    database_factory.release(url)
 
 
 @pytest.fixture
 def both_datasets_database_url(
     database_factory: DatabaseFactory, both_datasets_template: str
-) -> str:
+) -> Iterator[str]:
     """A fresh database for this test alone, with ``ml-latest-small`` and ``seed-cohort``."""
-    return database_factory.new(template=both_datasets_template)
+    url = database_factory.new(template=both_datasets_template)
+    yield url
+    database_factory.release(url)

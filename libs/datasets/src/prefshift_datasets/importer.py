@@ -7,6 +7,7 @@ database, in one transaction, streaming the ratings.
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -103,6 +105,9 @@ def import_dataset(
     report = progress or (lambda _progress: None)
     report(ImportProgress("fingerprint", 0, len(source.used_files()), "files"))
     fingerprint = source.fingerprint()
+    report(
+        ImportProgress("fingerprint", len(source.used_files()), len(source.used_files()), "files")
+    )
     engine = create_sync_db_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -317,20 +322,15 @@ def _load_ratings_csv(
                 writer.write(chunk)
         if writer is not None:
             writer.close()
-    except IntegrityError as error:
-        raise MalformedFileError(
-            file, None, f"a user rates a movie twice ({error.orig})"
-        ) from error
     except BaseException as error:
         if isinstance(writer, PostgresCopyWriter):
             writer.abort(error)
-        if _is_unique_violation(error):
-            raise MalformedFileError(file, None, f"a user rates a movie twice ({error})") from error
+        if isinstance(error, IntegrityError | sqlite3.IntegrityError | UniqueViolation):
+            detail = str(error).splitlines()[0]
+            raise MalformedFileError(
+                file, None, f"a user rates a movie twice ({detail})"
+            ) from error
         raise
-
-
-def _is_unique_violation(error: BaseException) -> bool:
-    return type(error).__name__ == "UniqueViolation"
 
 
 def _check_movies_known(

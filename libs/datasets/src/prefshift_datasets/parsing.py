@@ -158,7 +158,9 @@ def _validate_ratings(frame: pd.DataFrame, file: str) -> RatingsChunk:
         position = int(np.argmax(bad.to_numpy()))
         index = int(frame.index[position])
         value = rating_raw.iloc[position]
-        problems.append((index, _missing_or(value, f"rating {value!r} is not a number in 0.5–5.0")))
+        problems.append(
+            (index, _missing_or(value, f"rating {_show(value)} is not a number in 0.5–5.0"))
+        )
     timestamp: npt.NDArray[np.int64] | None = None
     if has_timestamp:
         timestamp_values = _integer_column(
@@ -175,6 +177,17 @@ def _validate_ratings(frame: pd.DataFrame, file: str) -> RatingsChunk:
         timestamp=timestamp,
         lines=frame.index.to_numpy(dtype=np.int64) + 2,
     )
+
+
+def _show(value: object) -> str:
+    """A value as the file had it: strings quoted, numbers plain (not ``np.float64(7.0)``)."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(value)
 
 
 def _missing_or(value: object, reason: str) -> str:
@@ -213,7 +226,9 @@ def _integer_column(
         problems.append(
             (
                 index,
-                _missing_or(value, f"{name} {value!r} is not an integer in {minimum}…{maximum}"),
+                _missing_or(
+                    value, f"{name} {_show(value)} is not an integer in {minimum}…{maximum}"
+                ),
             )
         )
     return values

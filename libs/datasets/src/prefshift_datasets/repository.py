@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from prefshift_common.db import create_sync_db_engine
 from prefshift_datasets.errors import DatasetNotFoundError
 from prefshift_datasets.models import Dataset, DatasetUser, Movie, Rating
 
@@ -134,6 +135,22 @@ def get_dataset_by_id(connection: Connection, dataset_id: int) -> DatasetInfo:
     if row is None:
         raise DatasetNotFoundError(f"no dataset with id {dataset_id}")
     return _dataset_info(row)
+
+
+def all_datasets(connection: Connection) -> list[DatasetInfo]:
+    """Every imported dataset, by name."""
+    rows = connection.execute(select(Dataset.__table__).order_by(Dataset.name)).all()
+    return [_dataset_info(row) for row in rows]
+
+
+def get_all_datasets(database_url: str) -> list[DatasetInfo]:
+    """Every imported dataset of the database at ``database_url`` (for CLIs)."""
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return all_datasets(connection)
+    finally:
+        engine.dispose()
 
 
 def load_ratings(connection: Connection, dataset_id: int) -> pd.DataFrame:
