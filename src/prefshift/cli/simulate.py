@@ -1,11 +1,369 @@
-"""``prefshift simulate`` and ``prefshift experiment``."""
+"""``prefshift simulate`` and ``prefshift experiment``: clients of the orchestrator's API."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from prefshift_common.settings import CommonSettings
 
 experiment_app = typer.Typer(no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+FINISHED = ("completed", "failed", "cancelled")
+PLOTS = ("shift_by_page", "genre_shift", "fidelity")
+
+
+def _client(url: str | None) -> httpx.Client:
+    settings = CommonSettings()
+    headers = {}
+    if settings.api_token is not None:
+        headers["authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+    return httpx.Client(base_url=url or settings.orchestrator_url, headers=headers, timeout=120)
+
+
+def _checked(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        errors.print(f"[red]error {response.status_code}[/]: {detail}")
+        raise typer.Exit(1)
+    return response.json()
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        return _checked(client.request(method, path, **kwargs))
+    except httpx.TransportError as exc:
+        errors.print(
+            f"[red]cannot reach the orchestrator at {client.base_url}[/] ({exc}); "
+            "start the services with `prefshift up`"
+        )
+        raise typer.Exit(1) from exc
+
+
+def _protocol(
+    *,
+    dataset: str | None,
+    seed: int | None,
+    pages: int | None,
+    page_size: int | None,
+    test_size: int | None,
+    persona_size: int | None,
+    arms: Sequence[str] | None,
+    backend: str | None,
+) -> dict[str, Any]:
+    values = {
+        "dataset": dataset,
+        "seed": seed,
+        "pages": pages,
+        "page_size": page_size,
+        "test_size": test_size,
+        "persona_size": persona_size,
+        "arms": list(arms) if arms else None,
+        "backend": backend,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _fmt(value: float | None, signed: bool = True) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def print_shift_table(shift: Mapping[str, Any], console: Console = console) -> None:
+    """Print a run's shift (the body of ``GET /runs/{id}/shift``) as a table: per arm the shift
+    Δ after each page, then at the last page the net shift against control, |Δ|, the share of
+    changed test ratings, Kendall τ and the appraisal of the recommendations."""
+    pages: list[Mapping[str, Any]] = list(shift.get("pages", []))
+    numbers = sorted({int(page["page"]) for page in pages})
+    table = Table(title="Preference shift of the test movies against the baseline")
+    table.add_column("arm", style="bold")
+    for number in numbers:
+        table.add_column(f"Δ p{number}", justify="right")
+    for name in ("net Δ", "|Δ|", "changed", "τ", "appraisal"):
+        table.add_column(name, justify="right")
+    for arm in shift.get("arms", []):
+        by_page = {int(p["page"]): p for p in pages if p["arm"] == arm["arm"]}
+        last = by_page.get(arm.get("last_page") or -1, {})
+        share = last.get("share_changed")
+        table.add_row(
+            str(arm["arm"]),
+            *(_fmt(by_page.get(n, {}).get("shift")) for n in numbers),
+            _fmt(arm.get("net_shift")),
+            _fmt(last.get("mean_abs_shift"), signed=False),
+            "–" if share is None else f"{share:.0%}",
+            _fmt(last.get("kendall_tau"), signed=False),
+            _fmt(arm.get("appraisal"), signed=False),
+        )
+    console.print(table)
+    fidelity = shift.get("fidelity") or {}
+    if fidelity.get("n"):
+        console.print(
+            f"Baseline fidelity to the real ratings ({fidelity['n']} test movies): "
+            f"bias {_fmt(fidelity.get('bias'))}, MAE {_fmt(fidelity.get('mae'), False)}, "
+            f"RMSE {_fmt(fidelity.get('rmse'), False)}, "
+            f"Pearson r {_fmt(fidelity.get('pearson_r'), False)}"
+        )
+    control = shift.get("control_arm")
+    if control:
+        console.print(f"net Δ: shift minus the shift of '{control}' (no recommendations).")
+
+
+def wait_for_run(client: httpx.Client, run_id: int, *, poll: float = 0.5) -> dict[str, Any]:
+    """Show a progress bar until the run finishes; returns the finished run."""
+    with Progress(
+        TextColumn("run {task.fields[run_id]} [{task.fields[status]}]"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[pages]}"),
+        TimeElapsedColumn(),
+        console=errors,
+    ) as progress:
+        task = progress.add_task("run", total=1.0, run_id=run_id, status="queued", pages="")
+        while True:
+            run: dict[str, Any] = _call(client, "GET", f"/runs/{run_id}")
+            progress.update(
+                task,
+                completed=run["progress"],
+                status=run["status"],
+                pages=f"{run['pages_done']}/{run['pages_total']} pages",
+            )
+            if run["status"] in FINISHED:
+                return run
+            time.sleep(poll)
+
+
+def _report_run_end(run: Mapping[str, Any]) -> None:
+    for message in run.get("messages") or []:
+        errors.print(f"[yellow]note[/]: {message}")
+    if run["status"] != "completed":
+        error = run.get("error") or {}
+        errors.print(f"[red]run {run['run_id']} {run['status']}[/]: {error.get('detail', '')}")
+        raise typer.Exit(1)
+
+
+def simulate(
+    user_id: int = typer.Argument(..., help="User id in the dataset."),
+    dataset: str | None = typer.Option(None, help="Dataset; default: the only one imported."),
+    seed: int | None = typer.Option(None, help="Seed of the run (default 0)."),
+    pages: int | None = typer.Option(None, help="Pages per arm (default 4)."),
+    page_size: int | None = typer.Option(None, help="Movies per page (default 30)."),
+    test_size: int | None = typer.Option(None, help="Test movies (default 30)."),
+    persona_size: int | None = typer.Option(None, help="Persona movies (default 40)."),
+    arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
+    backend: str | None = typer.Option(None, help="Simulator backend: llm or embedded."),
+    force: bool = typer.Option(False, help="Start a new run even if an identical one exists."),
+    wait: bool = typer.Option(False, help="Wait with a progress bar, then print the shift."),
+    output_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    url: str | None = typer.Option(None, help="Orchestrator URL (PREFSHIFT_ORCHESTRATOR_URL)."),
+) -> None:
+    """Simulate one user under every arm and measure how far the persona's tastes moved."""
+    body = _protocol(
+        dataset=dataset,
+        seed=seed,
+        pages=pages,
+        page_size=page_size,
+        test_size=test_size,
+        persona_size=persona_size,
+        arms=arm,
+        backend=backend,
+    )
+    with _client(url) as client:
+        run = _call(client, "POST", f"/simulate/{user_id}", json=body, params={"force": force})
+        if not wait:
+            if output_json:
+                console.print_json(json.dumps(run))
+            else:
+                console.print(f"run {run['run_id']}: {run['status']} ({run['links']['self']})")
+            return
+        run = wait_for_run(client, run["run_id"])
+        _report_run_end(run)
+        shift = _call(client, "GET", f"/runs/{run['run_id']}/shift")
+    if output_json:
+        console.print_json(json.dumps(shift))
+    else:
+        print_shift_table(shift)
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` command to the top-level app."""
+    app.command()(simulate)
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+@experiment_app.command("run")
+def experiment_run(
+    users: str | None = typer.Option(None, help="Comma-separated user ids."),
+    seed_study: int | None = typer.Option(
+        None, help="N users by the seed study's rule (400–2,500 ratings, 60/25/15 archetypes)."
+    ),
+    sample: int | None = typer.Option(None, help="N users sampled among those with enough."),
+    cohort_seed: int = typer.Option(0, help="Seed of the cohort sampling."),
+    name: str | None = typer.Option(None, help="A name for the experiment."),
+    dataset: str | None = typer.Option(None, help="Dataset; default: the only one imported."),
+    seed: int | None = typer.Option(None, help="Seed of the runs (default 0)."),
+    pages: int | None = typer.Option(None),
+    page_size: int | None = typer.Option(None),
+    test_size: int | None = typer.Option(None),
+    persona_size: int | None = typer.Option(None),
+    arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
+    backend: str | None = typer.Option(None),
+    wait: bool = typer.Option(False, help="Wait with a progress bar."),
+    url: str | None = typer.Option(None, help="Orchestrator URL."),
+) -> None:
+    """Start an experiment over a cohort: --users, --seed-study N or --sample N."""
+    chosen = [option for option in (users, seed_study, sample) if option is not None]
+    if len(chosen) != 1:
+        errors.print("[red]give exactly one of --users, --seed-study, --sample[/]")
+        raise typer.Exit(2)
+    cohort: dict[str, Any]
+    if users is not None:
+        ids = [int(part) for part in users.replace(" ", "").split(",") if part]
+        cohort = {"kind": "users", "user_ids": ids}
+    elif seed_study is not None:
+        cohort = {"kind": "seed-study", "size": seed_study, "seed": cohort_seed}
+    else:
+        cohort = {"kind": "sample", "size": sample, "seed": cohort_seed}
+    body = _protocol(
+        dataset=dataset,
+        seed=seed,
+        pages=pages,
+        page_size=page_size,
+        test_size=test_size,
+        persona_size=persona_size,
+        arms=arm,
+        backend=backend,
+    ) | {"cohort": cohort}
+    if name:
+        body["name"] = name
+    with _client(url) as client:
+        experiment = _call(client, "POST", "/experiments", json=body)
+        for message in experiment.get("messages") or []:
+            errors.print(f"[yellow]note[/]: {message}")
+        console.print(
+            f"experiment {experiment['experiment_id']}: {experiment['progress']['runs']} runs"
+        )
+        if wait:
+            experiment = _wait_for_experiment(client, experiment["experiment_id"])
+            _print_experiment(experiment)
+
+
+def _wait_for_experiment(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
+    with Progress(
+        TextColumn("experiment {task.fields[id]}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        console=errors,
+    ) as progress:
+        task = progress.add_task("experiment", total=1.0, id=experiment_id, counts="")
+        while True:
+            experiment: dict[str, Any] = _call(client, "GET", f"/experiments/{experiment_id}")
+            counts = experiment["progress"]
+            progress.update(
+                task,
+                completed=counts["progress"],
+                counts=f"{counts['completed']} done, {counts['running']} running, "
+                f"{counts['queued']} queued, {counts['failed']} failed",
+            )
+            if experiment["status"] != "running":
+                return experiment
+            time.sleep(1.0)
+
+
+def _print_experiment(experiment: Mapping[str, Any]) -> None:
+    counts = experiment["progress"]
+    console.print(
+        f"experiment {experiment['experiment_id']} ({experiment['dataset']}): "
+        f"{experiment['status']} — {counts['completed']}/{counts['runs']} completed, "
+        f"{counts['running']} running, {counts['queued']} queued, {counts['failed']} failed, "
+        f"{counts['cancelled']} cancelled ({counts['progress']:.0%})"
+    )
+
+
+@experiment_app.command("status")
+def experiment_status(
+    experiment_id: int = typer.Argument(...),
+    url: str | None = typer.Option(None, help="Orchestrator URL."),
+) -> None:
+    """An experiment's progress."""
+    with _client(url) as client:
+        experiment = _call(client, "GET", f"/experiments/{experiment_id}")
+    _print_experiment(experiment)
+    for message in experiment.get("messages") or []:
+        console.print(f"note: {message}")
+
+
+def print_statistics(report: Mapping[str, Any], console: Console = console) -> None:
+    """The report's net shift (or shift) per arm and page over all users, with intervals."""
+    statistics = report["statistics"]
+    metric = "net_shift" if statistics.get("control_arm") else "shift"
+    cells = [
+        cell
+        for cell in statistics["cells"]
+        if cell["metric"] == metric and cell["archetype"] is None and cell["genre"] == ""
+    ]
+    table = Table(title=f"{metric} across {statistics['n_users']} users (95% bootstrap CI)")
+    for column in ("arm", "page", "n", "mean", "95% CI", "p vs 0", "p vs control"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for cell in sorted(cells, key=lambda c: (c["arm"], c["page"])):
+        interval = (
+            "–" if cell["ci_low"] is None else f"[{cell['ci_low']:+.2f}, {cell['ci_high']:+.2f}]"
+        )
+        table.add_row(
+            cell["arm"],
+            str(cell["page"]),
+            str(cell["n"]),
+            _fmt(cell["mean"]),
+            interval,
+            "–" if cell["p_vs_zero"] is None else f"{cell['p_vs_zero']:.3g}",
+            "–" if cell["p_vs_control"] is None else f"{cell['p_vs_control']:.3g}",
+        )
+    console.print(table)
+
+
+@experiment_app.command("report")
+def experiment_report(
+    experiment_id: int = typer.Argument(...),
+    out: Path = typer.Option(Path("report"), help="Folder for the report files."),
+    url: str | None = typer.Option(None, help="Orchestrator URL."),
+) -> None:
+    """Write the report (report.json, statistics.csv, users.csv, plots as PNG and SVG) to a
+    folder and print the shift across users."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = f"/experiments/{experiment_id}/report"
+    with _client(url) as client:
+        report = _call(client, "GET", base)
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        for table in ("statistics", "users"):
+            response = client.get(base, params={"format": "csv", "table": table})
+            _checked_bytes(response)
+            (out / f"{table}.csv").write_text(response.text)
+        for plot in PLOTS:
+            for fmt in ("png", "svg"):
+                response = client.get(base, params={"format": fmt, "plot": plot})
+                _checked_bytes(response)
+                (out / f"{plot}.{fmt}").write_bytes(response.content)
+    print_statistics(report)
+    console.print(f"report written to {out}/ (report.json, *.csv, *.png, *.svg)")
+
+
+def _checked_bytes(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        _checked(response)

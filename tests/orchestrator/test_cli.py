@@ -1,0 +1,89 @@
+"""``prefshift simulate`` and ``prefshift experiment`` against a running orchestrator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from prefshift.cli.main import app
+from tests.orchestrator.conftest import USER, OrchestratorFactory, dataset_tmdb_ids
+from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+
+SMALL = ["--pages", "2", "--page-size", "3", "--test-size", "6", "--persona-size", "6"]
+
+
+def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_report(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory, tmp_path: Path
+) -> None:
+    simulator = StandInSimulator(exposure=2.0)
+    recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
+    runner = CliRunner()
+    with (
+        serving(simulator.app) as simulator_url,
+        serving(recommender.app) as recommender_url,
+        orchestrator(
+            seed_cohort_database_url, simulator_url=simulator_url, recommender_url=recommender_url
+        ) as client,
+    ):
+        url = str(client.base_url)
+        result = runner.invoke(app, ["simulate", str(USER), *SMALL, "--wait", "--url", url])
+        assert result.exit_code == 0, result.output
+        assert "Preference shift" in result.output
+        for arm in ("als", "random", "control"):
+            assert arm in result.output
+        assert "Δ p1" in result.output and "Δ p2" in result.output
+        assert "Baseline fidelity" in result.output
+        assert "'llm' left out" in result.output  # the note about the unavailable LLM arms
+
+        as_json = runner.invoke(
+            app, ["simulate", str(USER), *SMALL, "--wait", "--json", "--url", url]
+        )
+        assert as_json.exit_code == 0
+        shift = json.loads(as_json.stdout[as_json.stdout.index("{") :])
+        run_id = client.get(f"/simulate/{USER}").json()["run_id"]
+        assert shift == client.get(f"/runs/{run_id}/shift").json()
+
+        missing = runner.invoke(app, ["simulate", "999999999", "--url", url])
+        assert missing.exit_code == 1
+        assert "error 404" in missing.output
+
+        started = runner.invoke(
+            app,
+            [
+                "experiment",
+                "run",
+                "--users",
+                "47425,85795",
+                *SMALL,
+                "--arm",
+                "als",
+                "--arm",
+                "control",
+                "--wait",
+                "--url",
+                url,
+            ],
+        )
+        assert started.exit_code == 0, started.output
+        assert "2/2 completed" in started.output
+        experiment_id = started.output.split("experiment ")[1].split(":")[0]
+        status = runner.invoke(app, ["experiment", "status", experiment_id, "--url", url])
+        assert "completed" in status.output
+        out = tmp_path / "report"
+        report = runner.invoke(
+            app, ["experiment", "report", experiment_id, "--out", str(out), "--url", url]
+        )
+        assert report.exit_code == 0, report.output
+        assert "net_shift across 2 users" in report.output
+        written = sorted(path.name for path in out.iterdir())
+        assert written == sorted(
+            ["report.json", "statistics.csv", "users.csv"]
+            + [
+                f"{p}.{f}"
+                for p in ("shift_by_page", "genre_shift", "fidelity")
+                for f in ("png", "svg")
+            ]
+        )
+        assert json.loads((out / "report.json").read_text())["n_completed"] == 2
