@@ -164,6 +164,7 @@ class LlmRecommender:
         history, unknown = await self._history(query)
         all_genres = sorted({g for movie in query.catalog.movies for g in movie.genres})
         profile = taste_profile(history, all_genres)
+        await asyncio.to_thread(lambda: query.catalog.titles)  # built once, off the event loop
         resolver = TitleResolver(query.catalog, self.proxy)
         blocked = set(query.history) | set(query.exclude)
         chosen: list[ResolvedMovie] = []

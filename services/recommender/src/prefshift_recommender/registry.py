@@ -123,9 +123,7 @@ class ModelRegistry:
     def _load_catalog(self, dataset: DatasetRef) -> Catalog:
         with self.engine.connect() as connection:
             rows = repository.load_movie_rows(connection, dataset.id)
-        catalog = Catalog.from_rows(dataset, rows)
-        _ = catalog.titles  # build the title index here, off the event loop
-        return catalog
+        return Catalog.from_rows(dataset, rows)
 
     # --- loading and training --------------------------------------------------------------
 

@@ -1,5 +1,7 @@
-"""Reads of imported datasets that the recommender needs (the dataset tables belong to
-prefshift_datasets; this service never writes them).
+"""Reads of imported datasets that the recommender needs, on top of
+``prefshift_datasets.repository`` (the dataset tables belong to it; this service never writes
+them). Added here: the datasets with their content fingerprint (model versions derive from it)
+and per-movie rating counts.
 
 Async queries serve requests; the synchronous ones run in the training thread and return NumPy
 arrays rather than one Python object per rating, because ml-32m has 32 million of them.
@@ -10,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prefshift_datasets.models import Dataset, DatasetUser, Movie, Rating
+from prefshift_datasets import repository as datasets_repository
+from prefshift_datasets.models import Dataset, Rating
 
 
 @dataclass(frozen=True)
@@ -67,66 +71,19 @@ async def user_ratings(
     session: AsyncSession, dataset_id: int, user_id: int
 ) -> list[tuple[int, float]] | None:
     """A dataset user's ratings as (tmdb_id, rating); ``None`` when the user does not exist."""
-    exists = await session.scalar(
-        select(DatasetUser.user_id).where(
-            DatasetUser.dataset_id == dataset_id, DatasetUser.user_id == user_id
-        )
-    )
-    if exists is None:
+    if await datasets_repository.find_user(session, dataset_id, user_id) is None:
         return None
-    rows = await session.execute(
-        select(Movie.tmdb_id, Rating.rating)
-        .join(
-            Movie,
-            (Movie.dataset_id == Rating.dataset_id) & (Movie.movielens_id == Rating.movielens_id),
-        )
-        .where(
-            Rating.dataset_id == dataset_id,
-            Rating.user_id == user_id,
-            Movie.tmdb_id.is_not(None),
-        )
-    )
-    return [(int(tmdb_id or 0), float(rating)) for tmdb_id, rating in rows.all()]
+    ratings = await datasets_repository.user_ratings(session, dataset_id, user_id)
+    return [(r.tmdb_id, r.rating) for r in ratings if r.tmdb_id is not None]
 
 
 def load_rating_arrays(connection: Connection, dataset_id: int) -> RatingArrays:
     """Every rating of a movie with a TMDB id (for training; runs in a worker thread)."""
-    # MovieLens id → TMDB id in NumPy, so the ratings come back as three plain columns.
-    links = connection.execute(
-        select(Movie.movielens_id, Movie.tmdb_id).where(
-            Movie.dataset_id == dataset_id, Movie.tmdb_id.is_not(None)
-        )
-    ).all()
-    link_ml = np.fromiter((row[0] for row in links), dtype=np.int64, count=len(links))
-    link_tmdb = np.fromiter((row[1] for row in links), dtype=np.int64, count=len(links))
-    order = np.argsort(link_ml)
-    link_ml, link_tmdb = link_ml[order], link_tmdb[order]
-
-    users: list[NDArray[np.int64]] = []
-    movies: list[NDArray[np.int64]] = []
-    values: list[NDArray[np.float32]] = []
-    result = connection.execution_options(yield_per=200_000).execute(
-        select(Rating.user_id, Rating.movielens_id, Rating.rating).where(
-            Rating.dataset_id == dataset_id
-        )
-    )
-    for partition in result.partitions():
-        columns = list(zip(*partition, strict=True))
-        users.append(np.asarray(columns[0], dtype=np.int64))
-        movies.append(np.asarray(columns[1], dtype=np.int64))
-        values.append(np.asarray(columns[2], dtype=np.float32))
-    if not users:
-        empty = np.zeros(0, dtype=np.int64)
-        return RatingArrays(empty, empty, np.zeros(0, dtype=np.float32))
-    user_ids, movielens_ids = np.concatenate(users), np.concatenate(movies)
-    ratings = np.concatenate(values)
-    position = np.searchsorted(link_ml, movielens_ids)
-    position = np.minimum(position, max(link_ml.size - 1, 0))
-    linked = (link_ml.size > 0) & (link_ml[position] == movielens_ids)
+    frame = datasets_repository.load_ratings(connection, dataset_id)
     return RatingArrays(
-        user_ids=user_ids[linked],
-        tmdb_ids=link_tmdb[position[linked]],
-        ratings=ratings[linked],
+        user_ids=frame["user_id"].to_numpy(np.int64),
+        tmdb_ids=frame["tmdb_id"].to_numpy(np.int64),
+        ratings=frame["rating"].to_numpy(np.float32),
     )
 
 
@@ -139,25 +96,16 @@ def load_movie_rows(connection: Connection, dataset_id: int) -> MovieRows:
             .group_by(Rating.movielens_id)
         ).all()
     )
-    rows = connection.execute(
-        select(
-            Movie.movielens_id,
-            Movie.tmdb_id,
-            Movie.title,
-            Movie.year,
-            Movie.genres,
-            Movie.tmdb_genres,
-        )
-        .where(Movie.dataset_id == dataset_id, Movie.tmdb_id.is_not(None))
-        .order_by(Movie.movielens_id)
-    ).all()
-    movies = MovieRows([], [], [], [], [], [])
-    for movielens_id, tmdb_id, title, year, genres, tmdb_genres in rows:
-        movies.tmdb_ids.append(int(tmdb_id or 0))
-        movies.movielens_ids.append(int(movielens_id))
-        movies.titles.append(str(title))
-        movies.years.append(int(year) if year is not None else None)
-        names = list(tmdb_genres) if tmdb_genres else [g for g in str(genres).split("|") if g]
-        movies.genres.append([g for g in names if g != "(no genres listed)"])
-        movies.rating_counts.append(int(counts.get(movielens_id, 0)))
-    return movies
+    frame = datasets_repository.load_movies(connection, dataset_id)
+    frame = frame[frame["tmdb_id"].notna()]
+    movielens_ids = [int(v) for v in frame["movielens_id"].tolist()]
+    tmdb_genres: list[list[str]] = frame["tmdb_genres"].tolist()
+    movielens_genres: list[list[str]] = frame["genres"].tolist()
+    return MovieRows(
+        tmdb_ids=[int(v) for v in frame["tmdb_id"].tolist()],
+        movielens_ids=movielens_ids,
+        titles=[str(v) for v in frame["title"].tolist()],
+        years=[None if pd.isna(v) else int(v) for v in frame["year"].tolist()],
+        genres=[list(t) or list(m) for t, m in zip(tmdb_genres, movielens_genres, strict=True)],
+        rating_counts=[int(counts.get(m, 0)) for m in movielens_ids],
+    )

@@ -54,10 +54,19 @@ class TitleResolver:
         return ResolvedMovie(movie.tmdb_id, movie.movielens_id, movie.title, movie.year)
 
     async def _from_proxy(self, title: str, year: int | None) -> ResolvedMovie | None:
+        found = await self._search(title, year, send_year=year is not None)
+        if found is None and year is not None:
+            # TMDB filters on the release year, which can differ from the year a model names.
+            found = await self._search(title, year, send_year=False)
+        return found
+
+    async def _search(
+        self, title: str, year: int | None, *, send_year: bool
+    ) -> ResolvedMovie | None:
         if self.proxy is None or self.proxy_failures >= 3:
             return None
         params: dict[str, str | int] = {"query": title[:200]}
-        if year is not None:
+        if send_year and year is not None:
             params["year"] = year
         try:
             response = await self.proxy.get("/3/search/movie", params=params)
