@@ -301,13 +301,13 @@ async def test_wrong_key_is_a_502_that_does_not_echo_it(
     assert "API key" in response.json()["detail"] and "sk-wrong" not in response.text
 
 
-async def test_movies_tmdb_does_not_know_are_422_for_the_llm(
+async def test_movies_tmdb_does_not_know_are_404_for_the_llm(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
     async with simulator(**llm_settings(fake)) as client:
         response = await client.post(
             "/ratings", json=body_for(case, items=[case.test[1], 999_999_999])
         )
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert "999999999" in response.json()["detail"]
     assert fake.calls == 0

@@ -56,7 +56,7 @@ async def post_ratings(body: RatingsRequest, service: RatingServiceDep) -> Ratin
     OpenAI-compatible endpoint; identical calls are replayed from their record, and then
     ``usage.cached`` is true). Movie metadata comes from tmdb-proxy in one batch call.
 
-    Errors: 404 when the persona's dataset is not imported; 422 when the llm backend is asked
+    Errors: 404 when the persona's dataset is not imported, or when the llm backend is asked
     about movies TMDB does not know; 429/502/503/504 when the LLM endpoint or tmdb-proxy
     fails, each naming what failed.
     """

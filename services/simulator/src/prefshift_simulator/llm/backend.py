@@ -24,10 +24,10 @@ from openai import AsyncOpenAI
 
 from prefshift_common.contracts import Backend, ItemRating, RatingsRequest, Usage
 from prefshift_common.errors import (
+    NotFound,
     ServiceError,
     TooManyRequests,
     Unavailable,
-    Unprocessable,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -106,7 +106,7 @@ class LlmBackend:
             raise Unavailable("the llm backend needs OPENAI_BASE_URL or OPENAI_API_KEY")
         unknown = [tmdb_id for tmdb_id in items if tmdb_id not in facts]
         if unknown:
-            raise Unprocessable(
+            raise NotFound(
                 f"TMDB does not know these movies, so the persona cannot be told what they "
                 f"are: {unknown[:20]}"
             )
