@@ -60,7 +60,7 @@ class Stack:
             ]
             self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         """Block until every service answers ``/readyz``; raise if one exits or times out."""
         deadline = time.monotonic() + timeout
         pending = set(self.processes)

@@ -7,10 +7,16 @@ import time
 
 import typer
 from rich.console import Console
+from sqlalchemy import select
 
 from prefshift import migrate
+from prefshift.cli import simulate
 from prefshift.stack import Stack
+from prefshift_common.db import create_sync_db_engine
 from prefshift_common.settings import CommonSettings
+from prefshift_datasets.errors import DatasetError
+from prefshift_datasets.models import DatasetUser
+from prefshift_datasets.resolve import resolve_dataset
 
 console = Console(stderr=True)
 
@@ -41,5 +47,72 @@ def up(
         stack.stop()
 
 
+def _pick_user(database_url: str, dataset_id: int, min_ratings: int) -> int:
+    """The smallest user id with at least ``min_ratings`` ratings (reproducible default)."""
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            user_id = connection.execute(
+                select(DatasetUser.user_id)
+                .where(DatasetUser.dataset_id == dataset_id, DatasetUser.n_ratings >= min_ratings)
+                .order_by(DatasetUser.user_id)
+                .limit(1)
+            ).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    if user_id is None:
+        console.print(f"[red]no user has {min_ratings} ratings in this dataset[/]")
+        raise typer.Exit(1)
+    return int(user_id)
+
+
+def demo(
+    dataset: str = typer.Option(
+        "ml-latest-small",
+        help="An imported dataset's name, a MovieLens folder or zip, or a GroupLens name "
+        "(downloaded when online).",
+    ),
+    user: int | None = typer.Option(None, help="User id; default: the first with 100 ratings."),
+    seed: int = typer.Option(0, help="Seed of the run."),
+    pages: int | None = typer.Option(None, help="Pages per arm (default 4)."),
+) -> None:
+    """The main job, end to end on the embedded default: migrate, import the dataset, start the
+    four services, simulate one user under every available arm and print the shift table."""
+    settings = CommonSettings()
+    console.print(f"database: {settings.resolved_database_url}")
+    migrate.upgrade(settings.resolved_database_url)
+    try:
+        resolved = resolve_dataset(dataset, progress=None)
+    except DatasetError as exc:
+        console.print(f"[red]dataset[/]: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"dataset: {resolved.name} ({resolved.how})")
+    user_id = user or _pick_user(settings.resolved_database_url, resolved.dataset_id, 100)
+    stack = Stack(settings, env={"PREFSHIFT_LOG_LEVEL": "WARNING"})
+    console.print("starting the four services…")
+    stack.start()
+    try:
+        stack.wait_ready()
+        console.print(f"services up; simulating user {user_id} of {resolved.name}")
+        simulate.simulate(
+            user_id=user_id,
+            dataset=resolved.name,
+            seed=seed,
+            pages=pages,
+            page_size=None,
+            test_size=None,
+            persona_size=None,
+            arm=None,
+            backend=None,
+            force=False,
+            wait=True,
+            output_json=False,
+            url=settings.orchestrator_url,
+        )
+    finally:
+        stack.stop()
+
+
 def register(app: typer.Typer) -> None:
     app.command()(up)
+    app.command()(demo)
