@@ -239,6 +239,15 @@ def test_random_runs_agree_with_numpy_and_scipy() -> None:
             )
 
 
+@pytest.mark.parametrize("n", [5, 30, 400, 700])
+def test_kendall_tau_matches_scipy_with_many_ties(n: int) -> None:
+    rng = np.random.default_rng(n)
+    first = rng.integers(1, 11, size=n) / 2
+    second = np.clip(first + rng.integers(-2, 3, size=n) / 2, 0.5, 5.0)
+    expected = stats.kendalltau(first, second, variant="b").statistic
+    assert kendall_tau(first, second) == pytest.approx(expected, rel=1e-12)
+
+
 def test_kendall_tau_none_when_constant() -> None:
     assert kendall_tau([3.0, 3.0, 3.0], [1.0, 2.0, 3.0]) is None
     assert kendall_tau([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]) is None

@@ -97,9 +97,16 @@ def test_wilcoxon_matches_scipy_enumeration_with_ties(seed: int) -> None:
 
 
 def test_wilcoxon_large_samples_use_the_normal_approximation() -> None:
-    sample = np.random.default_rng(4).normal(0.1, 1.0, 80)
+    rng = np.random.default_rng(4)
+    sample = rng.normal(0.1, 1.0, 80)
     exact = stats.wilcoxon(sample, method="exact").pvalue
     assert wilcoxon_p(sample) == pytest.approx(exact, abs=0.01)
+    for n in (80, 150, 1000):
+        tied = np.round(rng.normal(0.1, 1.0, n) * 2) / 2
+        tied = tied[tied != 0]
+        assert tied.size > 50
+        approx = stats.wilcoxon(tied, method="approx").pvalue
+        assert wilcoxon_p(tied) == pytest.approx(approx, rel=1e-9)
 
 
 def test_wilcoxon_small_for_a_clear_effect_and_calibrated_for_noise() -> None:
@@ -169,6 +176,25 @@ def test_summarize_missing_values_and_duplicates() -> None:
     assert (als.n, als.mean) == (4, pytest.approx((1.0 + 1.0 + 1.5 + 2.0) / 4))
     assert als.n_vs_control == 3
     assert cell(summary, "control").n == 3
+
+
+def test_summarize_intervals_equal_the_single_cell_bootstrap() -> None:
+    rng = np.random.default_rng(8)
+    rows = [
+        {"user_id": user, "arm": arm, "page": page, "shift": float(rng.normal())}
+        for user in range(1, 31)
+        for arm in ("als", "random")
+        for page in (1, 2)
+        if not (user == 30 and arm == "random")  # one user lacks random's pages
+    ]
+    results = pd.DataFrame(rows)
+    summary = summarize(results, metrics=["shift"], seed=12, n_resamples=500)
+    for found in summary.cells:
+        values = results.query("arm == @found.arm and page == @found.page")["shift"]
+        assert found.n == (29 if found.arm == "random" else 30)
+        expected = bootstrap_interval(values.to_numpy(), n_resamples=500, seed=12)
+        assert expected is not None
+        assert (found.ci_low, found.ci_high) == pytest.approx(expected, rel=1e-12)
 
 
 def test_summarize_without_control_or_archetypes() -> None:

@@ -10,14 +10,14 @@ Pure functions over a run's ratings as a pandas DataFrame with the columns
 Arm ratings are aligned with the baseline on ``tmdb_id``: a test movie that the baseline or the
 arm's page lacks is left out of that page's figures (``n`` says how many were used), so partial
 runs and missing ratings give figures over what exists instead of errors. A movie rated twice in
-one (arm, page, phase) counts once, with the mean of its ratings.
+one (arm, page, phase) counts once, with the mean of its ratings. Rows of the baseline arm on
+another page than 0 are ignored.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,8 @@ EXPERIENCE_PHASE = "experience"
 RATING_COLUMNS = ("arm", "page", "phase", "tmdb_id", "rating")
 #: Ratings are 0.5 steps; two ratings closer than this are the same rating.
 _SAME_RATING = 1e-9
+#: Up to this many test movies Kendall τ is computed from all pairs directly.
+_DIRECT_TAU_MAX = 500
 
 
 class PageShift(BaseModel):
@@ -108,43 +110,58 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def _clean(ratings: pd.DataFrame) -> pd.DataFrame:
-    """Check the columns, normalise types, and average duplicate ratings of one cell."""
+Cell = tuple[str, int, str]  # (arm, page, phase)
+
+
+def _cells(ratings: pd.DataFrame) -> dict[Cell, dict[int, float]]:
+    """Ratings by (arm, page, phase) and tmdb_id; a movie rated twice in a cell gets its mean.
+
+    Plain dictionaries: a run has a few thousand ratings, and per-cell pandas objects would
+    cost far more than the arithmetic.
+    """
     missing = [column for column in RATING_COLUMNS if column not in ratings.columns]
     if missing:
         raise ValueError(f"ratings lack columns {missing}")
-    frame = pd.DataFrame(
-        {
-            "arm": ratings["arm"].astype(str).to_numpy(),
-            "page": ratings["page"].astype("int64").to_numpy(),
-            "phase": ratings["phase"].astype(str).to_numpy(),
-            "tmdb_id": ratings["tmdb_id"].astype("int64").to_numpy(),
-            "rating": ratings["rating"].astype("float64").to_numpy(),
-        }
+    sums: dict[Cell, dict[int, list[float]]] = {}
+    columns = zip(
+        ratings["arm"].astype(str).tolist(),
+        ratings["page"].astype("int64").tolist(),
+        ratings["phase"].astype(str).tolist(),
+        ratings["tmdb_id"].astype("int64").tolist(),
+        ratings["rating"].astype("float64").tolist(),
+        strict=True,
     )
-    frame = frame[frame["rating"].notna()]
-    averaged = frame.groupby(["arm", "page", "phase", "tmdb_id"], sort=True)["rating"].mean()
-    return averaged.reset_index()
-
-
-def _cells_by_arm_page(frame: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
-    """Split rows by (arm, page)."""
-    cells: dict[tuple[str, int], pd.DataFrame] = {}
-    for key, cell in frame.groupby(["arm", "page"], sort=True):
-        arm, page = cast("tuple[object, object]", key)
-        cells[(str(arm), int(cast(int, page)))] = cell
-    return cells
+    for arm, page, phase, movie, rating in columns:
+        if math.isnan(rating):
+            continue
+        total = sums.setdefault((arm, page, phase), {}).setdefault(movie, [0.0, 0.0])
+        total[0] += rating
+        total[1] += 1.0
+    return {
+        cell: {movie: total / count for movie, (total, count) in movies.items()}
+        for cell, movies in sums.items()
+    }
 
 
 def kendall_tau(
     baseline: Sequence[float] | np.ndarray, other: Sequence[float] | np.ndarray
 ) -> float | None:
-    """Kendall τ-b of two paired rating vectors; None when undefined (n < 2 or a constant side)."""
+    """Kendall τ-b of two paired rating vectors; None when undefined (n < 2 or a constant side).
+
+    τ-b = Σ sign(xi − xj)·sign(yi − yj) / √(Σ|sign(xi − xj)| · Σ|sign(yi − yj)|) over pairs,
+    computed directly for test-set sizes (scipy's ``kendalltau`` for long vectors).
+    """
     first = np.asarray(baseline, dtype=float)
     second = np.asarray(other, dtype=float)
     if first.size < 2 or np.ptp(first) == 0 or np.ptp(second) == 0:
         return None
-    return _none_if_nan(stats.kendalltau(first, second, variant="b").statistic)
+    if first.size > _DIRECT_TAU_MAX:
+        return _none_if_nan(stats.kendalltau(first, second, variant="b").statistic)
+    upper = np.triu_indices(first.size, k=1)
+    sign_first = np.sign(first[:, None] - first[None, :])[upper]
+    sign_second = np.sign(second[:, None] - second[None, :])[upper]
+    denominator = math.sqrt(float(np.abs(sign_first).sum()) * float(np.abs(sign_second).sum()))
+    return float((sign_first * sign_second).sum()) / denominator
 
 
 def fidelity(predicted: Mapping[int, float], real: Mapping[int, float]) -> Fidelity:
@@ -169,11 +186,7 @@ def fidelity(predicted: Mapping[int, float], real: Mapping[int, float]) -> Fidel
 
 def baseline_ratings(ratings: pd.DataFrame) -> dict[int, float]:
     """The baseline's test ratings by tmdb_id."""
-    frame = _clean(ratings)
-    base = frame[(frame["arm"] == BASELINE_ARM) & (frame["phase"] == TEST_PHASE)]
-    movies = base["tmdb_id"].to_numpy(dtype="int64").tolist()
-    values = base["rating"].to_numpy(dtype=float).tolist()
-    return dict(zip(movies, values, strict=True))
+    return _cells(ratings).get((BASELINE_ARM, 0, TEST_PHASE), {})
 
 
 def fidelity_pairs(ratings: pd.DataFrame, real_ratings: Mapping[int, float]) -> pd.DataFrame:
@@ -189,15 +202,10 @@ def fidelity_pairs(ratings: pd.DataFrame, real_ratings: Mapping[int, float]) -> 
     )
 
 
-def _genre_table(test_genres: Mapping[int, Sequence[str] | str]) -> pd.DataFrame:
-    rows = [
-        (int(movie), str(genre))
-        for movie, genres in test_genres.items()
-        # a genre listed twice counts once; a MovieLens "A|B" string is split
-        for genre in dict.fromkeys(genres.split("|") if isinstance(genres, str) else genres)
-        if genre
-    ]
-    return pd.DataFrame(rows, columns=["tmdb_id", "genre"]).astype({"tmdb_id": "int64"})
+def _genre_names(genres: Sequence[str] | str) -> list[str]:
+    """Distinct genre names; a MovieLens ``"A|B"`` string is split."""
+    names = genres.split("|") if isinstance(genres, str) else genres
+    return [str(name) for name in dict.fromkeys(names) if name]
 
 
 def run_shift(
@@ -208,63 +216,62 @@ def run_shift(
     control_arm: str | None = "control",
 ) -> RunShift:
     """Every measurement of one run from its stored ratings (see the module docstring)."""
-    frame = _clean(ratings)
-    base = baseline_ratings(frame)
-    base_series = pd.Series(base, dtype=float, name="baseline")
-    base_series.index = base_series.index.astype("int64")
-    base_series.index.name = "tmdb_id"
-
-    test = frame[(frame["phase"] == TEST_PHASE) & (frame["arm"] != BASELINE_ARM)]
-    test = test.join(base_series, on="tmdb_id", how="inner")
-    test = test.assign(delta=test["rating"] - test["baseline"])
-    experience = frame[(frame["phase"] == EXPERIENCE_PHASE) & (frame["arm"] != BASELINE_ARM)]
-
+    cells = _cells(ratings)
+    base = cells.get((BASELINE_ARM, 0, TEST_PHASE), {})
     arm_names = sorted(
-        set(frame.loc[frame["arm"] != BASELINE_ARM, "arm"]),
+        {arm for (arm, _, _) in cells if arm != BASELINE_ARM},
         key=lambda arm: (arm == control_arm, arm),
     )
-    has_control = control_arm is not None and control_arm in arm_names
+    rank = {arm: index for index, arm in enumerate(arm_names)}
+    has_control = control_arm is not None and control_arm in rank
 
-    page_cells = _cells_by_arm_page(test)
-    page_shift = {key: float(cell["delta"].mean()) for key, cell in page_cells.items()}
-    appraisal_cells = {
-        key: cell["rating"].to_numpy(dtype=float)
-        for key, cell in _cells_by_arm_page(experience).items()
-    }
+    # (arm, page) → aligned test movies, their baseline ratings and the page's ratings
+    aligned: dict[tuple[str, int], tuple[list[int], np.ndarray, np.ndarray]] = {}
+    appraisals: dict[tuple[str, int], np.ndarray] = {}
+    for (arm, page, phase), movies in cells.items():
+        if arm == BASELINE_ARM:
+            continue
+        if phase == TEST_PHASE:
+            common = sorted(set(movies) & set(base))
+            if common:
+                aligned[(arm, page)] = (
+                    common,
+                    np.array([base[m] for m in common]),
+                    np.array([movies[m] for m in common]),
+                )
+        elif phase == EXPERIENCE_PHASE:
+            appraisals[(arm, page)] = np.array(list(movies.values()), dtype=float)
 
-    def net(arm: str, page: int, value: float | None, control: dict[int, float]) -> float | None:
-        if value is None or not has_control or arm == control_arm or page not in control:
-            return None
-        return value - control[page]
-
+    page_shift = {key: float((now - before).mean()) for key, (_, before, now) in aligned.items()}
     control_by_page = (
         {page: value for (arm, page), value in page_shift.items() if arm == control_arm}
         if has_control
         else {}
     )
 
+    def net(arm: str, page: int | None, value: float | None) -> float | None:
+        if value is None or page is None or arm == control_arm or page not in control_by_page:
+            return None
+        return value - control_by_page[page]
+
     pages: list[PageShift] = []
-    rank = {arm: index for index, arm in enumerate(arm_names)}
-    for arm, page in sorted(
-        set(page_cells) | set(appraisal_cells), key=lambda item: (rank[item[0]], item[1])
-    ):
-        cell = page_cells.get((arm, page))
-        appraisal = appraisal_cells.get((arm, page), np.array([]))
-        if cell is None:
-            delta = np.array([])
-            shift = None
-            tau = None
-        else:
-            delta = cell["delta"].to_numpy()
+    for arm, page in sorted(set(aligned) | set(appraisals), key=lambda k: (rank[k[0]], k[1])):
+        appraisal = appraisals.get((arm, page), np.array([]))
+        shift: float | None = None
+        tau: float | None = None
+        delta = np.array([])
+        if (arm, page) in aligned:
+            _, before, now = aligned[(arm, page)]
+            delta = now - before
             shift = page_shift[(arm, page)]
-            tau = kendall_tau(cell["baseline"].to_numpy(), cell["rating"].to_numpy())
+            tau = kendall_tau(before, now)
         pages.append(
             PageShift(
                 arm=arm,
                 page=page,
                 n=int(delta.size),
                 shift=shift,
-                net_shift=net(arm, page, shift, control_by_page),
+                net_shift=net(arm, page, shift),
                 mean_abs_shift=_mean(np.abs(delta)),
                 share_changed=_mean((np.abs(delta) > _SAME_RATING).astype(float)),
                 kendall_tau=tau,
@@ -273,23 +280,22 @@ def run_shift(
             )
         )
 
-    genres = _genre_shifts(test, test_genres, arm_names, control_arm if has_control else None)
-
     arms: list[ArmSummary] = []
     for arm in arm_names:
-        arm_pages = sorted(page for (name, page) in page_cells if name == arm)
+        arm_pages = sorted(page for (name, page) in aligned if name == arm)
         last = arm_pages[-1] if arm_pages else None
         shift = page_shift.get((arm, last)) if last is not None else None
-        rated = experience.loc[experience["arm"] == arm, "rating"].to_numpy()
+        rated = [values for (name, _), values in appraisals.items() if name == arm]
+        all_rated = np.concatenate(rated) if rated else np.array([])
         arms.append(
             ArmSummary(
                 arm=arm,
                 pages=len(arm_pages),
                 last_page=last,
                 shift=shift,
-                net_shift=net(arm, last, shift, control_by_page) if last is not None else None,
-                appraisal=_mean(rated),
-                n_appraisal=int(rated.size),
+                net_shift=net(arm, last, shift),
+                appraisal=_mean(all_rated),
+                n_appraisal=int(all_rated.size),
             )
         )
 
@@ -298,31 +304,28 @@ def run_shift(
         n_test_movies=len(base),
         arms=arms,
         pages=pages,
-        genres=genres,
+        genres=_genre_shifts(aligned, test_genres, rank, control_arm if has_control else None),
         fidelity=fidelity(base, real_ratings or {}),
     )
 
 
 def _genre_shifts(
-    test: pd.DataFrame,
+    aligned: Mapping[tuple[str, int], tuple[list[int], np.ndarray, np.ndarray]],
     test_genres: Mapping[int, Sequence[str] | str],
-    arm_names: Sequence[str],
+    rank: Mapping[str, int],
     control_arm: str | None,
 ) -> list[GenreShift]:
-    genre_table = _genre_table(test_genres)
-    if test.empty or genre_table.empty:
-        return []
-    by_genre = test.merge(genre_table, on="tmdb_id", how="inner")
-    means: dict[tuple[str, int, str], float] = {}
-    sizes: dict[tuple[str, int, str], int] = {}
-    for key, cell in by_genre.groupby(["arm", "page", "genre"], sort=True):
-        arm, page, genre = cast("tuple[object, object, object]", key)
-        name = (str(arm), int(cast(int, page)), str(genre))
-        means[name] = float(cell["delta"].mean())
-        sizes[name] = len(cell)
-    rank = {arm: index for index, arm in enumerate(arm_names)}
+    genres_of = {int(movie): _genre_names(genres) for movie, genres in test_genres.items()}
+    sums: dict[tuple[str, int, str], list[float]] = {}
+    for (arm, page), (movies, before, now) in aligned.items():
+        for movie, delta in zip(movies, (now - before).tolist(), strict=True):
+            for genre in genres_of.get(movie, ()):
+                total = sums.setdefault((arm, page, genre), [0.0, 0.0])
+                total[0] += delta
+                total[1] += 1.0
+    means = {key: total / count for key, (total, count) in sums.items()}
     result: list[GenreShift] = []
-    for arm, page, genre in sorted(means, key=lambda k: (rank.get(k[0], len(rank)), k[1], k[2])):
+    for arm, page, genre in sorted(means, key=lambda k: (rank[k[0]], k[1], k[2])):
         value = means[(arm, page, genre)]
         control_value = (
             means.get((control_arm, page, genre)) if control_arm and arm != control_arm else None
@@ -332,7 +335,7 @@ def _genre_shifts(
                 arm=arm,
                 page=page,
                 genre=genre,
-                n=sizes[(arm, page, genre)],
+                n=int(sums[(arm, page, genre)][1]),
                 shift=value,
                 net_shift=None if control_value is None else value - control_value,
             )

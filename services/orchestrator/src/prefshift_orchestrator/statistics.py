@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from prefshift_orchestrator.measurements import SHIFT_METRICS
 
@@ -75,17 +75,33 @@ def bootstrap_interval(
     sample = sample[~np.isnan(sample)]
     if sample.size < MIN_BOOTSTRAP_USERS:
         return None
+    low, high = _bootstrap_columns(
+        sample[:, None], confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    return float(low[0]), float(high[0])
+
+
+def _bootstrap_columns(
+    matrix: np.ndarray, *, confidence: float, n_resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile-bootstrap intervals of the column means of a users × cells matrix (no NaN).
+
+    One resampling of the users serves every column: each resample is a multinomial count of
+    how often each user is drawn, and the resampled means are counts @ matrix / n.
+    """
+    n_users, n_columns = matrix.shape
     rng = np.random.default_rng(seed)
-    # Resample in chunks so that memory stays bounded for large cohorts.
-    means = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // sample.size)
+    means = np.empty((n_resamples, n_columns))
+    # Chunks keep the counts matrix small for large cohorts.
+    chunk = max(1, 4_000_000 // max(n_users, n_columns))
+    uniform = np.full(n_users, 1.0 / n_users)
     for start in range(0, n_resamples, chunk):
         stop = min(n_resamples, start + chunk)
-        picks = rng.integers(0, sample.size, size=(stop - start, sample.size))
-        means[start:stop] = sample[picks].mean(axis=1)
+        counts = rng.multinomial(n_users, uniform, size=stop - start).astype(float)
+        means[start:stop] = counts @ matrix / n_users
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
+    return low, high
 
 
 def wilcoxon_p(differences: Sequence[float] | np.ndarray) -> float | None:
@@ -93,9 +109,9 @@ def wilcoxon_p(differences: Sequence[float] | np.ndarray) -> float | None:
 
     Zero differences are dropped (Wilcoxon's convention) and tied magnitudes get average ranks;
     None when fewer than ``MIN_WILCOXON_PAIRS`` non-zero differences remain. The null
-    distribution is enumerated exactly (all 2^n sign flips) up to ``EXACT_WILCOXON_MAX`` pairs —
-    ratings on a 0.5 grid tie a lot, and this handles ties exactly — then scipy's exact
-    distribution without ties up to 50 pairs, and its tie-corrected normal approximation beyond.
+    distribution is exact, ties included, up to ``EXACT_WILCOXON_MAX`` pairs (ratings on a
+    0.5 grid tie a lot; scipy is exact only without ties and otherwise slow), and the normal
+    approximation with the tie correction beyond (as scipy's ``method="approx"``).
     """
     sample = np.asarray(differences, dtype=float)
     sample = sample[~np.isnan(sample)]
@@ -104,9 +120,34 @@ def wilcoxon_p(differences: Sequence[float] | np.ndarray) -> float | None:
         return None
     if sample.size <= EXACT_WILCOXON_MAX:
         return _wilcoxon_exact(sample)
-    result = stats.wilcoxon(sample, zero_method="wilcox", alternative="two-sided", method="approx")
-    p = float(result.pvalue)
-    return None if math.isnan(p) else min(1.0, p)
+    return _wilcoxon_normal(sample)
+
+
+def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks 1..n with ties given their average rank, and the size of every tie group."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts_group = np.r_[True, ordered[1:] != ordered[:-1]]
+    group = np.cumsum(starts_group) - 1
+    sizes = np.bincount(group)
+    last = np.cumsum(sizes)
+    average = (last - sizes + 1 + last) / 2.0
+    ranks = np.empty(values.size)
+    ranks[order] = average[group]
+    return ranks, sizes
+
+
+def _wilcoxon_normal(sample: np.ndarray) -> float:
+    """Two-sided p of W+ from its normal approximation, variance corrected for ties."""
+    ranks, tie_sizes = _average_ranks(np.abs(sample))
+    n = sample.size
+    observed = float(ranks[sample > 0].sum())
+    mean = n * (n + 1) / 4.0
+    variance = n * (n + 1) * (2 * n + 1) / 24.0 - float((tie_sizes**3 - tie_sizes).sum()) / 48.0
+    if variance <= 0:
+        return 1.0
+    z = (observed - mean) / math.sqrt(variance)
+    return min(1.0, math.erfc(abs(z) / math.sqrt(2.0)))
 
 
 def _wilcoxon_exact(sample: np.ndarray) -> float:
@@ -115,15 +156,17 @@ def _wilcoxon_exact(sample: np.ndarray) -> float:
     Average ranks are multiples of 1/2, so 2·W+ is an integer and its null distribution is
     built by adding one rank at a time (each with its sign + or − at probability 1/2).
     """
-    doubled = np.rint(2.0 * stats.rankdata(np.abs(sample))).astype(np.int64)
+    ranks, _ = _average_ranks(np.abs(sample))
+    doubled = np.rint(2.0 * ranks).astype(np.int64)
     observed = int(doubled[sample > 0].sum())
     total = int(doubled.sum())
     null = np.zeros(total + 1)
     null[0] = 1.0
-    for rank in doubled:
-        shifted = np.zeros_like(null)
-        shifted[rank:] = null[: total + 1 - rank]
-        null = 0.5 * (null + shifted)
+    reach = 0  # highest sum reachable so far
+    for rank in doubled.tolist():
+        null[rank : rank + reach + 1] += null[: reach + 1].copy()
+        reach += rank
+    null /= 2.0**doubled.size
     less = float(null[: observed + 1].sum())
     greater = float(null[observed:].sum())
     return min(1.0, 2.0 * min(less, greater))
@@ -166,24 +209,28 @@ def summarize(
     cells: list[StatCell] = []
     for metric in present:
         for archetype, group in groups:
-            wide = group.pivot_table(
-                index="user_id", columns=list(_KEYS), values=metric, aggfunc="mean", dropna=False
+            wide = group.pivot_table(index="user_id", columns=list(_KEYS), values=metric)
+            keys: list[tuple[Any, ...]] = sorted(
+                (tuple(key) for key in wide.columns), key=lambda k: (k[0] == control_arm, *k)
             )
-            for key in sorted(wide.columns, key=lambda k: (k[0] == control_arm, *k)):
+            if not keys:
+                continue
+            matrix = wide[keys].to_numpy(dtype=float)
+            intervals = _intervals(matrix, confidence, n_resamples, seed)
+            column_of: dict[tuple[Any, ...], int] = {key: i for i, key in enumerate(keys)}
+            for index, key in enumerate(keys):
                 arm, page, genre = str(key[0]), int(key[1]), str(key[2])
-                values = wide[key].to_numpy(dtype=float)
+                values = matrix[:, index]
                 values = values[~np.isnan(values)]
                 if values.size == 0:
                     continue
-                interval = bootstrap_interval(
-                    values, confidence=confidence, n_resamples=n_resamples, seed=seed
-                )
                 n_paired, p_control = 0, None
-                control_key = (control_arm, key[1], key[2])
-                if has_control and arm != control_arm and control_key in wide.columns:
-                    paired = (wide[key] - wide[control_key]).to_numpy(dtype=float)
+                control_index = column_of.get((control_arm, key[1], key[2]))
+                if has_control and arm != control_arm and control_index is not None:
+                    paired = matrix[:, index] - matrix[:, control_index]
                     paired = paired[~np.isnan(paired)]
                     n_paired, p_control = int(paired.size), wilcoxon_p(paired)
+                interval = intervals.get(index)
                 cells.append(
                     StatCell(
                         metric=metric,
@@ -209,6 +256,30 @@ def summarize(
         archetypes=archetypes,
         cells=cells,
     )
+
+
+def _intervals(
+    matrix: np.ndarray, confidence: float, n_resamples: int, seed: int
+) -> dict[int, tuple[float, float]]:
+    """Bootstrap intervals of every column of a users × cells matrix with missing values.
+
+    Columns with the same users present share one resampling (most cells of a cohort have
+    every user), and each gets exactly what ``bootstrap_interval`` of its values would give.
+    """
+    present = ~np.isnan(matrix)
+    by_users: dict[bytes, list[int]] = {}
+    for column in range(matrix.shape[1]):
+        if int(present[:, column].sum()) >= MIN_BOOTSTRAP_USERS:
+            by_users.setdefault(present[:, column].tobytes(), []).append(column)
+    intervals: dict[int, tuple[float, float]] = {}
+    for columns in by_users.values():
+        rows = present[:, columns[0]]
+        low, high = _bootstrap_columns(
+            matrix[rows][:, columns], confidence=confidence, n_resamples=n_resamples, seed=seed
+        )
+        for position, column in enumerate(columns):
+            intervals[column] = (float(low[position]), float(high[position]))
+    return intervals
 
 
 def statistics_table(statistics: CohortStatistics) -> pd.DataFrame:
