@@ -142,9 +142,12 @@ class ServiceClients:
 
     # --- recommender ---------------------------------------------------------------------------
 
-    async def recommenders(self, base_url: str) -> list[RecommenderInfo] | None:
-        """``GET /recommenders``; None when the service does not offer it (an external arm)."""
-        timed = await self._send("recommender", "GET", base_url, "/recommenders")
+    async def recommenders(self, base_url: str, dataset: str) -> list[RecommenderInfo] | None:
+        """``GET /recommenders?dataset=``; None when the service does not offer it (an external
+        arm)."""
+        timed = await self._send(
+            "recommender", "GET", base_url, "/recommenders", params={"dataset": dataset}
+        )
         response = timed.value
         if response.status_code in (404, 405):
             return None
@@ -167,10 +170,7 @@ class ServiceClients:
             f"/recommenders/{name}/train",
             json={"dataset": dataset},
         )
-        response = timed.value
-        if response.status_code == 409:  # already training
-            return
-        self._raise_for_client_error("recommender", response, f"training {name!r}")
+        self._raise_for_client_error("recommender", timed.value, f"training {name!r}")
 
     async def recommend(
         self, base_url: str, request: RecommendationRequest

@@ -12,7 +12,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prefshift_orchestrator import measurements, plots, statistics
+from prefshift_orchestrator import measurements, statistics
 from prefshift_orchestrator.models import Run, RunRating
 from prefshift_orchestrator.repository import ExperimentRepository, RunRepository
 from prefshift_orchestrator.service import compute_shift, ratings_frame, selection_inputs
@@ -128,6 +128,9 @@ async def experiment_report(session: AsyncSession, experiment_id: int) -> Report
 
 
 def render_plot(data: ReportData, name: PlotName, fmt: Literal["png", "svg"]) -> bytes:
+    """One of the report's plots (matplotlib is imported on first use: it is slow to load)."""
+    from prefshift_orchestrator import plots
+
     metric = "net_shift" if data.report.statistics.control_arm else "shift"
     if name == "shift_by_page":
         return plots.plot_shift_by_page(data.report.statistics, metric=metric, fmt=fmt)

@@ -254,7 +254,7 @@ class RunExecutor:
                 spec.recommender or (target.recommender if target else None) or spec.name
             )
             if url not in listings:
-                listings[url] = await self.clients.recommenders(url)
+                listings[url] = await self.clients.recommenders(url, dataset)
             listing = listings[url]
             arm = Arm(name=spec.name, kind="recommender", url=url, recommender=implementation)
             if listing is None:  # an external service without a listing: trust the contract
@@ -296,7 +296,7 @@ class RunExecutor:
             asyncio.get_running_loop().time() + self.settings.orchestrator_train_timeout_seconds
         )
         while True:
-            listing = await self.clients.recommenders(url) or []
+            listing = await self.clients.recommenders(url, dataset) or []
             current = next((item for item in listing if item.name == info.name), None)
             if current is None:
                 raise UpstreamError(f"recommender {info.name!r} vanished from {url}/recommenders")
