@@ -50,12 +50,15 @@ def service_factory(database_url: str, data_dir: Path) -> ServiceFactory:
     @asynccontextmanager
     async def factory(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         app = create_app(make_settings(database_url, data_dir, **overrides))
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://recommender", timeout=60
-            ) as client:
-                client.registry = app.state.registry  # type: ignore[attr-defined]
-                yield client
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=transport, base_url="http://recommender", timeout=60
+            ) as client,
+        ):
+            client.registry = app.state.registry  # type: ignore[attr-defined]
+            yield client
 
     return factory
 

@@ -164,6 +164,8 @@ async def test_recommendation_errors(
         ("als", {"params": {"factors": 8.5}}, 422),
         ("als", {"params": {"factors": 1e9}}, 422),
         ("als", {"params": {"num_threads": 64}}, 422),
+        ("als", {"params": {"k": 10}}, 422),
+        ("bpr", {"params": {"learning_rate": 0}}, 422),
         ("llm", {}, 422),
     ],
 )

@@ -38,8 +38,20 @@ class TrainingState:
     version: str | None = None
 
 
-#: No parameter of any implementation is sensibly larger (factors, iterations, neighbours, alpha).
-PARAMETER_LIMIT = 2048
+#: Upper bounds of training parameters (others: 1000), so that no request can queue a fit
+#: that runs for days.
+PARAMETER_LIMITS: dict[str, float] = {
+    "factors": 512,
+    "iterations": 500,
+    "k": 2000,
+    "fold_in_steps": 1000,
+    "fold_in_negatives": 10_000,
+    "random_state": 2**31 - 1,
+}
+
+
+class TrainingCancelled(Exception):
+    """Raised from a fit's progress callback when the service shuts down."""
 
 
 class InvalidParameters(ValueError):
@@ -64,8 +76,9 @@ def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidParameters(f"{key} must be positive")
         if expected is float and value < 0:
             raise InvalidParameters(f"{key} must not be negative")
-        if value > PARAMETER_LIMIT:
-            raise InvalidParameters(f"{key} must be at most {PARAMETER_LIMIT}")
+        limit = PARAMETER_LIMITS.get(key, 1000)
+        if value > limit:
+            raise InvalidParameters(f"{key} must be at most {limit:g}")
     return {
         key: (int(value) if isinstance(defaults[key], int) else value)
         for key, value in scorer_params(scorer).items()
@@ -87,6 +100,7 @@ class ModelRegistry:
         self._matrix_lock = asyncio.Lock()
         self._pending: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="recommender-train"
         )
@@ -181,6 +195,8 @@ class ModelRegistry:
         loop = asyncio.get_running_loop()
 
         def progress(fraction: float) -> None:
+            if self._closing:  # implicit calls back once per iteration: stop there
+                raise TrainingCancelled
             state.progress = round(min(max(fraction, 0.0), 1.0) * 0.95, 4)
 
         def fit_and_save(matrix: TrainingMatrix) -> TrainedModel:
@@ -198,6 +214,8 @@ class ModelRegistry:
             if matrix.ratings.nnz == 0:
                 raise ValueError(f"dataset {dataset.name!r} has no ratings of movies with TMDB ids")
             model = await loop.run_in_executor(self._executor, fit_and_save, matrix)
+        except (TrainingCancelled, asyncio.CancelledError):
+            state.status, state.detail = "failed", "cancelled: the service stopped"
         except Exception as exc:  # a failed fit must show in GET /recommenders, not vanish
             log.exception("training_failed", recommender=name, dataset=dataset.name)
             state.status, state.detail = "failed", f"{type(exc).__name__}: {exc}"
@@ -221,6 +239,8 @@ class ModelRegistry:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def close(self) -> None:
+        """Cancel queued trainings and stop the running one at its next iteration."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

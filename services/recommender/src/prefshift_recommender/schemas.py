@@ -9,7 +9,65 @@ from pydantic import Field
 
 from prefshift_common.contracts import Contract, DatasetName, Name, RecommenderInfo
 
-ParameterValue = Annotated[float, Field(ge=0, le=2048)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[float, Field(ge=0.0, le=1000.0)]
+
+
+class TrainParams(Contract):
+    """Hyperparameters to override; each implementation accepts its own (defaults and meaning
+    in docs/recommender.md). A parameter another implementation owns is refused with 422."""
+
+    factors: (
+        Annotated[PositiveInt, Field(le=512, description="als, bpr: latent factors.")] | None
+    ) = None
+    iterations: Annotated[PositiveInt, Field(le=500, description="als, bpr: epochs.")] | None = None
+    regularization: Annotated[NonNegative, Field(description="als, bpr: L2 weight.")] | None = None
+    alpha: Annotated[NonNegative, Field(description="als, item-knn: confidence scale.")] | None = (
+        None
+    )
+    neutral: (
+        Annotated[
+            float,
+            Field(ge=0.0, le=5.0, description="als, item-knn: rating that adds no confidence."),
+        ]
+        | None
+    ) = None
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0, description="bpr: SGD step.")] | None = (
+        None
+    )
+    min_rating: (
+        Annotated[float, Field(ge=0.5, le=5.0, description="bpr: lowest rating counted as liked.")]
+        | None
+    ) = None
+    random_state: (
+        Annotated[int, Field(ge=0, le=2**31 - 1, description="als, bpr: seed.")] | None
+    ) = None
+    fold_in_steps: (
+        Annotated[PositiveInt, Field(le=1000, description="bpr: cold-start steps.")] | None
+    ) = None
+    fold_in_negatives: (
+        Annotated[
+            PositiveInt, Field(le=10_000, description="bpr: sampled negatives at cold start.")
+        ]
+        | None
+    ) = None
+    fold_in_rate: (
+        Annotated[float, Field(gt=0.0, le=10.0, description="bpr: cold-start step.")] | None
+    ) = None
+    fold_in_regularization: (
+        Annotated[NonNegative, Field(description="bpr: cold-start L2 weight.")] | None
+    ) = None
+    k: (
+        Annotated[PositiveInt, Field(le=2000, description="item-knn: neighbours per movie.")] | None
+    ) = None
+    k1: Annotated[NonNegative, Field(description="item-knn: BM25 saturation.")] | None = None
+    b: Annotated[float, Field(ge=0.0, le=1.0, description="item-knn: BM25 length norm.")] | None = (
+        None
+    )
+
+    def given(self) -> dict[str, float]:
+        """The parameters actually set."""
+        return {k: v for k, v in self.model_dump(exclude_none=True).items()}
 
 
 class TrainRequest(Contract):
@@ -18,18 +76,8 @@ class TrainRequest(Contract):
     dataset: DatasetName | None = Field(
         default=None, description="Dataset to train on; default: the service's dataset."
     )
-    params: dict[Annotated[str, Field(max_length=32, pattern=r"^[a-z_0-9]+$")], ParameterValue] = (
-        Field(
-            default_factory=dict,
-            max_length=16,
-            description=(
-                "Hyperparameters to override (defaults in docs/recommender.md). als: factors, "
-                "regularization, alpha, neutral, iterations, random_state; bpr: factors, "
-                "learning_rate, regularization, iterations, min_rating, random_state, fold_in_*; "
-                "item-knn: k, alpha, neutral, k1, b; popularity and random: none."
-            ),
-            examples=[{"factors": 64, "iterations": 20}],
-        )
+    params: TrainParams = Field(
+        default_factory=TrainParams, examples=[{"factors": 64, "iterations": 20}]
     )
 
 

@@ -151,7 +151,7 @@ class RecommenderService:
             raise Unprocessable(f"{name} has nothing to train: it asks a language model")
         dataset = await self.dataset(session, body.dataset)
         try:
-            state = self.registry.start_training(name, dataset, body.params)
+            state = self.registry.start_training(name, dataset, body.params.given())
         except InvalidParameters as exc:
             raise Unprocessable(f"invalid parameters for {name}: {exc}") from None
         return TrainAccepted(
