@@ -22,6 +22,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: Co-rating count at which a similarity keeps half its weight (significance shrinkage).
 SIMILARITY_SHRINK = 20.0
+#: Users whose dense rating rows are kept (the personas being rated right now).
+USER_ROW_CACHE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +62,15 @@ class CollaborativeStats:
         user_mean = per_user_sum / np.maximum(per_user_count, 1)
         centred = values - user_mean[user_rows]
 
+        # Explicit zeros (a rating equal to its rater's mean) stay stored: the sparsity pattern
+        # is also the "who rated what" matrix.
         self.by_user = sparse.csr_matrix((centred, (user_rows, item_cols)), shape=shape)
         self.by_item = self.by_user.tocsc()
-        self.observed = sparse.csc_matrix(
-            (np.ones_like(centred), (user_rows, item_cols)), shape=shape
-        )
         self.centred_sum = np.bincount(item_cols, weights=centred, minlength=len(items))
         self.centred_square = np.bincount(item_cols, weights=centred**2, minlength=len(items))
         self.count = np.bincount(item_cols, minlength=len(items)).astype(np.float64)
         self.n_ratings = len(values)
+        self._rows: dict[int, tuple[FloatArray, FloatArray]] = {}
 
     @property
     def n_users(self) -> int:
@@ -83,13 +85,21 @@ class CollaborativeStats:
         return np.array([self.item_index.get(t, -1) for t in tmdb_ids], dtype=np.int64)
 
     def _user_row(self, user_id: int | None) -> tuple[FloatArray, FloatArray] | None:
+        """The user's centred ratings and rated-indicator as dense rows (cached: a persona is
+        rated page after page)."""
         if user_id is None or user_id not in self.user_index:
             return None
+        cached = self._rows.get(user_id)
+        if cached is not None:
+            return cached
         row = self.by_user[self.user_index[user_id]]
         centred = np.zeros(self.n_items)
         observed = np.zeros(self.n_items)
         centred[row.indices] = row.data
         observed[row.indices] = 1.0
+        if len(self._rows) >= USER_ROW_CACHE:
+            self._rows.pop(next(iter(self._rows)))
+        self._rows[user_id] = (centred, observed)
         return centred, observed
 
     def item_statistics(self, columns: IntArray, *, exclude_user: int | None) -> ItemStatistics:
@@ -120,8 +130,11 @@ class CollaborativeStats:
         target_block = self.by_item[:, t_cols]
         history_block = self.by_item[:, h_cols]
         dot: FloatArray = np.asarray((target_block.T @ history_block).toarray(), dtype=np.float64)
+        target_seen, history_seen = target_block.copy(), history_block.copy()
+        target_seen.data[:] = 1.0
+        history_seen.data[:] = 1.0
         co_count: FloatArray = np.asarray(
-            (self.observed[:, t_cols].T @ self.observed[:, h_cols]).toarray(), dtype=np.float64
+            (target_seen.T @ history_seen).toarray(), dtype=np.float64
         )
         t_square: FloatArray = self.centred_square[t_cols].astype(np.float64)
         h_square: FloatArray = self.centred_square[h_cols].astype(np.float64)

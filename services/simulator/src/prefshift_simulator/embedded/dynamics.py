@@ -34,7 +34,6 @@ with no experiences does not move.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,30 +73,35 @@ class PreferenceState:
 
 
 def evolve(
-    experiences: Sequence[tuple[FloatArray, float]],
+    weights: FloatArray,
+    ratings: FloatArray,
     *,
     reference_rating: float,
-    n_genres: int,
     params: DynamicsParams,
 ) -> PreferenceState:
-    """Apply the update rules of the module docstring to ``(genre_weights, rating)`` pairs."""
-    offsets = np.zeros(n_genres)
-    satiation = np.zeros(n_genres)
-    exposure = np.zeros(n_genres)
-    reinforcement = np.zeros(n_genres)
-    for weights, rating in experiences:
-        satiation = params.satiation_decay * satiation + weights
-        exposure_step = params.exposure_rate * weights
-        reinforcement_step = params.reinforcement_rate * (rating - reference_rating) * weights
-        exposure += exposure_step
-        reinforcement += reinforcement_step
-        offsets = np.clip(
-            offsets + exposure_step + reinforcement_step, -params.max_offset, params.max_offset
-        )
+    """Apply the update rules of the module docstring to experiences given as a ``T × G``
+    matrix of genre weights and their ``T`` ratings, in order."""
+    n_experiences, n_genres = weights.shape
+    if n_experiences == 0:
+        zeros = np.zeros(n_genres)
+        return PreferenceState(zeros, zeros, zeros, zeros, params.satiation_rate)
+    exposure_steps = params.exposure_rate * weights
+    reinforcement_steps = (params.reinforcement_rate * (ratings - reference_rating))[
+        :, None
+    ] * weights
+    path = np.cumsum(exposure_steps + reinforcement_steps, axis=0)
+    if np.all(np.abs(path) <= params.max_offset):
+        offsets = path[-1]  # the bound never binds: the clipped recursion is the plain sum
+    else:
+        offsets = np.zeros(n_genres)
+        for step in exposure_steps + reinforcement_steps:
+            offsets = np.clip(offsets + step, -params.max_offset, params.max_offset)
+    # s_T = Σ_t ρ^(T−t) · w_t
+    decay = params.satiation_decay ** np.arange(n_experiences - 1, -1, -1, dtype=np.float64)
     return PreferenceState(
-        offsets=offsets,
-        satiation=satiation,
-        exposure=exposure,
-        reinforcement=reinforcement,
+        offsets=np.asarray(offsets, dtype=np.float64),
+        satiation=decay @ weights,
+        exposure=exposure_steps.sum(axis=0),
+        reinforcement=reinforcement_steps.sum(axis=0),
         satiation_rate=params.satiation_rate,
     )

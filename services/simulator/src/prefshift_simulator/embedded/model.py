@@ -30,6 +30,7 @@ each) this scores RMSE ≈ 0.94 against the real ratings (per-user mean: 1.03); 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -98,27 +99,31 @@ class Prediction:
     reasons: Reasons
 
 
-def genre_weights(movie: MovieFacts | None) -> FloatArray:
-    """1/|genres| on each of the movie's TMDB genres."""
-    weights = np.zeros(N_GENRES)
-    if movie is None:
-        return weights
-    indices = [GENRE_INDEX[g] for g in movie.genres if g in GENRE_INDEX]
-    if indices:
-        weights[indices] = 1.0 / len(indices)
+def genre_matrix(movies: Sequence[MovieFacts | None]) -> FloatArray:
+    """One row per movie: 1/|genres| on each of its TMDB genres."""
+    weights = np.zeros((len(movies), N_GENRES))
+    for row, movie in enumerate(movies):
+        if movie is None:
+            continue
+        indices = [GENRE_INDEX[g] for g in movie.genres if g in GENRE_INDEX]
+        if indices:
+            weights[row, indices] = 1.0 / len(indices)
     return weights
 
 
-def _features(movie: MovieFacts | None) -> FloatArray:
-    extra = np.zeros(3)
-    if movie is not None:
+def feature_matrix(movies: Sequence[MovieFacts | None]) -> FloatArray:
+    """Genre weights, then vote average, log vote count and year (centred, scaled)."""
+    extra = np.zeros((len(movies), 3))
+    for row, movie in enumerate(movies):
+        if movie is None:
+            continue
         if movie.vote_average:
-            extra[0] = movie.vote_average - VOTE_CENTRE
+            extra[row, 0] = movie.vote_average - VOTE_CENTRE
         if movie.vote_count is not None:
-            extra[1] = np.log1p(movie.vote_count) - 5.0
+            extra[row, 1] = math.log1p(movie.vote_count) - 5.0
         if movie.year is not None:
-            extra[2] = (movie.year - 1995) / 20.0
-    return np.concatenate([genre_weights(movie), extra])
+            extra[row, 2] = (movie.year - 1995) / 20.0
+    return np.hstack([genre_matrix(movies), extra])
 
 
 def round_rating(score: float) -> float:
@@ -160,9 +165,9 @@ class EmbeddedPersonaModel:
     ) -> PreferenceState:
         """The persona's genre offsets after its experiences (see ``dynamics``)."""
         return evolve(
-            [(genre_weights(facts.get(t)), rating) for t, rating in experiences],
+            genre_matrix([facts.get(t) for t, _ in experiences]),
+            np.array([rating for _, rating in experiences], dtype=np.float64),
             reference_rating=reference_rating,
-            n_genres=N_GENRES,
             params=self.params.dynamics,
         )
 
@@ -182,11 +187,14 @@ class EmbeddedPersonaModel:
         rated = dict(history)  # a movie listed twice counts once, with its last rating
         history_ids = list(rated)
         history_ratings = np.array([rated[t] for t in history_ids], dtype=np.float64)
-        item_ids = list(items)
+        item_ids = list(dict.fromkeys(items))
+        n_items, n_history = len(item_ids), len(history_ids)
+        item_movies = [facts.get(t) for t in item_ids]
+        history_movies = [facts.get(t) for t in history_ids]
 
         quality = self._quality(history_ids + item_ids, facts, stats, user_id)
-        history_quality, item_quality = quality[: len(history_ids)], quality[len(history_ids) :]
-        if len(history_ids):
+        history_quality, item_quality = quality[:n_history], quality[n_history:]
+        if n_history:
             level = float(np.mean(history_ratings - history_quality))
             residuals = history_ratings - level - history_quality
             reference = float(history_ratings.mean())
@@ -194,20 +202,20 @@ class EmbeddedPersonaModel:
             level, residuals, reference = p.default_rating, np.zeros(0), p.default_rating
 
         # taste: ridge regression of the residuals on movie features
-        item_features = np.array([_features(facts.get(t)) for t in item_ids])
+        item_features = feature_matrix(item_movies)
         taste_parts = np.zeros_like(item_features)
-        if len(history_ids) >= 2:
-            history_features = np.array([_features(facts.get(t)) for t in history_ids])
+        if n_history >= 2:
+            history_features = feature_matrix(history_movies)
             centre = history_features.mean(axis=0)
             design = history_features - centre
             gram = design.T @ design + p.ridge_lambda * np.eye(design.shape[1])
             coefficients = np.linalg.solve(gram, design.T @ residuals)
-            taste_parts = (item_features - centre) * coefficients
+            taste_parts = p.taste_weight * (item_features - centre) * coefficients
         taste = taste_parts.sum(axis=1)
 
         # neighbours: collaborative and content similarity to the history
-        contributions = np.zeros((len(item_ids), len(history_ids)))
-        if len(history_ids):
+        contributions = np.zeros((n_items, n_history))
+        if n_history:
             if stats is not None:
                 similarity = stats.similarity(
                     stats.columns(item_ids), stats.columns(history_ids), exclude_user=user_id
@@ -215,110 +223,107 @@ class EmbeddedPersonaModel:
                 positive = np.clip(similarity, 0.0, None)
                 denominator = positive.sum(axis=1, keepdims=True) + p.neighbour_damping
                 contributions += p.neighbour_weight * positive * residuals / denominator
-            known = [t for t in item_ids if t in facts]
-            known_history = [t for t in history_ids if t in facts]
-            if known and known_history:
-                overview = np.zeros((len(item_ids), len(history_ids)))
-                rows = [item_ids.index(t) for t in known]
-                cols = [history_ids.index(t) for t in known_history]
+            rows = [i for i, movie in enumerate(item_movies) if movie is not None]
+            cols = [j for j, movie in enumerate(history_movies) if movie is not None]
+            if rows and cols:
+                overview = np.zeros((n_items, n_history))
                 overview[np.ix_(rows, cols)] = self.encoder.similarity(
-                    [facts[t] for t in known], [facts[t] for t in known_history]
+                    [facts[item_ids[i]] for i in rows], [facts[history_ids[j]] for j in cols]
                 )
                 denominator = overview.sum(axis=1, keepdims=True) + p.content_damping
                 contributions += p.content_weight * overview * residuals / denominator
         neighbours = contributions.sum(axis=1)
 
         state = self.evolve(experiences, facts, reference)
-        genre_shifts = state.genre_shifts()
+        item_genres = item_features[:, :N_GENRES]
+        per_genre_shift = item_genres * state.genre_shifts()
+        shifts = per_genre_shift.sum(axis=1)
 
-        predictions: list[Prediction] = []
-        for position, tmdb_id in enumerate(item_ids):
-            weights = genre_weights(facts.get(tmdb_id))
-            shift = float(weights @ genre_shifts)
-            noise = 0.0
-            if p.rating_noise > 0:
+        noise = np.zeros(n_items)
+        if p.rating_noise > 0:
+            for i, tmdb_id in enumerate(item_ids):
                 generator = np.random.default_rng([seed, user_id or 0, tmdb_id])
-                noise = p.rating_noise * float(generator.standard_normal())
-            score = (
-                level
-                + item_quality[position]
-                + p.taste_weight * taste[position]
-                + neighbours[position]
-                + shift
-                + noise
-            )
-            predictions.append(
-                Prediction(
-                    tmdb_id=tmdb_id,
-                    score=float(score),
-                    rating=round_rating(float(score)),
-                    reasons=self._reasons(
-                        position=position,
-                        level=level,
-                        quality=float(item_quality[position]),
-                        taste=p.taste_weight * float(taste[position]),
-                        taste_parts=p.taste_weight * taste_parts[position, :N_GENRES],
-                        contributions=contributions[position],
-                        history_ids=history_ids,
-                        rated=rated,
-                        facts=facts,
-                        weights=weights,
-                        state=state,
-                        shift=shift,
-                    ),
-                )
-            )
-        return predictions
+                noise[i] = p.rating_noise * float(generator.standard_normal())
+        scores = level + item_quality + taste + neighbours + shifts + noise
 
+        reasons = self._reasons(
+            level=level,
+            quality=item_quality,
+            taste=taste,
+            taste_parts=taste_parts[:, :N_GENRES] * (item_genres > 0),
+            contributions=contributions,
+            neighbour_names=[
+                (m.label if m is not None else f"TMDB {t}", rated[t])
+                for t, m in zip(history_ids, history_movies, strict=True)
+            ],
+            item_genres=item_genres,
+            per_genre_shift=per_genre_shift,
+            shifts=shifts,
+            state=state,
+        )
+        return [
+            Prediction(
+                tmdb_id=tmdb_id,
+                score=float(scores[i]),
+                rating=round_rating(float(scores[i])),
+                reasons=reasons[i],
+            )
+            for i, tmdb_id in enumerate(item_ids)
+        ]
+
+    @staticmethod
     def _reasons(
-        self,
         *,
-        position: int,
         level: float,
-        quality: float,
-        taste: float,
+        quality: FloatArray,
+        taste: FloatArray,
         taste_parts: FloatArray,
         contributions: FloatArray,
-        history_ids: list[int],
-        rated: Mapping[int, float],
-        facts: Mapping[int, MovieFacts],
-        weights: FloatArray,
+        neighbour_names: list[tuple[str, float]],
+        item_genres: FloatArray,
+        per_genre_shift: FloatArray,
+        shifts: FloatArray,
         state: PreferenceState,
-        shift: float,
-    ) -> Reasons:
-        genre, genre_effect = None, 0.0
-        if np.any(weights > 0):
-            masked = np.where(weights > 0, taste_parts, 0.0)
-            best = int(np.argmax(np.abs(masked)))
-            genre, genre_effect = TMDB_GENRES[best], float(masked[best])
-        neighbour = None
-        total = float(contributions.sum()) if len(contributions) else 0.0
-        if len(contributions) and abs(total) > 1e-9:
-            aligned = contributions * np.sign(total)
-            best = int(np.argmax(aligned))
-            if aligned[best] > 0:
-                movie_id = history_ids[best]
-                movie = facts.get(movie_id)
-                neighbour = Neighbour(
-                    title=movie.label if movie else f"TMDB {movie_id}",
-                    rating=rated[movie_id],
-                    effect=float(contributions[best]),
-                )
-        shift_genre, satiation = None, 0.0
-        if np.any(weights > 0) and abs(shift) > 1e-9:
-            per_genre = weights * state.genre_shifts()
-            best = int(np.argmax(np.abs(per_genre)))
-            shift_genre = TMDB_GENRES[best]
-            satiation = float(weights[best] * state.satiation_rate * state.satiation[best])
-        return Reasons(
-            level=level,
-            quality=quality,
-            taste=taste,
-            genre=genre,
-            genre_effect=genre_effect,
-            neighbour=neighbour,
-            neighbour_effect=total,
-            shift=shift,
-            shift_genre=shift_genre,
-            satiation=satiation,
+    ) -> list[Reasons]:
+        n_items = len(quality)
+        rows = np.arange(n_items)
+        best_genre = np.argmax(np.abs(taste_parts), axis=1)
+        totals = contributions.sum(axis=1)
+        if contributions.shape[1]:
+            aligned = contributions * np.sign(totals)[:, None]
+            best_neighbour = np.argmax(aligned, axis=1)
+            neighbour_ok = (np.abs(totals) > 1e-9) & (aligned[rows, best_neighbour] > 0)
+        else:
+            best_neighbour = np.zeros(n_items, dtype=np.int64)
+            neighbour_ok = np.zeros(n_items, dtype=bool)
+        best_shift = np.argmax(np.abs(per_genre_shift), axis=1)
+        has_genres = item_genres.sum(axis=1) > 0
+        satiation = (
+            item_genres[rows, best_shift] * state.satiation_rate * state.satiation[best_shift]
         )
+        result: list[Reasons] = []
+        for i in range(n_items):
+            neighbour = None
+            if neighbour_ok[i]:
+                title, rating = neighbour_names[int(best_neighbour[i])]
+                neighbour = Neighbour(
+                    title=title,
+                    rating=rating,
+                    effect=float(contributions[i, best_neighbour[i]]),
+                )
+            shifted = bool(has_genres[i] and abs(shifts[i]) > 1e-9)
+            result.append(
+                Reasons(
+                    level=level,
+                    quality=float(quality[i]),
+                    taste=float(taste[i]),
+                    genre=TMDB_GENRES[int(best_genre[i])] if has_genres[i] else None,
+                    genre_effect=float(taste_parts[i, best_genre[i]]) if has_genres[i] else 0.0,
+                    neighbour=neighbour,
+                    neighbour_effect=float(totals[i]),
+                    shift=float(shifts[i]),
+                    shift_genre=TMDB_GENRES[int(best_shift[i])] if shifted else None,
+                    satiation=float(satiation[i]) if shifted else 0.0,
+                )
+            )
+        return result
