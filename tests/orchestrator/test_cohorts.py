@@ -198,6 +198,8 @@ def test_rules_validate_and_parse_by_kind() -> None:
         {"kind": "seed-study", "specialist_quantile": 0.6},
         {"kind": "seed-study", "shares": {"Wanderer": 1.0}},
         {"kind": "seed-study", "shares": {"Specialist": 0.0}},
+        {"kind": "seed-study", "shares": {"Specialist": float("nan")}},
+        {"kind": "seed-study", "shares": {"Specialist": -0.5, "Explorer": 1.0}},
         {"kind": "sample", "size": 0},
         {"kind": "sample", "size": 3, "extra": 1},
         {"kind": "users", "user_ids": []},

@@ -68,9 +68,9 @@ class SeedStudyRule(_Rule):
     max_ratings: int = Field(default=2500, ge=0, le=10_000_000)
     specialist_quantile: float = Field(default=0.03, gt=0.0, lt=1.0)
     generalist_quantile: float = Field(default=0.50, gt=0.0, lt=1.0)
-    shares: dict[str, float] = Field(
+    shares: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
         default_factory=lambda: {SPECIALIST: 0.60, EXPLORER: 0.25, GENERALIST: 0.15},
-        description="Share of the cohort drawn from each archetype.",
+        description="Share of the cohort drawn from each archetype (normalised to sum to 1).",
     )
     seed: Seed = 0
 
@@ -83,8 +83,8 @@ class SeedStudyRule(_Rule):
         unknown = set(self.shares) - set(ARCHETYPES)
         if unknown:
             raise ValueError(f"shares name unknown archetypes {sorted(unknown)}; use {ARCHETYPES}")
-        if any(share < 0 for share in self.shares.values()) or sum(self.shares.values()) <= 0:
-            raise ValueError("shares must be non-negative and not all zero")
+        if sum(self.shares.values()) <= 0:
+            raise ValueError("shares must not all be zero")
         return self
 
 
