@@ -96,3 +96,58 @@ def evaluate(
         recall={k: recall_sum[k] / count for k in ks},
         ndcg={k: ndcg_sum[k] / count for k in ks},
     )
+
+
+@dataclass
+class EvaluationRow:
+    """One implementation's result in an offline evaluation."""
+
+    name: str
+    metrics: Metrics
+    fit_seconds: float
+
+
+def evaluate_dataset(
+    database_url: str,
+    dataset_name: str,
+    *,
+    implementations: Sequence[str],
+    ks: Sequence[int] = (10, 30),
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    relevant_rating: float = 4.0,
+    params: dict[str, dict[str, float]] | None = None,
+    on_result: Callable[[EvaluationRow], None] | None = None,
+) -> list[EvaluationRow]:
+    """Hold out each user's ratings (seeded), train every implementation on the rest with its
+    default parameters (or ``params[name]``), and score the held-out movies. Blocking: for the
+    CLI and tests."""
+    import time
+
+    from prefshift_common.db import create_sync_db_engine
+    from prefshift_recommender import repository
+    from prefshift_recommender.algorithms import limit_blas_threads, make_scorer
+    from prefshift_recommender.artifacts import build_matrix
+
+    limit_blas_threads()
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            dataset_id = repository.dataset_id(connection, dataset_name)
+            arrays = repository.load_rating_arrays(connection, dataset_id)
+    finally:
+        engine.dispose()
+    matrix = build_matrix(arrays)
+    split = split_per_user(matrix.ratings, seed=seed, test_fraction=test_fraction)
+    rows = []
+    for name in implementations:
+        scorer = make_scorer(name, (params or {}).get(name))
+        started = time.perf_counter()
+        scorer.fit(split.train, progress=lambda _fraction: None)
+        fit_seconds = time.perf_counter() - started
+        metrics = evaluate(scorer, split, ks=ks, relevant_rating=relevant_rating, seed=seed)
+        row = EvaluationRow(name=name, metrics=metrics, fit_seconds=fit_seconds)
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+    return rows

@@ -109,3 +109,8 @@ def load_movie_rows(connection: Connection, dataset_id: int) -> MovieRows:
         genres=[list(t) or list(m) for t, m in zip(tmdb_genres, movielens_genres, strict=True)],
         rating_counts=[int(counts.get(m, 0)) for m in movielens_ids],
     )
+
+
+def dataset_id(connection: Connection, name: str) -> int:
+    """The id of an imported dataset (``DatasetNotFoundError`` when there is none)."""
+    return datasets_repository.get_dataset(connection, name).id
