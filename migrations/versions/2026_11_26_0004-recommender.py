@@ -1,4 +1,10 @@
-"""recommender: tables owned by the recommender service
+"""recommender: no tables (models live on disk)
+
+The recommender keeps no state in the database: trained models are files under
+``<data_dir>/models/recommender/<dataset>/<implementation>/<hash>.npz`` with a ``<hash>.json``
+of metadata (see services/recommender/.../artifacts.py and docs/recommender.md), and it only
+reads the dataset tables. This revision stays in the chain so that the numbering of every
+service's migration is fixed; it creates and drops nothing.
 
 Revision ID: 0004
 Revises: 0003
@@ -14,8 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    """Nothing to create: the recommender has no tables."""
 
 
 def downgrade() -> None:
-    pass
+    """Nothing to drop."""
