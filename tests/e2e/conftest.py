@@ -107,13 +107,13 @@ def wait_for_run(client: httpx.Client, run_id: int, timeout: float = 300) -> dic
 
 
 class RecordingProxy:
-    """A loopback HTTP proxy in front of a service: forwards every request, records the bodies
-    of ``POST /ratings`` (what the simulator is asked), optionally after a delay."""
+    """A loopback HTTP proxy in front of a service: forwards every request and records the JSON
+    bodies of its POSTs (``posts``: (path, body)), optionally after a delay."""
 
     def __init__(self, target: str, *, delay: float = 0.0) -> None:
         self.target = target
         self.delay = delay
-        self.ratings: list[dict[str, Any]] = []
+        self.posts: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self.app = FastAPI()
         self.app.add_api_route(
@@ -122,11 +122,11 @@ class RecordingProxy:
 
     async def _forward(self, path: str, request: Request) -> Response:
         body = await request.body()
-        if path == "ratings" and request.method == "POST":
+        if request.method == "POST":
+            with self._lock:  # recorded on arrival, so a caller killed meanwhile is counted
+                self.posts.append((path, json.loads(body) if body else {}))
             if self.delay:
                 await asyncio.sleep(self.delay)
-            with self._lock:
-                self.ratings.append(json.loads(body))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
         async with httpx.AsyncClient(timeout=120) as client:
             upstream = await client.request(
@@ -141,6 +141,10 @@ class RecordingProxy:
             status_code=upstream.status_code,
             media_type=upstream.headers.get("content-type"),
         )
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [body for posted, body in self.posts if posted == path]
 
     @contextmanager
     def serve(self) -> Iterator[str]:
