@@ -15,6 +15,7 @@ from prefshift_orchestrator.plots import (
     PLOT_FORMATS,
     plot_fidelity,
     plot_genre_shift,
+    plot_shift_by_archetype,
     plot_shift_by_page,
     report_plots,
 )
@@ -40,7 +41,8 @@ def cohort(n_users: int = 12) -> tuple[CohortStatistics, pd.DataFrame]:
                     rows += [(arm, page, "experience", 100 + k, 4.0) for k in range(5)]
         frame = pd.DataFrame(rows, columns=["arm", "page", "phase", "tmdb_id", "rating"])
         real = {m: float(np.clip(b + rng.normal(0, 0.6), 0.5, 5.0)) for m, b in enumerate(base, 1)}
-        runs.append((user, "Specialist", run_shift(frame, test_genres=genres, real_ratings=real)))
+        archetype = "Specialist" if user % 3 else "Explorer"
+        runs.append((user, archetype, run_shift(frame, test_genres=genres, real_ratings=real)))
         pairs.append(fidelity_pairs(frame, real))
     return summarize(stack_shift_tables(runs), n_resamples=300), pd.concat(pairs)
 
@@ -70,7 +72,7 @@ def test_report_plots_render_in_both_formats(
 ) -> None:
     statistics, pairs = report
     plots = report_plots(statistics, pairs, fmt=fmt)  # type: ignore[arg-type]
-    assert set(plots) == {"shift_by_page", "genre_shift", "fidelity"}
+    assert set(plots) == {"shift_by_page", "shift_by_archetype", "genre_shift", "fidelity"}
     for data in plots.values():
         if fmt == "png":
             width, height = png_size(data)
@@ -103,6 +105,15 @@ def test_shift_plot_draws_one_line_per_arm_with_bands(
         )
         == 3
     )
+
+
+def test_archetype_panels(report: tuple[CohortStatistics, pd.DataFrame]) -> None:
+    statistics, _ = report
+    assert statistics.archetypes == ["Explorer", "Specialist"]
+    svg = ET.fromstring(plot_shift_by_archetype(statistics, fmt="svg"))
+    axes = [e for e in svg.iter() if (e.get("id") or "").startswith("axes_")]
+    assert len(axes) == 3  # all users, Explorer, Specialist
+    png_size(plot_shift_by_archetype(statistics, metric="shift", fmt="png"))
 
 
 def test_genre_heatmap_and_fidelity_render(report: tuple[CohortStatistics, pd.DataFrame]) -> None:

@@ -87,14 +87,50 @@ def plot_shift_by_page(
     Default: net shift, so every arm is shown against the control arm's natural drift (the
     control arm itself has no net shift and is left out; plot ``metric="shift"`` to see it).
     """
-    cells = _cells(statistics, metric, archetype)
     figure = Figure(figsize=(6.4, 4.0), layout="constrained")
     axes = figure.add_subplot()
     who = f"{archetype} users" if archetype else "all users"
     axes.set_title(f"{_METRIC_TITLES.get(metric, metric)} by page — {who}")
+    _draw_shift_lines(axes, statistics, metric, archetype, legend=True)
+    return _render(figure, fmt)
+
+
+def plot_shift_by_archetype(
+    statistics: CohortStatistics,
+    *,
+    metric: str = "net_shift",
+    fmt: PlotFormat = "png",
+) -> bytes:
+    """``plot_shift_by_page`` for all users and for each archetype side by side (shared y
+    axis, one colour per arm throughout)."""
+    groups: list[str | None] = [None, *statistics.archetypes]
+    figure = Figure(figsize=(3.4 * len(groups) + 0.6, 3.8), layout="constrained")
+    panels = figure.subplots(1, len(groups), sharey=True, squeeze=False)[0]
+    for axes, archetype in zip(panels, groups, strict=True):
+        n_users = max((c.n for c in _cells(statistics, metric, archetype)), default=0)
+        axes.set_title(f"{archetype or 'all users'} (n={n_users})")
+        _draw_shift_lines(axes, statistics, metric, archetype, legend=axes is panels[0])
+        if axes is not panels[0]:
+            axes.set_ylabel("")
+    figure.suptitle(f"{_METRIC_TITLES.get(metric, metric)} by page and archetype")
+    return _render(figure, fmt)
+
+
+def _arm_colors(statistics: CohortStatistics) -> dict[str, str]:
+    arms = sorted(
+        {cell.arm for cell in statistics.cells}, key=lambda a: (a == statistics.control_arm, a)
+    )
+    return {arm: f"C{index % 10}" for index, arm in enumerate(arms)}
+
+
+def _draw_shift_lines(
+    axes: Axes, statistics: CohortStatistics, metric: str, archetype: str | None, *, legend: bool
+) -> None:
+    cells = _cells(statistics, metric, archetype)
     if not cells:
         _empty(axes, "no data")
-        return _render(figure, fmt)
+        return
+    colors = _arm_colors(statistics)
     for arm in _arm_order(statistics, cells):
         arm_cells = sorted((c for c in cells if c.arm == arm), key=lambda c: c.page)
         pages = np.array([c.page for c in arm_cells])
@@ -103,16 +139,19 @@ def plot_shift_by_page(
         high = np.array([np.nan if c.ci_high is None else c.ci_high for c in arm_cells])
         n = max(c.n for c in arm_cells)
         style = "--" if arm == statistics.control_arm else "-"
-        (line,) = axes.plot(pages, means, style, marker="o", label=f"{arm} (n={n})")
+        color = colors[arm]
+        axes.plot(pages, means, style, marker="o", color=color, label=f"{arm} (n={n})")
         if not np.all(np.isnan(low)):
-            axes.fill_between(pages, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+            axes.fill_between(pages, low, high, color=color, alpha=0.18, linewidth=0)
     axes.axhline(0.0, color="0.4", linewidth=0.8)
     axes.set_xlabel("page")
     axes.set_ylabel(_METRIC_LABELS.get(metric, metric))
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    percent = round(statistics.confidence * 100)
-    axes.legend(title=f"arm (band: {percent}% bootstrap interval)", fontsize=8, title_fontsize=8)
-    return _render(figure, fmt)
+    if legend:
+        percent = round(statistics.confidence * 100)
+        axes.legend(
+            title=f"arm (band: {percent}% bootstrap interval)", fontsize=8, title_fontsize=8
+        )
 
 
 def plot_genre_shift(
@@ -223,10 +262,12 @@ def report_plots(
     fmt: PlotFormat = "png",
 ) -> dict[str, bytes]:
     """The report's plots by file stem: ``shift_by_page`` (net of control; ``shift`` when there
-    is no control arm), ``genre_shift`` and ``fidelity``."""
+    is no control arm), ``shift_by_archetype`` (the same for each archetype), ``genre_shift``
+    and ``fidelity``."""
     metric = "net_shift" if statistics.control_arm else "shift"
     return {
         "shift_by_page": plot_shift_by_page(statistics, metric=metric, fmt=fmt),
+        "shift_by_archetype": plot_shift_by_archetype(statistics, metric=metric, fmt=fmt),
         "genre_shift": plot_genre_shift(statistics, metric=metric, fmt=fmt),
         "fidelity": plot_fidelity(fidelity_pairs, fmt=fmt),
     }
