@@ -261,6 +261,17 @@ class FakeTmdb:
     def _build_app(self) -> FastAPI:
         app = FastAPI()
 
+        @app.get("/_fake/times")
+        async def times() -> dict[str, Any]:
+            """For a fake in another process (benchmarks): arrival times and statuses."""
+            with self._lock:
+                return {"times": [e.at for e in self.log], "statuses": [e.status for e in self.log]}
+
+        @app.post("/_fake/reset")
+        async def reset() -> dict[str, Any]:
+            self.reset_log()
+            return {"ok": True}
+
         @app.get("/3/movie/{movie_id}")
         async def movie(movie_id: str, request: Request) -> JSONResponse:
             def build() -> JSONResponse:
@@ -315,3 +326,23 @@ def _search_item(movie: dict[str, Any]) -> dict[str, Any]:
         "vote_average": movie.get("vote_average") or 0.0,
         "vote_count": movie.get("vote_count") or 0,
     }
+
+
+def main() -> None:
+    """Run the fake alone (benchmarks run it in its own process, so that its clock and its
+    event loop are not disturbed by the load generator)."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="A fake TMDB v3 API.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key")
+    parser.add_argument("--rate-limit", type=float)
+    args = parser.parse_args()
+    fake = FakeTmdb(api_key=args.api_key, rate_limit=args.rate_limit)
+    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,10 +3,11 @@ its base URL), a batch endpoint and cache statistics."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from prefshift_common.contracts import (
     MovieBatchRequest,
@@ -60,7 +61,7 @@ async def get_movie(
     movie = await movies.movie(tmdb_id)
     if movie is None:
         return JSONResponse(status_code=404, content=NOT_FOUND.model_dump())
-    return movie
+    return Response(content=movie, media_type="application/json")
 
 
 @router.get(
@@ -71,7 +72,15 @@ async def get_movie(
 )
 async def search_movies(
     movies: MovieServiceDep,
-    query: Annotated[str, Query(max_length=500, description="Title to look for."), NoNul] = "",
+    query: Annotated[
+        str,
+        Query(
+            max_length=500,
+            description="Title to look for (no NUL characters).",
+            json_schema_extra={"pattern": "^[^\\u0000]*$"},
+        ),
+        NoNul,
+    ] = "",
     year: Annotated[int | None, Query(ge=1000, le=9999, description="Release year.")] = None,
     primary_release_year: Annotated[
         int | None, Query(ge=1000, le=9999, description="Synonym of `year` here.")
@@ -105,10 +114,17 @@ async def movies_batch(request: MovieBatchRequest, movies: MovieServiceDep) -> A
     """
     found = await movies.movies(request.tmdb_ids)
     ordered = list(dict.fromkeys(request.tmdb_ids))
-    return {
-        "movies": [found[tmdb_id] for tmdb_id in ordered if tmdb_id in found],
-        "missing": [tmdb_id for tmdb_id in ordered if tmdb_id not in found],
-    }
+    # The movies are already encoded: splice them rather than decode and re-encode.
+    body = b"".join(
+        (
+            b'{"movies":[',
+            b",".join(found[tmdb_id] for tmdb_id in ordered if tmdb_id in found),
+            b'],"missing":',
+            json.dumps([tmdb_id for tmdb_id in ordered if tmdb_id not in found]).encode(),
+            b"}",
+        )
+    )
+    return Response(content=body, media_type="application/json")
 
 
 @router.get("/cache/stats", response_model=CacheStats, tags=["cache"], responses=error_responses())

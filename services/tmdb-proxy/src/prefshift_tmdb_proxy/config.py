@@ -44,6 +44,9 @@ class Settings(CommonSettings):
         le=64,
         description="Upstream fetches in flight at once (each holds a DB connection).",
     )
+    tmdb_proxy_memo_size: int = Field(
+        default=20_000, ge=0, description="Encoded answers kept in memory (0: always ask the DB)."
+    )
     tmdb_proxy_search_cache_size: int = Field(default=4096, ge=0)
     tmdb_proxy_index_refresh_s: float = Field(
         default=30.0, ge=0, description="How often the offline title index checks for new data."

@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_concurrency=settings.tmdb_proxy_max_concurrency,
             index_refresh_s=settings.tmdb_proxy_index_refresh_s,
             search_cache_size=settings.tmdb_proxy_search_cache_size,
+            memo_size=settings.tmdb_proxy_memo_size,
         )
         app.state.movie_service = service
         log.info("tmdb_proxy_started", mode="online" if settings.online else "offline")

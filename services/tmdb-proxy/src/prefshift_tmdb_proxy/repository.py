@@ -50,13 +50,29 @@ def offline_upsert_statement(dialect: str, rows: Sequence[dict[str, Any]]) -> In
     )
 
 
-async def cached(session: AsyncSession, tmdb_ids: Iterable[int]) -> dict[int, CachedMovie]:
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cache row as the service reads it (Core columns, no ORM identity map on the hot path)."""
+
+    status: str
+    payload: dict[str, Any] | None
+    expires_at: datetime
+
+
+async def cached(session: AsyncSession, tmdb_ids: Iterable[int]) -> dict[int, CacheEntry]:
     """Cache rows (fresh or stale) of these ids, in one query."""
     ids = list(set(tmdb_ids))
     if not ids:
         return {}
-    rows = await session.scalars(select(CachedMovie).where(CachedMovie.tmdb_id.in_(ids)))
-    return {row.tmdb_id: row for row in rows}
+    rows = await session.execute(
+        select(
+            CachedMovie.tmdb_id, CachedMovie.status, CachedMovie.payload, CachedMovie.expires_at
+        ).where(CachedMovie.tmdb_id.in_(ids))
+    )
+    return {
+        tmdb_id: CacheEntry(status, payload, aware(expires_at))
+        for tmdb_id, status, payload, expires_at in rows
+    }
 
 
 async def upsert_cached(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

@@ -57,6 +57,7 @@ class CacheStats(BaseModel):
     entries: int = Field(description="Cache rows (TMDB answers, including remembered 404s).")
     not_found_entries: int
     expired_entries: int
+    memo_entries: int = Field(description="Answers held in this process's memory (LRU).")
     offline_records: int = Field(description="Records imported with `prefshift data import-tmdb`.")
     hits: int = Field(description="Ids served without asking TMDB.")
     misses: int = Field(description="Ids the cache did not hold fresh.")

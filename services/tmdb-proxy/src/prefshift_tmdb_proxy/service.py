@@ -1,5 +1,9 @@
-"""The proxy's logic: where a movie comes from (fresh cache, TMDB, stale copy, offline source),
-one upstream request per id however many requests miss it at once, and search.
+"""The proxy's logic: where a movie comes from (memo, database cache, TMDB, stale copy, offline
+source), one upstream request per id however many requests miss it at once, and search.
+
+Answers are kept encoded (JSON bytes) in a bounded in-process memo in front of the database
+cache: a hit costs a dict lookup, not a query and a re-serialisation. The memo only holds fresh
+answers and forgets them at their expiry, so it never outlives the database entry it copies.
 
 The cache writes are this service's own short transactions, not the request's: a fetched movie
 is worth keeping even when the request that asked for it fails or is cancelled.
@@ -8,6 +12,7 @@ is worth keeping even when the request that asked for it fails or is cancelled.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections import OrderedDict
@@ -19,9 +24,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prefshift_tmdb_proxy import repository
-from prefshift_tmdb_proxy.models import CachedMovie
 from prefshift_tmdb_proxy.records import normalise, search_result, year_of
-from prefshift_tmdb_proxy.repository import aware
+from prefshift_tmdb_proxy.repository import CacheEntry
 from prefshift_tmdb_proxy.schemas import CacheStats
 from prefshift_tmdb_proxy.search import TitleIndex
 from prefshift_tmdb_proxy.upstream import TmdbClient, TmdbUnavailable
@@ -31,9 +35,45 @@ log = structlog.get_logger(__name__)
 PAGE_SIZE = 20  # TMDB's search page size
 MAX_SEARCH_RESULTS = 10_000  # TMDB caps search at 500 pages of 20
 
+#: An encoded movie, or None for "nobody knows this id".
+Answer = bytes | None
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def encode(movie: dict[str, Any]) -> bytes:
+    return json.dumps(movie, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Memo:
+    """Bounded LRU of encoded answers, each with its own expiry (``time.time()`` seconds)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[int, tuple[float, Answer]] = OrderedDict()
+
+    def get(self, tmdb_id: int) -> tuple[bool, Answer]:
+        entry = self._entries.get(tmdb_id)
+        if entry is None:
+            return False, None
+        if entry[0] <= time.time():
+            del self._entries[tmdb_id]
+            return False, None
+        self._entries.move_to_end(tmdb_id)
+        return True, entry[1]
+
+    def put(self, tmdb_id: int, answer: Answer, expires: float) -> None:
+        if self._size <= 0:
+            return
+        self._entries[tmdb_id] = (expires, answer)
+        self._entries.move_to_end(tmdb_id)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class MovieService:
@@ -50,6 +90,7 @@ class MovieService:
         max_concurrency: int,
         index_refresh_s: float,
         search_cache_size: int,
+        memo_size: int,
     ) -> None:
         self._sessions = sessions
         self._client = client
@@ -57,7 +98,8 @@ class MovieService:
         self._ttl = timedelta(seconds=cache_ttl_s)
         self._negative_ttl = timedelta(seconds=negative_ttl_s)
         self._fetch_slots = asyncio.Semaphore(max_concurrency)
-        self._inflight: dict[int, asyncio.Task[dict[str, Any] | None]] = {}
+        self._inflight: dict[int, asyncio.Task[Answer]] = {}
+        self._memo = Memo(memo_size)
         self._index: TitleIndex | None = None
         self._index_signature: tuple[Any, ...] | None = None
         self._index_checked = -math.inf
@@ -77,26 +119,44 @@ class MovieService:
 
     # --- details ------------------------------------------------------------------------------
 
-    async def movie(self, tmdb_id: int) -> dict[str, Any] | None:
-        """TMDB's details of one movie, or None when it is unknown."""
+    async def movie(self, tmdb_id: int) -> Answer:
+        """TMDB's details of one movie (JSON), or None when it is unknown."""
+        known, answer = self._memo.get(tmdb_id)
+        if known:
+            self.hits += 1
+            return answer
         return (await self.movies([tmdb_id])).get(tmdb_id)
 
-    async def movies(self, tmdb_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Details of many movies (ids nobody knows are absent), with one query for the hits."""
-        ids = list(dict.fromkeys(tmdb_ids))
-        if self._client is None:
-            return await self._offline_movies(ids, count=True)
+    async def movies(self, tmdb_ids: Sequence[int]) -> dict[int, bytes]:
+        """Details (JSON) of many movies; ids nobody knows are absent. One query for the hits
+        the memo does not hold."""
+        answers: dict[int, Answer] = {}
+        rest: list[int] = []
+        for tmdb_id in dict.fromkeys(tmdb_ids):
+            known, answer = self._memo.get(tmdb_id)
+            if known:
+                answers[tmdb_id] = answer
+            else:
+                rest.append(tmdb_id)
+        self.hits += len(answers)
+        if rest:
+            if self._client is None:
+                answers.update(await self._offline_answers(rest))
+            else:
+                answers.update(await self._cached_or_fetched(rest))
+        return {tmdb_id: answer for tmdb_id, answer in answers.items() if answer is not None}
+
+    async def _cached_or_fetched(self, ids: list[int]) -> dict[int, Answer]:
         now = _utcnow()
         async with self._sessions() as session:
             rows = await repository.cached(session, ids)
-        found: dict[int, dict[str, Any]] = {}
-        pending: dict[int, CachedMovie | None] = {}
+        answers: dict[int, Answer] = {}
+        pending: dict[int, CacheEntry | None] = {}
         for tmdb_id in ids:
             row = rows.get(tmdb_id)
-            if row is not None and aware(row.expires_at) > now:
+            if row is not None and row.expires_at > now:
                 self.hits += 1
-                if row.status == "ok" and row.payload is not None:
-                    found[tmdb_id] = normalise(row.payload, "tmdb")
+                answers[tmdb_id] = self._remember(tmdb_id, row)
             else:
                 self.misses += 1
                 pending[tmdb_id] = row
@@ -108,11 +168,28 @@ class MovieService:
             for tmdb_id, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     raise outcome  # what was fetched is cached; a retry of the batch is cheap
-                if outcome is not None:
-                    found[tmdb_id] = outcome
-        return {tmdb_id: found[tmdb_id] for tmdb_id in ids if tmdb_id in found}
+                answers[tmdb_id] = outcome
+        return answers
 
-    async def _offline_movies(self, ids: list[int], *, count: bool) -> dict[int, dict[str, Any]]:
+    def _remember(self, tmdb_id: int, row: CacheEntry) -> Answer:
+        answer = encode(normalise(row.payload, "tmdb")) if row.payload is not None else None
+        self._memo.put(tmdb_id, answer, row.expires_at.timestamp())
+        return answer
+
+    async def _offline_answers(self, ids: list[int]) -> dict[int, Answer]:
+        found = await self._offline_movies(ids)
+        # Offline records change only on import: remember them until the next index check.
+        expires = time.time() + self._index_refresh
+        answers: dict[int, Answer] = {}
+        for tmdb_id in ids:
+            answer = encode(found[tmdb_id]) if tmdb_id in found else None
+            self._memo.put(tmdb_id, answer, expires)
+            answers[tmdb_id] = answer
+        self.misses += len(ids) - len(found)
+        self.hits += len(found)
+        return answers
+
+    async def _offline_movies(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         """Imported records first, then the datasets' own movies."""
         async with self._sessions() as session:
             imported = await repository.offline(session, ids)
@@ -124,12 +201,9 @@ class MovieService:
                 found[tmdb_id] = normalise(imported[tmdb_id], "offline")
             elif tmdb_id in from_datasets:
                 found[tmdb_id] = normalise(from_datasets[tmdb_id], "movielens")
-        if count:
-            self.hits += len(found)
-            self.misses += len(ids) - len(found)
         return found
 
-    async def _fetch(self, tmdb_id: int, stale: CachedMovie | None) -> dict[str, Any] | None:
+    async def _fetch(self, tmdb_id: int, stale: CacheEntry | None) -> Answer:
         """Single flight: concurrent misses of one id share one fetch."""
         task = self._inflight.get(tmdb_id)
         if task is None:
@@ -139,17 +213,16 @@ class MovieService:
         # shield: a caller that goes away must not cancel the fetch the others wait for.
         return await asyncio.shield(task)
 
-    async def _fetch_and_store(
-        self, tmdb_id: int, stale: CachedMovie | None
-    ) -> dict[str, Any] | None:
+    async def _fetch_and_store(self, tmdb_id: int, stale: CacheEntry | None) -> Answer:
         assert self._client is not None
         try:
             async with self._fetch_slots:
                 if self._cross_process_lock:
-                    return await self._fetch_under_lock(tmdb_id)
-                payload = await self._client.movie(tmdb_id)
-                async with self._sessions() as session, session.begin():
-                    await repository.upsert_cached(session, [self._cache_row(tmdb_id, payload)])
+                    row = await self._fetch_under_lock(tmdb_id)
+                else:
+                    row = self._cache_row(tmdb_id, await self._client.movie(tmdb_id))
+                    async with self._sessions() as session, session.begin():
+                        await repository.upsert_cached(session, [row])
         except TmdbUnavailable:
             fallback = await self._fallback(tmdb_id, stale)
             if fallback is None:
@@ -157,31 +230,34 @@ class MovieService:
             self.stale_served += 1
             log.warning("tmdb_unavailable_served_copy", tmdb_id=tmdb_id)
             return fallback[0]
-        return normalise(payload, "tmdb") if payload is not None else None
+        return self._remember(tmdb_id, CacheEntry(row["status"], row["payload"], row["expires_at"]))
 
-    async def _fetch_under_lock(self, tmdb_id: int) -> dict[str, Any] | None:
+    async def _fetch_under_lock(self, tmdb_id: int) -> dict[str, Any]:
         """Postgres: whoever holds the advisory lock of the id fetches; the other processes
         find the row it wrote once they get the lock."""
         assert self._client is not None
         async with self._sessions() as session, session.begin():
             await repository.lock_movie(session, tmdb_id)
-            row = (await repository.cached(session, [tmdb_id])).get(tmdb_id)
-            if row is not None and aware(row.expires_at) > _utcnow():
-                return normalise(row.payload, "tmdb") if row.payload is not None else None
-            payload = await self._client.movie(tmdb_id)
-            await repository.upsert_cached(session, [self._cache_row(tmdb_id, payload)])
-        return normalise(payload, "tmdb") if payload is not None else None
+            entry = (await repository.cached(session, [tmdb_id])).get(tmdb_id)
+            if entry is not None and entry.expires_at > _utcnow():
+                return {
+                    "status": entry.status,
+                    "payload": entry.payload,
+                    "expires_at": entry.expires_at,
+                }
+            row = self._cache_row(tmdb_id, await self._client.movie(tmdb_id))
+            await repository.upsert_cached(session, [row])
+        return row
 
-    async def _fallback(
-        self, tmdb_id: int, stale: CachedMovie | None
-    ) -> tuple[dict[str, Any] | None] | None:
+    async def _fallback(self, tmdb_id: int, stale: CacheEntry | None) -> tuple[Answer] | None:
         """Stale-if-error: the expired cache copy (a remembered 404 stays a 404), else the
-        offline source; None when there is no copy at all."""
+        offline source; None when there is no copy at all. Never memoised."""
         if stale is not None:
-            return (normalise(stale.payload, "tmdb") if stale.payload is not None else None,)
-        offline = await self._offline_movies([tmdb_id], count=False)
+            payload = stale.payload
+            return (encode(normalise(payload, "tmdb")) if payload is not None else None,)
+        offline = await self._offline_movies([tmdb_id])
         if tmdb_id in offline:
-            return (offline[tmdb_id],)
+            return (encode(offline[tmdb_id]),)
         return None
 
     def _cache_row(self, tmdb_id: int, payload: dict[str, Any] | None) -> dict[str, Any]:
@@ -239,7 +315,7 @@ class MovieService:
         matches = await asyncio.to_thread(index.search, query, year, MAX_SEARCH_RESULTS)
         total = len(matches)
         chosen = matches[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        records = await self._offline_movies([m.row.tmdb_id for m in chosen], count=False)
+        records = await self._offline_movies([m.row.tmdb_id for m in chosen])
         results = [
             search_result(records[m.row.tmdb_id]) for m in chosen if m.row.tmdb_id in records
         ]
@@ -285,6 +361,7 @@ class MovieService:
             not_found_entries=counts.not_found_entries,
             expired_entries=counts.expired_entries,
             offline_records=counts.offline_records,
+            memo_entries=len(self._memo),
             hits=self.hits,
             misses=self.misses,
             stale_served=self.stale_served,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +59,21 @@ class UpstreamCounters:
 
 
 class RateLimiter:
-    """Spaces upstream requests at least ``1/rate`` seconds apart, so any one-second window holds
-    at most ``rate + 1`` of them, and pauses everyone while TMDB asks us to back off."""
+    """At most ``rate`` upstream requests in any one-second window, spaced ``1/rate`` apart, and
+    everyone held while TMDB asks us to back off.
+
+    Checked against the times requests were actually let through (not times reserved in
+    advance), so an event loop that falls behind cannot release a catch-up burst. Waiters queue
+    on a FIFO lock: one sleeps for the next slot, the others wait their turn without polling.
+    """
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate
+        self._per_window = max(1, math.floor(rate))
+        self._sent: deque[float] = deque()
         self._next = 0.0
         self._paused_until = 0.0
+        self._turn = asyncio.Lock()
 
     def pause_until(self, moment: float) -> None:
         """Hold every request until ``moment`` (``time.monotonic()`` clock)."""
@@ -72,17 +82,20 @@ class RateLimiter:
     async def acquire(self) -> bool:
         """Wait for this request's slot; return whether it had to wait."""
         waited = False
-        while True:
-            now = time.monotonic()
-            # No await between reading and reserving: slots cannot be handed out twice.
-            slot = max(now, self._next, self._paused_until)
-            self._next = slot + self._interval
-            if slot <= now:
-                return waited
-            waited = True
-            await asyncio.sleep(slot - now)
-            if time.monotonic() >= self._paused_until:
-                return waited
+        async with self._turn:
+            while True:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= 1.0:
+                    self._sent.popleft()
+                earliest = max(self._next, self._paused_until)
+                if len(self._sent) >= self._per_window:
+                    earliest = max(earliest, self._sent[0] + 1.0)
+                if earliest <= now:
+                    self._sent.append(now)
+                    self._next = now + self._interval
+                    return waited
+                waited = True
+                await asyncio.sleep(earliest - now)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
