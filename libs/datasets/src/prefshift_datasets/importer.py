@@ -169,6 +169,7 @@ def _counts(connection: Connection, dataset_id: int) -> tuple[int, int, int]:
 
 
 def _delete_dataset(connection: Connection, dataset_id: int) -> None:
+    # ratings has no foreign key (and so no cascade): delete them explicitly
     for table in (Rating, DatasetUser, Movie):
         connection.execute(delete(table).where(table.dataset_id == dataset_id))
     connection.execute(delete(Dataset).where(Dataset.id == dataset_id))
