@@ -211,3 +211,18 @@ def test_resolve_dataset_downloads_when_online(
         "ratings": 3,
         "dataset_users": 2,
     }
+
+
+def test_import_migrates_an_empty_database_and_list_says_when_unmigrated(
+    monkeypatch: pytest.MonkeyPatch, empty_database_url: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PREFSHIFT_DATABASE_URL", empty_database_url)
+    monkeypatch.setenv("PREFSHIFT_DATA_DIR", str(tmp_path / "data"))
+    unmigrated = runner.invoke(app, ["data", "list"])
+    assert unmigrated.exit_code == 1
+    assert "run: prefshift db upgrade" in " ".join(unmigrated.stderr.split())
+    archive = _tiny_zip(tmp_path / "first.zip", "first")
+    imported = runner.invoke(app, ["data", "import", str(archive)])
+    assert imported.exit_code == 0, imported.output
+    assert "first: imported — 3 ratings" in imported.stdout
+    assert runner.invoke(app, ["data", "list"]).exit_code == 0

@@ -19,7 +19,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
+from prefshift import migrate
 from prefshift_datasets.config import DatasetSettings
 from prefshift_datasets.download import GROUPLENS_DATASETS, download_dataset
 from prefshift_datasets.errors import DatasetError
@@ -91,6 +93,8 @@ def _summary(result: ImportResult) -> None:
 
 
 def _import(path: Path, name: str | None, replace: bool, settings: DatasetSettings) -> None:
+    # importing is the first thing a new user does: bring the database to head first
+    migrate.upgrade(settings.resolved_database_url)
     with _progress() as progress:
         result = import_dataset(
             settings.resolved_database_url,
@@ -161,7 +165,15 @@ def download(
 def list_command() -> None:
     """List the imported datasets with their counts."""
     settings = DatasetSettings()
-    datasets: list[DatasetInfo] = get_all_datasets(settings.resolved_database_url)
+    try:
+        datasets: list[DatasetInfo] = get_all_datasets(settings.resolved_database_url)
+    except DBAPIError as error:
+        console.print(
+            f"[red]error:[/] cannot read datasets ({type(error.orig).__name__}); "
+            "is the database migrated? run: prefshift db upgrade",
+            highlight=False,
+        )
+        raise typer.Exit(code=1) from error
     if not datasets:
         typer.echo("no datasets imported (try: prefshift data import PATH)")
         return

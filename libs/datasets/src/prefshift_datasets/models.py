@@ -64,7 +64,7 @@ class Movie(Base):
 
 class Rating(Base):
     """One rating of a dataset. No foreign key to ``datasets`` on purpose: checking one for each
-    of ml-32m's 32 million rows made COPY five times slower; only the importer writes this table
+    row made COPY 2-5 times slower; only the importer writes this table
     and it deletes a dataset's ratings itself."""
 
     __tablename__ = "ratings"
