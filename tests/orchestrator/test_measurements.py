@@ -258,9 +258,18 @@ def test_kendall_tau_none_when_constant() -> None:
 def test_shift_table_and_stacking(shift: RunShift) -> None:
     table = shift_table(shift)
     assert list(table.columns) == list(SHIFT_TABLE_COLUMNS)
-    whole = table[table["genre"] == ""]
+    whole = table[(table["genre"] == "") & (table["arm"] != "baseline")]
     assert len(whole) == len(shift.pages) == 4
-    assert len(table) - len(whole) == len(shift.genres)
+    (fidelity_row,) = table[table["arm"] == "baseline"].to_dict("records")
+    assert (fidelity_row["page"], fidelity_row["n"]) == (0, 3)
+    assert fidelity_row["bias"] == pytest.approx(0.5 / 3)
+    assert fidelity_row["mae"] == pytest.approx(0.5)
+    assert fidelity_row["rmse"] == pytest.approx(math.sqrt(1.25 / 3))
+    assert math.isnan(fidelity_row["shift"])
+    assert len(table) - len(whole) - 1 == len(shift.genres)
+    # without real ratings there is no fidelity row
+    no_real = shift_table(run_shift(hand_run(), test_genres=GENRES))
+    assert "baseline" not in set(no_real["arm"])
     row = whole[(whole["arm"] == "als") & (whole["page"] == 2)].iloc[0]
     assert (row["n"], row["shift"], row["net_shift"]) == (3, 1.0, pytest.approx(0.875))
     assert math.isnan(whole[whole["arm"] == "control"].iloc[0]["net_shift"])

@@ -197,6 +197,28 @@ def test_summarize_intervals_equal_the_single_cell_bootstrap() -> None:
         assert (found.ci_low, found.ci_high) == pytest.approx(expected, rel=1e-12)
 
 
+def test_fidelity_across_users() -> None:
+    """The baseline row of each run's table carries its fidelity: summarised across users."""
+    base = [3.0, 4.0, 2.0, 5.0]
+    runs = []
+    for user, offset in ((1, 0.5), (2, 1.0), (3, -0.5)):
+        rows = [("baseline", 0, "test", m, r) for m, r in zip((1, 2, 3, 4), base, strict=True)]
+        rows += [("control", 1, "test", m, r) for m, r in zip((1, 2, 3, 4), base, strict=True)]
+        frame = pd.DataFrame(rows, columns=["arm", "page", "phase", "tmdb_id", "rating"])
+        # the person's real ratings are the baseline minus a constant: bias = MAE = |offset|
+        real = {m: r - offset for m, r in zip((1, 2, 3, 4), base, strict=True)}
+        runs.append((user, "Explorer", run_shift(frame, test_genres={}, real_ratings=real)))
+    summary = summarize(stack_shift_tables(runs), seed=2)
+    found = {c.metric: c for c in summary.cells if c.arm == "baseline" and c.archetype is None}
+    assert set(found) == {"bias", "mae", "rmse", "pearson_r"}
+    assert found["bias"].mean == pytest.approx((0.5 + 1.0 - 0.5) / 3)
+    assert found["mae"].mean == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    assert found["pearson_r"].mean == pytest.approx(1.0)
+    assert (found["mae"].n, found["mae"].page, found["mae"].p_vs_control) == (3, 0, None)
+    # three positive MAEs: exact p = 2/8
+    assert found["mae"].p_vs_zero == pytest.approx(0.25)
+
+
 def test_summarize_without_control_or_archetypes() -> None:
     results = per_user_results().drop(columns=["archetype"])
     results = results[results["arm"] == "als"]

@@ -355,9 +355,13 @@ SHIFT_TABLE_COLUMNS = (
     "kendall_tau",
     "appraisal",
     "n_appraisal",
+    "bias",
+    "mae",
+    "rmse",
+    "pearson_r",
 )
-#: The metric columns of ``shift_table`` (what ``statistics.summarize`` aggregates across users).
-SHIFT_METRICS = (
+#: Metric columns of ``shift_table`` for arms and pages.
+PAGE_METRICS = (
     "shift",
     "net_shift",
     "mean_abs_shift",
@@ -365,14 +369,20 @@ SHIFT_METRICS = (
     "kendall_tau",
     "appraisal",
 )
+#: Metric columns of ``shift_table``'s baseline row (fidelity against real ratings).
+FIDELITY_METRICS = ("bias", "mae", "rmse", "pearson_r")
+#: Every metric column (what ``statistics.summarize`` aggregates across users).
+SHIFT_METRICS = PAGE_METRICS + FIDELITY_METRICS
 
 
 def shift_table(shift: RunShift) -> pd.DataFrame:
     """One run's measurements as a flat table (one row per arm × page × genre), for CSV.
 
     Rows with ``genre`` empty (``""``) are the whole test set; the others are the per-genre rows,
-    which carry ``n``, ``shift`` and ``net_shift`` only (the rest is NaN). Add ``user_id`` and
-    ``archetype`` columns to stack runs into the input of ``statistics.summarize``.
+    which carry ``n``, ``shift`` and ``net_shift`` only (the rest is NaN). When real ratings were
+    compared, one more row, arm ``baseline`` page 0, carries the fidelity (``n`` pairs, bias,
+    MAE, RMSE, Pearson r). Add ``user_id`` and ``archetype`` columns to stack runs into the
+    input of ``statistics.summarize``.
     """
     rows: list[dict[str, object]] = [
         {
@@ -395,6 +405,11 @@ def shift_table(shift: RunShift) -> pd.DataFrame:
         | {"shift": cell.shift, "net_shift": cell.net_shift}
         for cell in shift.genres
     )
+    if shift.fidelity.n:
+        rows.append(
+            {"arm": BASELINE_ARM, "page": 0, "genre": "", "n": shift.fidelity.n}
+            | shift.fidelity.model_dump(exclude={"n"})
+        )
     table = pd.DataFrame(rows, columns=list(SHIFT_TABLE_COLUMNS))
     metric_columns = [*SHIFT_METRICS]
     table[metric_columns] = table[metric_columns].astype("float64")
