@@ -140,3 +140,25 @@ async def test_batch_keeps_order_reports_missing_and_reuses_the_cache(
         ).all()
     await engine.dispose()
     assert [tuple(row) for row in rows] == [("not_found", 2), ("ok", 150)]
+
+
+async def test_online_search_is_tmdbs_answer_and_is_cached_briefly(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    async with proxy(fake_tmdb) as client:
+        first = await client.get("/3/search/movie", params={"query": "Matrix", "year": 1999})
+        again = await client.get("/3/search/movie", params={"query": "matrix ", "year": 1999})
+        other_page = await client.get(
+            "/3/search/movie", params={"query": "Matrix", "year": 1999, "page": 2}
+        )
+    assert first.status_code == 200
+    body = first.json()
+    assert body["results"][0]["id"] == MATRIX
+    assert body["results"][0]["genre_ids"] == [28, 878]
+    assert again.json() == body
+    assert other_page.json()["page"] == 2
+    searches = [e for e in fake_tmdb.log if e.path == "/3/search/movie"]
+    assert [(e.query["query"], e.query["year"], e.query["page"]) for e in searches] == [
+        ("Matrix", "1999", "1"),
+        ("Matrix", "1999", "2"),
+    ]

@@ -146,6 +146,10 @@ async def _first(client: Any, query: str, year: int | None = None) -> dict[str, 
         ("Amelie", None, 194),
         ("Shawshank Redemption", None, 278),
         ("Shawshank Redemtion", None, 278),  # a typo
+        ("Shawshank", None, 278),  # part of the title
+        ("Star Wars: Episode IV - A New Hope", None, 11),  # MovieLens's title; TMDB: "Star Wars"
+        ("Star Wars", 1977, 11),
+        ("Empire Strikes Back", None, 1891),
     ],
 )
 async def test_offline_search_finds_the_movie(

@@ -4,7 +4,7 @@ back to. Upserts are ``INSERT … ON CONFLICT`` on both Postgres and SQLite."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,10 +126,13 @@ class TitleRow:
     original_title: str | None
     year: int | None
     popularity: float
+    other_titles: tuple[str, ...] = ()
 
 
 async def title_rows(session: AsyncSession) -> list[TitleRow]:
-    """Every movie the offline source can serve: imported records, then dataset movies.
+    """Every movie the offline source can serve: imported records, then dataset movies. The
+    datasets' MovieLens titles of imported movies become alternative titles ("Star Wars:
+    Episode IV - A New Hope (1977)" for TMDB's "Star Wars").
 
     The datasets repository has no "titles of every dataset" read, so this one query on the
     movies table lives here."""
@@ -153,8 +156,11 @@ async def title_rows(session: AsyncSession) -> list[TitleRow]:
             )
         )
         for tmdb_id, title, year, votes in result:
-            if tmdb_id not in rows:
+            known = rows.get(tmdb_id)
+            if known is None:
                 rows[tmdb_id] = TitleRow(tmdb_id, title, None, year, _float(votes))
+            elif title not in known.other_titles and title != known.title:
+                rows[tmdb_id] = replace(known, other_titles=(*known.other_titles, title))
     return list(rows.values())
 
 
