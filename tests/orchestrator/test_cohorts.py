@@ -163,6 +163,11 @@ def test_seed_study_rule_on_ml_latest_small(ml_small) -> None:  # type: ignore[n
     assert {u.user_id for u in other.users} != {u.user_id for u in cohort.users}
     with pytest.raises(ValueError, match="genres"):
         select_cohort(rule, ratings)
+    nobody = select_cohort(
+        SeedStudyRule(size=10, min_ratings=5000, max_ratings=6000), ratings, genres
+    )
+    assert nobody.users == [] and nobody.thresholds == {}
+    assert nobody.shortfall == {"Specialist": 6, "Explorer": 2, "Generalist": 2}
 
 
 def test_sample_rule(ml_small) -> None:  # type: ignore[no-untyped-def]

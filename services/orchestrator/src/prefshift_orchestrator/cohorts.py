@@ -171,8 +171,11 @@ def label_archetypes(
     """Label users by their entropy among the given users.
 
     Specialist: entropy ≤ the ``specialist_quantile`` quantile; Generalist: entropy > the
-    ``generalist_quantile`` quantile; Explorer: in between. Returns the labels and the thresholds.
+    ``generalist_quantile`` quantile; Explorer: in between. Returns the labels and the thresholds
+    (none without users).
     """
+    if entropy.empty:
+        return pd.Series([], index=entropy.index, name="archetype", dtype=object), {}
     low = float(entropy.quantile(specialist_quantile))
     high = float(entropy.quantile(generalist_quantile))
     labels = pd.Series(EXPLORER, index=entropy.index, name="archetype", dtype=object)
