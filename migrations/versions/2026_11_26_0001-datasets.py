@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("movielens_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("rating", sa.Float(precision=24), nullable=False),
         sa.Column("timestamp", sa.BigInteger(), nullable=True),
-        # no foreign key to datasets: one check per row made bulk COPY 5x slower (see models.py)
+        # no foreign key to datasets: one check per row made bulk COPY 2-5x slower (models.py)
         sa.PrimaryKeyConstraint("dataset_id", "user_id", "movielens_id", name=op.f("pk_ratings")),
     )
     op.create_table(

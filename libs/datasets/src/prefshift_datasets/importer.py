@@ -230,7 +230,7 @@ def _load(
         ),
         {"dataset_id": dataset_id},
     ).one()
-    has_tmdb = any(movie.overview for movie in movies.values())
+    has_tmdb = any(movie.overview is not None for movie in movies.values())
     connection.execute(
         update(Dataset)
         .where(Dataset.id == dataset_id)
