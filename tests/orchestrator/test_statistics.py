@@ -12,6 +12,7 @@ from prefshift_orchestrator.measurements import run_shift, stack_shift_tables
 from prefshift_orchestrator.statistics import (
     CohortStatistics,
     StatCell,
+    benjamini_hochberg,
     bootstrap_interval,
     statistics_table,
     summarize,
@@ -119,6 +120,18 @@ def test_wilcoxon_small_for_a_clear_effect_and_calibrated_for_noise() -> None:
     assert np.median([p for p in noise if p is not None]) > 0.3
 
 
+def test_benjamini_hochberg_by_hand_and_against_scipy() -> None:
+    # sorted .01 .03 .04 .2 → p·4/rank = .04 .06 .0533 .2 → running minimum from the top
+    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.2]) == pytest.approx(
+        [0.04, 0.16 / 3, 0.16 / 3, 0.2]
+    )
+    assert benjamini_hochberg([]) == []
+    assert benjamini_hochberg([0.9, 0.95]) == pytest.approx([0.95, 0.95])
+    p_values = np.random.default_rng(0).uniform(size=40) ** 2
+    expected = stats.false_discovery_control(p_values, method="bh")
+    assert benjamini_hochberg(list(p_values)) == pytest.approx(list(expected))
+
+
 def per_user_results() -> pd.DataFrame:
     """Four users; als and control on page 1; users 1–2 Specialists, 3–4 Generalists."""
     rows = []
@@ -164,6 +177,12 @@ def test_summarize_by_hand() -> None:
     assert generalists.mean == pytest.approx(1.5)
     # control is listed after the arms
     assert [c.arm for c in summary.cells if c.archetype is None] == ["als", "control"]
+    # control (0, .5, 2, 1): the zero is dropped, three positive values → p = 2/8
+    assert control.p_vs_zero == pytest.approx(0.25)
+    # q-values: the family "shift, all users, whole test set" has p .125 and .25 → BH
+    # .125·2/1 = .25 and .25·2/2 = .25; the vs-control family has the one p .5
+    assert als.q_vs_zero == pytest.approx(0.25) and control.q_vs_zero == pytest.approx(0.25)
+    assert als.q_vs_control == pytest.approx(0.5) and control.q_vs_control is None
 
 
 def test_summarize_missing_values_and_duplicates() -> None:

@@ -44,10 +44,20 @@ class StatCell(BaseModel):
     mean: float | None
     ci_low: float | None = Field(description="Lower end of the bootstrap interval.")
     ci_high: float | None = Field(description="Upper end of the bootstrap interval.")
-    p_vs_zero: float | None = Field(description="Wilcoxon signed-rank p, H0: median 0.")
+    p_vs_zero: float | None = Field(
+        description="Wilcoxon signed-rank p (two-sided), H0: values symmetric about 0."
+    )
     n_vs_control: int = Field(description="Users with a value for this arm and for control.")
     p_vs_control: float | None = Field(
         description="Wilcoxon signed-rank p on per-user differences arm − control."
+    )
+    q_vs_zero: float | None = Field(
+        default=None,
+        description="p_vs_zero adjusted by Benjamini–Hochberg within its family "
+        "(metric × user group × whole test set or genres).",
+    )
+    q_vs_control: float | None = Field(
+        default=None, description="p_vs_control adjusted the same way."
     )
 
 
@@ -247,6 +257,7 @@ def summarize(
                         p_vs_control=p_control,
                     )
                 )
+    _adjust_p_values(cells)
     return CohortStatistics(
         confidence=confidence,
         n_resamples=n_resamples,
@@ -280,6 +291,42 @@ def _intervals(
         for position, column in enumerate(columns):
             intervals[column] = (float(low[position]), float(high[position]))
     return intervals
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg adjusted p-values (q-values), in the order given.
+
+    q(i) = min over j with p(j) ≥ p(i) of p(j)·m / rank(j), capped at 1; rejecting q ≤ α keeps
+    the expected false discovery rate at α for independent or positively dependent tests.
+    """
+    m = len(p_values)
+    if m == 0:
+        return []
+    values = np.asarray(p_values, dtype=float)
+    order = np.argsort(values, kind="mergesort")
+    scaled = values[order] * m / np.arange(1, m + 1)
+    adjusted_sorted = np.minimum.accumulate(scaled[::-1])[::-1]
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(adjusted_sorted, 1.0)
+    return [float(q) for q in adjusted]
+
+
+def _adjust_p_values(cells: Sequence[StatCell]) -> None:
+    """Fill the q-values: one family per metric, user group, and whole test set vs genres."""
+    families: dict[tuple[str, str | None, bool], list[StatCell]] = {}
+    for cell in cells:
+        families.setdefault((cell.metric, cell.archetype, cell.genre == ""), []).append(cell)
+    for family in families.values():
+        tested = [cell for cell in family if cell.p_vs_zero is not None]
+        for cell, q in zip(
+            tested, benjamini_hochberg([c.p_vs_zero or 0.0 for c in tested]), strict=True
+        ):
+            cell.q_vs_zero = q
+        tested = [cell for cell in family if cell.p_vs_control is not None]
+        for cell, q in zip(
+            tested, benjamini_hochberg([c.p_vs_control or 0.0 for c in tested]), strict=True
+        ):
+            cell.q_vs_control = q
 
 
 def statistics_table(statistics: CohortStatistics) -> pd.DataFrame:
