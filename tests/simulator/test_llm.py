@@ -140,17 +140,29 @@ async def test_endpoint_without_json_schema_gets_the_seed_line_format(
         async with simulator(**llm_settings(fake)) as client:
             response = await client.post("/ratings", json=body_for(case))
             again = await client.post("/ratings", json=body_for(case, seed=4))
-    assert response.status_code == 200, response.text
-    # titles echoed wrongly ("Definitely Not The Title"): matched by the number anyway
-    assert {r["tmdb_id"]: r["rating"] for r in response.json()["ratings"]} == expected(case)
-    assert again.status_code == 200
-    # one 400 about the response format, then line-format calls only
-    assert [r.get("response_format") is not None for r in fake.requests] == [True, False, False]
-    assert "MOVIE: [number] title; RATING: rating; FEELING: one sentence;" in last_user_message(
-        fake.requests[1]
-    )
-    statuses = [r.status for r in records(seed_cohort_database_url)]
-    assert statuses == ["error", "ok", "ok"]
+        assert response.status_code == 200, response.text
+        # titles echoed wrongly ("Definitely Not The Title"): matched by the number anyway
+        assert {r["tmdb_id"]: r["rating"] for r in response.json()["ratings"]} == expected(case)
+        assert again.status_code == 200
+        # one 400 about the response format, then line-format calls only
+        assert [r.get("response_format") is not None for r in fake.requests] == [
+            True,
+            False,
+            False,
+        ]
+        assert "MOVIE: [number] title; RATING: rating; FEELING: one sentence;" in (
+            last_user_message(fake.requests[1])
+        )
+        statuses = [r.status for r in records(seed_cohort_database_url)]
+        assert statuses == ["unsupported", "ok", "ok"]
+
+        # a restarted simulator knows the refusal from the records: the identical request is
+        # replayed without any call, the refused one included
+        async with simulator(**llm_settings(fake)) as client:
+            replayed = await client.post("/ratings", json=body_for(case))
+        assert replayed.json()["usage"]["cached"] is True
+        assert replayed.json()["ratings"] == response.json()["ratings"]
+        assert fake.calls == 3
 
 
 async def test_missing_and_invalid_items_are_asked_again(

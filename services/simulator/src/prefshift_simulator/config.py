@@ -29,6 +29,13 @@ class Settings(CommonSettings):
         "when a persona names none.",
     )
 
+    simulator_metadata_ttl: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="Seconds the simulator keeps movie metadata it got from tmdb-proxy (0: ask "
+        "the proxy for every movie of every request).",
+    )
+
     # --- llm backend ---
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")

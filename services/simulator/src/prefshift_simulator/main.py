@@ -25,7 +25,7 @@ from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBack
 from prefshift_simulator.embedded.dynamics import DynamicsParams
 from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams
 from prefshift_simulator.llm.backend import LlmBackend, create_openai_client
-from prefshift_simulator.metadata import ProxyMetadata
+from prefshift_simulator.metadata import CachedMetadata, ProxyMetadata
 from prefshift_simulator.repository import LlmCallRepository
 from prefshift_simulator.service import RatingService
 
@@ -81,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rating_service = RatingService(
             backends={"embedded": embedded, "llm": llm},
             default_backend=settings.default_backend,
-            metadata=ProxyMetadata(proxy),
+            metadata=CachedMetadata(ProxyMetadata(proxy), ttl=settings.simulator_metadata_ttl)
+            if settings.simulator_metadata_ttl > 0
+            else ProxyMetadata(proxy),
             llm_model=settings.simulator_model,
             llm_available=openai_client is not None,
         )

@@ -8,6 +8,8 @@ movie table instead (:class:`DatasetMetadata`), so an offline evaluation needs n
 from __future__ import annotations
 
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -176,3 +178,35 @@ class StaticMetadata:
 
     async def fetch(self, tmdb_ids: list[int]) -> dict[int, MovieFacts]:
         return {i: self._facts[i] for i in tmdb_ids if i in self._facts}
+
+
+class CachedMetadata:
+    """Keeps the facts of recently seen movies for ``ttl`` seconds, so a request asks its source
+    (tmdb-proxy: still at most one batch call) only for the movies not seen lately. A persona
+    is rated page after page with the same history and a growing list of experiences."""
+
+    def __init__(self, source: MetadataSource, *, ttl: float, max_size: int = 200_000) -> None:
+        self._source = source
+        self._ttl = ttl
+        self._max_size = max_size
+        self._facts: OrderedDict[int, tuple[float, MovieFacts]] = OrderedDict()
+
+    async def fetch(self, tmdb_ids: list[int]) -> dict[int, MovieFacts]:
+        now = time.monotonic()
+        found: dict[int, MovieFacts] = {}
+        missing: list[int] = []
+        for tmdb_id in tmdb_ids:
+            entry = self._facts.get(tmdb_id)
+            if entry is not None and now - entry[0] < self._ttl:
+                found[tmdb_id] = entry[1]
+            else:
+                missing.append(tmdb_id)
+        if missing:
+            fetched = await self._source.fetch(missing)
+            for tmdb_id, movie in fetched.items():
+                self._facts[tmdb_id] = (now, movie)
+                self._facts.move_to_end(tmdb_id)
+                found[tmdb_id] = movie
+            while len(self._facts) > self._max_size:
+                self._facts.popitem(last=False)
+        return {tmdb_id: found[tmdb_id] for tmdb_id in tmdb_ids if tmdb_id in found}

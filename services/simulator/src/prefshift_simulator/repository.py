@@ -76,20 +76,20 @@ class LlmCallRepository:
             await session.commit()
             return call.id
 
-    async def find_ok(self, request_hash: str) -> RecordedCall | None:
-        """The latest successful call with this hash, if any."""
+    async def find(self, request_hash: str, *, status: str = "ok") -> RecordedCall | None:
+        """The latest call with this hash and status, if any."""
         async with self._sessions() as session:
             call = await session.scalar(
                 select(LlmCall)
-                .where(LlmCall.request_hash == request_hash, LlmCall.status == "ok")
+                .where(LlmCall.request_hash == request_hash, LlmCall.status == status)
                 .order_by(LlmCall.id.desc())
                 .limit(1)
             )
-            if call is None or call.response is None:
+            if call is None:
                 return None
             return RecordedCall(
                 id=call.id,
-                response=call.response,
+                response=call.response or "",
                 prompt_tokens=call.prompt_tokens,
                 completion_tokens=call.completion_tokens,
             )

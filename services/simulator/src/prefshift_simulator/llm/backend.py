@@ -59,6 +59,10 @@ def create_openai_client(settings: Settings) -> AsyncOpenAI | None:
     )
 
 
+#: Status of the record of a call the endpoint refused for its JSON-schema response format.
+UNSUPPORTED = "unsupported"
+
+
 class _SchemaUnsupported(Exception):
     """The endpoint refused the JSON-schema response format."""
 
@@ -217,11 +221,16 @@ class LlmBackend:
         parameters = self._parameters(messages, response_format, request.seed)
         request_hash = self._hash(parameters)
         if self.settings.simulator_replay:
-            recorded = await self.calls.find_ok(request_hash)
+            recorded = await self.calls.find(request_hash)
             if recorded is not None:
                 spend.replayed += 1
                 log.info("llm_replayed", call_id=recorded.id, request_hash=request_hash[:12])
                 return recorded.response
+            if response_format == "json_schema" and await self.calls.find(
+                request_hash, status=UNSUPPORTED
+            ):
+                spend.replayed += 1  # the endpoint said so before: go to lines, no call
+                raise _SchemaUnsupported()
         record: dict[str, Any] = {
             "request_hash": request_hash,
             "model": self.model,
@@ -242,7 +251,7 @@ class LlmBackend:
             await self.calls.record(
                 **record,
                 response=None,
-                status="error",
+                status=UNSUPPORTED if isinstance(error, _SchemaUnsupported) else "error",
                 error=self._secret_free(f"{type(exc).__name__}: {exc}")[:2000],
                 prompt_tokens=0,
                 completion_tokens=0,

@@ -25,6 +25,7 @@ class ParsedAnswer:
 
     ratings: dict[int, tuple[float, str]] = field(default_factory=dict)
     problems: dict[int, str] = field(default_factory=dict)
+    conflicting: set[int] = field(default_factory=set)
     format: str = "none"
 
 
@@ -68,8 +69,13 @@ def _add(answer: ParsedAnswer, number: int | None, raw_rating: Any, feeling: Any
         if number not in answer.ratings:
             answer.problems[number] = f"rating {str(raw_rating)[:40]!r} is not 0.5-5.0"
         return
+    if number in answer.conflicting:
+        return
     previous = answer.ratings.get(number)
     if previous is not None and previous[0] != rating:
+        # two different ratings for one movie: neither can be trusted, ask again
+        del answer.ratings[number]
+        answer.conflicting.add(number)
         answer.problems[number] = "rated more than once with different ratings"
         return
     answer.ratings.setdefault(number, (rating, text))
