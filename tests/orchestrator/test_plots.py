@@ -3,9 +3,11 @@ report to the same bytes."""
 
 from __future__ import annotations
 
+import re
 import struct
 import xml.etree.ElementTree as ET
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,6 +116,28 @@ def test_archetype_panels(report: tuple[CohortStatistics, pd.DataFrame]) -> None
     axes = [e for e in svg.iter() if (e.get("id") or "").startswith("axes_")]
     assert len(axes) == 3  # all users, Explorer, Specialist
     png_size(plot_shift_by_archetype(statistics, metric="shift", fmt="png"))
+
+
+def test_genre_heatmap_marks_the_cells_significant_after_fdr(
+    report: tuple[CohortStatistics, pd.DataFrame],
+) -> None:
+    statistics, _ = report
+    expected = {
+        (c.arm, c.genre)
+        for c in statistics.cells
+        if (c.metric, c.archetype, c.page) == ("net_shift", None, 3)
+        and c.genre
+        and c.q_vs_zero is not None
+        and c.q_vs_zero <= 0.05
+    }
+    assert ("als", "Drama") in expected  # the planted shift
+    assert not any(arm == "random" for arm, _ in expected)
+    # keep text as <text> elements to read the annotations back
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        svg = ET.fromstring(plot_genre_shift(statistics, fmt="svg"))
+    texts = ["".join(element.itertext()) for element in svg.iter(f"{SVG}text")]
+    marked = [text for text in texts if re.fullmatch(r"[+-]\d\.\d\d\*", text)]
+    assert len(marked) == len(expected)
 
 
 def test_genre_heatmap_and_fidelity_render(report: tuple[CohortStatistics, pd.DataFrame]) -> None:

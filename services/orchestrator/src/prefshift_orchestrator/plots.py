@@ -21,6 +21,8 @@ from matplotlib.ticker import MaxNLocator
 from prefshift_orchestrator.statistics import CohortStatistics, StatCell
 
 PlotFormat = Literal["png", "svg"]
+#: Heatmap cells with a q-value against 0 at most this are marked with "*".
+_Q_MARK = 0.05
 PLOT_FORMATS: tuple[PlotFormat, ...] = ("png", "svg")
 MEDIA_TYPES: dict[PlotFormat, str] = {"png": "image/png", "svg": "image/svg+xml"}
 _DPI = 120
@@ -163,7 +165,8 @@ def plot_genre_shift(
     fmt: PlotFormat = "png",
 ) -> bytes:
     """Heatmap of mean ``metric`` per genre (rows) and arm (columns) at one page (default: the
-    last page with data), each cell annotated with its value and number of users."""
+    last page with data), each cell annotated with its value and number of users, and ``*``
+    where the mean differs from 0 at a false discovery rate of 5% (``q_vs_zero`` ≤ 0.05)."""
     cells = [
         cell
         for cell in statistics.cells
@@ -186,10 +189,13 @@ def plot_genre_shift(
         return _render(figure, fmt)
     grid = np.full((len(genres), len(arms)), np.nan)
     counts = np.zeros_like(grid, dtype=int)
+    marks = np.full(grid.shape, "", dtype=object)
     for cell in cells:
         row, column = genres.index(cell.genre), arms.index(cell.arm)
         grid[row, column] = cell.mean if cell.mean is not None else np.nan
         counts[row, column] = cell.n
+        if cell.q_vs_zero is not None and cell.q_vs_zero <= _Q_MARK:
+            marks[row, column] = "*"
     limit = float(np.nanmax(np.abs(grid))) or 1.0
     image = axes.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     for row in range(len(genres)):
@@ -199,13 +205,15 @@ def plot_genre_shift(
                 axes.text(
                     column,
                     row,
-                    f"{grid[row, column]:+.2f}\nn={counts[row, column]}",
+                    f"{grid[row, column]:+.2f}{marks[row, column]}\nn={counts[row, column]}",
                     ha="center",
                     va="center",
                     fontsize=6.5,
                     color=text_color,
                 )
     axes.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+    if (marks == "*").any():
+        axes.set_xlabel("* mean ≠ 0 at a 5% false discovery rate (Benjamini–Hochberg)", fontsize=8)
     axes.set_yticks(range(len(genres)), genres)
     figure.colorbar(image, ax=axes, label=_UNITS.get(metric, "rating points"), shrink=0.8)
     return _render(figure, fmt)
