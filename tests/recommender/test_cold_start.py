@@ -3,6 +3,7 @@ excluded, from every model-backed implementation, without refitting."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -14,23 +15,27 @@ from tests.recommender.conftest import COLLABORATIVE, MODEL_BACKED, ServiceFacto
 OUTSIDE_DATASET = [496243, 475557]
 
 
+@functools.cache
+def rated_movies(shared_data: Path) -> pd.DataFrame:
+    """ml-latest-small's ratings with their TMDB ids (read once)."""
+    folder = shared_data / "ml-latest-small"
+    ratings = pd.read_csv(folder / "ratings.csv")
+    links = pd.read_csv(folder / "links.csv").dropna(subset=["tmdbId"])
+    return ratings.merge(links, on="movieId")
+
+
 def persona_history(
     shared_data: Path, user_id: int = 414, size: int = 40
 ) -> list[dict[str, float]]:
     """40 of a real ml-latest-small user's ratings, by TMDB id."""
-    folder = shared_data / "ml-latest-small"
-    ratings = pd.read_csv(folder / "ratings.csv")
-    links = pd.read_csv(folder / "links.csv").dropna(subset=["tmdbId"])
-    mine = ratings[ratings.userId == user_id].merge(links, on="movieId")
+    frame = rated_movies(shared_data)
+    mine = frame[frame.userId == user_id]
     mine = mine.drop_duplicates("tmdbId").sample(n=size, random_state=0)
     return [{"tmdb_id": int(row.tmdbId), "rating": float(row.rating)} for row in mine.itertuples()]
 
 
 def popular_ids(shared_data: Path, count: int = 60) -> list[int]:
-    folder = shared_data / "ml-latest-small"
-    ratings = pd.read_csv(folder / "ratings.csv")
-    links = pd.read_csv(folder / "links.csv").dropna(subset=["tmdbId"])
-    counts = ratings.merge(links, on="movieId").groupby("tmdbId").size()
+    counts = rated_movies(shared_data).groupby("tmdbId").size()
     return [int(i) for i in counts.sort_values(ascending=False).index[:count]]
 
 
@@ -94,10 +99,8 @@ async def test_collaborative_pages_follow_the_history(
 async def test_dataset_user_never_gets_their_own_movies(
     trained_service: ServiceFactory, shared_data: Path
 ) -> None:
-    folder = shared_data / "ml-latest-small"
-    ratings = pd.read_csv(folder / "ratings.csv")
-    links = pd.read_csv(folder / "links.csv").dropna(subset=["tmdbId"])
-    rated = set(ratings[ratings.userId == 1].merge(links, on="movieId").tmdbId.astype(int))
+    frame = rated_movies(shared_data)
+    rated = set(frame[frame.userId == 1].tmdbId.astype(int))
     async with trained_service() as client:
         response = await client.post(
             "/recommendations", json={"recommender": "als", "user_id": 1, "n": 50}

@@ -226,7 +226,7 @@ async def test_llm_upstream_failures(
     fake = FakeOpenAI(responder=lambda body: reply)
     with fake.serve() as base_url:
         async with trained_service(
-            openai_base_url=base_url, openai_api_key=SecretStr("k")
+            openai_base_url=base_url, openai_api_key=SecretStr("k"), recommender_llm_max_retries=0
         ) as client:
             response = await client.post(
                 "/recommendations",
@@ -240,7 +240,9 @@ async def test_llm_endpoint_down_is_unavailable(trained_service: ServiceFactory)
     from tests.fakes.live import free_port
 
     async with trained_service(
-        openai_base_url=f"http://127.0.0.1:{free_port()}/v1", openai_api_key=SecretStr("k")
+        openai_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        openai_api_key=SecretStr("k"),
+        recommender_llm_max_retries=0,
     ) as client:
         response = await client.post(
             "/recommendations",

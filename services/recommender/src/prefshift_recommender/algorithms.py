@@ -110,6 +110,7 @@ class AlsScorer:
         )
         # The user factors are not needed to serve (users are folded in); drop them to save RAM.
         model.user_factors = np.zeros((0, self.factors), dtype=np.float32)
+        model.num_threads = 1  # serving folds in one user: OpenMP threads only add latency
         self._model = model
 
     def score(self, histories: sp.csr_matrix, *, seed: int = 0) -> FloatArray:
@@ -125,6 +126,7 @@ class AlsScorer:
         model = self._new_model()
         model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
         model.user_factors = np.zeros((0, self.factors), dtype=np.float32)
+        model.num_threads = 1
         self._model = model
 
 

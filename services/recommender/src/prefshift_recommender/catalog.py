@@ -6,9 +6,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-import numpy as np
-from numpy.typing import NDArray
-
 from prefshift_recommender.repository import DatasetRef, MovieRows
 from prefshift_recommender.titles import TitleIndex, display_title
 
@@ -88,8 +85,6 @@ class Catalog:
         return self.movies[position] if position is not None else None
 
     @functools.cached_property
-    def popular_ids(self) -> NDArray[np.int64]:
-        """TMDB ids, most-rated first."""
-        counts = np.asarray([m.rating_count for m in self.movies], dtype=np.int64)
-        ids = np.asarray([m.tmdb_id for m in self.movies], dtype=np.int64)
-        return ids[np.argsort(-counts, kind="stable")]
+    def genres(self) -> list[str]:
+        """Every genre of the catalogue, sorted."""
+        return sorted({genre for movie in self.movies for genre in movie.genres})

@@ -22,6 +22,9 @@ class Settings(CommonSettings):
         default=4, ge=1, le=10, description="LLM calls per request before a page is returned short."
     )
     recommender_llm_timeout: float = Field(default=60.0, gt=0.0)
+    recommender_llm_max_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed LLM call (the openai client's)."
+    )
     recommender_threads: int = Field(
         default=0, ge=0, description="Threads for training (0: every core)."
     )

@@ -162,9 +162,9 @@ class LlmRecommender:
         if self.client is None:
             raise Unavailable(f"{self.name}: {NOT_CONFIGURED}")
         history, unknown = await self._history(query)
-        all_genres = sorted({g for movie in query.catalog.movies for g in movie.genres})
-        profile = taste_profile(history, all_genres)
-        await asyncio.to_thread(lambda: query.catalog.titles)  # built once, off the event loop
+        # The title index and genre list are built once per catalogue, off the event loop.
+        await asyncio.to_thread(lambda: (query.catalog.titles, query.catalog.genres))
+        profile = taste_profile(history, query.catalog.genres)
         resolver = TitleResolver(query.catalog, self.proxy)
         blocked = set(query.history) | set(query.exclude)
         chosen: list[ResolvedMovie] = []

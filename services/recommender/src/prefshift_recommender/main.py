@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import structlog
 from fastapi import FastAPI
 from openai import AsyncOpenAI
@@ -44,7 +45,7 @@ def _openai_client(settings: Settings) -> AsyncOpenAI | None:
         api_key=key,
         base_url=settings.openai_base_url or None,
         timeout=settings.recommender_llm_timeout,
-        max_retries=2,
+        max_retries=settings.recommender_llm_max_retries,
     )
 
 
@@ -65,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         openai_client = _openai_client(settings)
         proxy = create_http_client(
-            settings.tmdb_proxy_url, timeout=15.0, api_token=settings.api_token
+            settings.tmdb_proxy_url,
+            timeout=httpx.Timeout(15.0, connect=3.0),
+            api_token=settings.api_token,
         )
         service = RecommenderService(
             Dependencies(settings=settings, registry=registry, openai=openai_client, proxy=proxy)
