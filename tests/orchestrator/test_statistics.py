@@ -74,6 +74,15 @@ def test_wilcoxon_by_hand() -> None:
     assert wilcoxon_p([0.5, 0.5, -0.5, 1.0]) == pytest.approx(0.5)
 
 
+def test_wilcoxon_ties_survive_floating_point_noise() -> None:
+    # 0.1 + 0.2 != 0.3 in floating point; as shifts they are the same value and tie
+    noisy = [0.1 + 0.2, 0.3, 0.3, -0.3, 0.6]
+    assert wilcoxon_p(noisy) == pytest.approx(wilcoxon_p([0.3, 0.3, 0.3, -0.3, 0.6]))
+    # ranks (2.5, 2.5, 2.5, 2.5, 5), W+ = 2.5·3 + 5 = 12.5; W+ = 2.5k + 5b with k of the four
+    # .3s and b the .6 positive: W+ ≥ 12.5 for (k=4, b=1) and the 4 ways of (k=3, b=1) → 5/32
+    assert wilcoxon_p(noisy) == pytest.approx(10 / 32)
+
+
 def test_wilcoxon_undefined() -> None:
     assert wilcoxon_p([]) is None
     assert wilcoxon_p([0.0, 0.0, 0.0]) is None

@@ -133,6 +133,11 @@ def wilcoxon_p(differences: Sequence[float] | np.ndarray) -> float | None:
     return _wilcoxon_normal(sample)
 
 
+def _magnitudes(sample: np.ndarray) -> np.ndarray:
+    """|d| rounded to 1e-9, so that equal means computed in different orders tie exactly."""
+    return np.round(np.abs(sample), 9)
+
+
 def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ranks 1..n with ties given their average rank, and the size of every tie group."""
     order = np.argsort(values, kind="mergesort")
@@ -149,7 +154,7 @@ def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _wilcoxon_normal(sample: np.ndarray) -> float:
     """Two-sided p of W+ from its normal approximation, variance corrected for ties."""
-    ranks, tie_sizes = _average_ranks(np.abs(sample))
+    ranks, tie_sizes = _average_ranks(_magnitudes(sample))
     n = sample.size
     observed = float(ranks[sample > 0].sum())
     mean = n * (n + 1) / 4.0
@@ -166,7 +171,7 @@ def _wilcoxon_exact(sample: np.ndarray) -> float:
     Average ranks are multiples of 1/2, so 2·W+ is an integer and its null distribution is
     built by adding one rank at a time (each with its sign + or − at probability 1/2).
     """
-    ranks, _ = _average_ranks(np.abs(sample))
+    ranks, _ = _average_ranks(_magnitudes(sample))
     doubled = np.rint(2.0 * ranks).astype(np.int64)
     observed = int(doubled[sample > 0].sum())
     total = int(doubled.sum())
