@@ -135,7 +135,8 @@ def wilcoxon_p(differences: Sequence[float] | np.ndarray) -> float | None:
 
 def _magnitudes(sample: np.ndarray) -> np.ndarray:
     """|d| rounded to 1e-9, so that equal means computed in different orders tie exactly."""
-    return np.round(np.abs(sample), 9)
+    rounded: np.ndarray = np.round(np.abs(sample), 9)
+    return rounded
 
 
 def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
