@@ -9,6 +9,10 @@ run as one uvicorn worker in their own process, as `prefshift` runs them. The pe
 seed-cohort user: the protocol's split gives its 40 history movies and 30 test movies (the
 items); 120 other movies of the cohort with seeded ratings are its experiences.
 
+With the default ``PREFSHIFT_SIMULATOR_METADATA_TTL`` the metadata of a repeated persona is
+kept in the simulator, so the proxy is asked only once; ``--metadata-ttl 0`` measures the cold
+path, where every request fetches the metadata of all its 190 movies from the proxy.
+
 - sequential: one keep-alive client, one request at a time: p50/p99 latency and calls/s; the
   baseline of the same run is ``GET /healthz`` on the same server, the same way;
 - concurrent: N clients at once: calls/s;
@@ -168,6 +172,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--experiences", type=int, default=120)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--metadata-ttl",
+        type=float,
+        default=None,
+        help="PREFSHIFT_SIMULATOR_METADATA_TTL (0: every request fetches all its metadata)",
+    )
     args = parser.parse_args()
 
     from prefshift import migrate
@@ -193,6 +203,8 @@ def main() -> None:
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
     }
+    if args.metadata_ttl is not None:
+        env["PREFSHIFT_SIMULATOR_METADATA_TTL"] = str(args.metadata_ttl)
     processes = [
         start("prefshift_tmdb_proxy.main:create_app", proxy_port, env),
         start("prefshift_simulator.main:create_app", simulator_port, env),
@@ -228,7 +240,8 @@ def main() -> None:
     print(
         f"POST /ratings: 30 items, {len(body['persona']['history'])} history, "
         f"{len(body['persona']['experiences'])} experiences, {args.requests} requests, "
-        f"database {database_url.split(':')[0]}"
+        f"database {database_url.split(':')[0]}, metadata ttl "
+        f"{args.metadata_ttl if args.metadata_ttl is not None else 'default (300 s)'}"
     )
     print(
         f"  sequential   p50 {ms(ratings, 50)}  p99 {ms(ratings, 99)}  "

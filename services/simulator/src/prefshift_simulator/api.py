@@ -24,7 +24,8 @@ from prefshift_simulator.service import RatingService
 router = APIRouter(tags=["simulator"])
 
 
-def get_rating_service(request: Request) -> RatingService:
+async def get_rating_service(request: Request) -> RatingService:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread
     service: RatingService = request.app.state.rating_service
     return service
 
