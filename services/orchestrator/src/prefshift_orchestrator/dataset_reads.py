@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pandas as pd
 from sqlalchemy import and_, func, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from prefshift_common.db import create_sync_db_engine
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.models import Movie, Rating
 from prefshift_orchestrator.protocol import UserMovie
@@ -82,14 +83,21 @@ class DatasetReads:
         """Ratings (user_id, movielens_id, rating; movies with a TMDB id) and MovieLens genres
         by movie, the inputs of the cohort rules."""
 
-        def load(connection: Connection) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-            ratings = datasets.load_ratings(connection, dataset_id)
-            movies = datasets.load_movies(connection, dataset_id)
+        engine = self.session.bind
+        assert isinstance(engine, AsyncEngine), "sessions are bound to an engine"
+        url = engine.url.render_as_string(hide_password=False)
+
+        def load() -> tuple[pd.DataFrame, dict[int, list[str]]]:
+            # A synchronous engine in a thread: the loaders use the driver's own cursor (COPY on
+            # Postgres) and a cohort of ml-32m's size must not block the event loop.
+            sync_engine = create_sync_db_engine(url)
+            try:
+                with sync_engine.connect() as connection:
+                    ratings = datasets.load_ratings(connection, dataset_id)
+                    movies = datasets.load_movies(connection, dataset_id)
+            finally:
+                sync_engine.dispose()
             genres = dict(zip(movies["movielens_id"].astype(int), movies["genres"], strict=True))
             return ratings[["user_id", "movielens_id", "rating"]], genres
 
-        # A connection of its own: load_ratings sets stream_results on the connection it gets.
-        engine = self.session.bind
-        assert isinstance(engine, AsyncEngine), "sessions are bound to an engine"
-        async with engine.connect() as connection:
-            return await connection.run_sync(load)
+        return await asyncio.to_thread(load)

@@ -172,6 +172,15 @@ class ExperimentRequest(Protocol):
         description="Who takes part: a list of users, a seeded sample, or the seed study's rule."
     )
 
+    @field_validator("cohort", mode="before")
+    @classmethod
+    def _kind_defaults_to_users(cls, value: Any) -> Any:
+        # Each rule's ``kind`` has a default in the schema, so a cohort without one is valid:
+        # it is the list of users (the discriminator alone would refuse it).
+        if isinstance(value, dict) and "kind" not in value:
+            return {**value, "kind": "users"}
+        return value
+
 
 class ExperimentProgress(BaseModel):
     runs: int
