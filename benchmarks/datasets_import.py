@@ -108,13 +108,20 @@ def generate(folder: Path, n_ratings: int, seed: int = 7) -> dict[str, int]:
         np.int64
     )
     per_user = np.minimum(per_user, n_movies // 2)
+    per_user = np.maximum(1, np.round(per_user * n_ratings / per_user.sum())).astype(np.int64)
 
     written = 0
+    asked = 0
     block_users = 5_000
     with (root / "ratings.csv").open("w") as out:
         out.write("userId,movieId,rating,timestamp\n")
         for start in range(0, n_users, block_users):
+            # repeated picks of a popular movie collapse into one rating: ask for more, by the
+            # loss seen so far, so that the total lands on n_ratings
+            oversample = asked / written if written else 1.05
             counts = per_user[start : start + block_users]
+            counts = np.minimum(np.round(counts * oversample), n_movies // 2).astype(np.int64)
+            asked += int(counts.sum())
             users = np.repeat(np.arange(start + 1, start + 1 + len(counts)), counts)
             picks = np.searchsorted(cumulative, rng.random(len(users)), side="right")
             picks = np.minimum(picks, n_movies - 1)
@@ -127,8 +134,6 @@ def generate(folder: Path, n_ratings: int, seed: int = 7) -> dict[str, int]:
                 {"userId": user_col, "movieId": movie_col, "rating": rating, "timestamp": stamp}
             ).to_csv(out, header=False, index=False)
             written += len(keys)
-            if written >= n_ratings:
-                break
     return {"users": n_users, "movies": n_movies, "ratings": written}
 
 
@@ -264,6 +269,9 @@ def main() -> None:
     parser.add_argument("--skip-postgres-large", action="store_true")
     parser.add_argument("--read-back", action="store_true", help="also time load_ratings")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse a synthetic dataset already in --workdir"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -293,13 +301,16 @@ def main() -> None:
         print(f"synthetic ml-32m layout, {args.ratings:,} ratings requested:")
         started = time.perf_counter()
         data = workdir / "synthetic"
-        shape = generate(data, args.ratings)
-        size = (data / "ml-32m" / "ratings.csv").stat().st_size
-        print(
-            f"  generated {shape['ratings']:,} ratings, {shape['users']:,} users, "
-            f"{shape['movies']:,} movies ({size / 1e9:.2f} GB ratings.csv) "
-            f"in {time.perf_counter() - started:.0f} s"
-        )
+        ratings_csv = data / "ml-32m" / "ratings.csv"
+        if args.reuse and ratings_csv.exists():
+            print(f"  reusing {ratings_csv}")
+        else:
+            shape = generate(data, args.ratings)
+            print(
+                f"  generated {shape['ratings']:,} ratings, {shape['users']:,} users, "
+                f"{shape['movies']:,} movies ({ratings_csv.stat().st_size / 1e9:.2f} GB "
+                f"ratings.csv) in {time.perf_counter() - started:.0f} s"
+            )
         print(line("baseline: pandas.read_csv (no DB)", run_child("pandas", str(data))))
         for kind in kinds:
             if (kind == "sqlite" and args.skip_sqlite_large) or (

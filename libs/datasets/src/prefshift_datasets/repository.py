@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -153,13 +154,12 @@ def get_all_datasets(database_url: str) -> list[DatasetInfo]:
         engine.dispose()
 
 
-_RATINGS_WITH_TMDB = (
-    "SELECT r.user_id, r.movielens_id, m.tmdb_id, r.rating FROM ratings r "
-    "JOIN movies m ON m.dataset_id = r.dataset_id AND m.movielens_id = r.movielens_id "
-    "WHERE r.dataset_id = {dataset_id} AND m.tmdb_id IS NOT NULL "
-    "ORDER BY r.user_id, r.movielens_id"
+# In primary-key order, so neither database sorts or joins 32M rows; TMDB ids are mapped in numpy.
+_RATINGS_IN_KEY_ORDER = (
+    "SELECT user_id, movielens_id, rating FROM ratings WHERE dataset_id = {dataset_id} "
+    "ORDER BY dataset_id, user_id, movielens_id"
 )
-# COPY … (FORMAT BINARY) rows of four non-null 4-byte columns: field count, then (length, value)
+# COPY … (FORMAT BINARY) rows of three non-null 4-byte columns: field count, (length, value)…
 _COPY_ROW = np.dtype(
     [
         ("n", ">i2"),
@@ -167,8 +167,6 @@ _COPY_ROW = np.dtype(
         ("user_id", ">i4"),
         ("l_movie", ">i4"),
         ("movielens_id", ">i4"),
-        ("l_tmdb", ">i4"),
-        ("tmdb_id", ">i4"),
         ("l_rating", ">i4"),
         ("rating", ">f4"),
     ]
@@ -178,31 +176,42 @@ _COPY_BLOCK_BYTES = 4 << 20
 
 
 class _RatingColumns:
-    """Preallocated numpy columns filled block by block."""
+    """Preallocated numpy columns, filled block by block with the rated movies' TMDB ids."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self, capacity: int, movielens_ids: npt.NDArray[np.int64], tmdb_ids: npt.NDArray[np.int64]
+    ) -> None:
         self.user_id = np.empty(capacity, dtype=np.int32)
         self.movielens_id = np.empty(capacity, dtype=np.int32)
         self.tmdb_id = np.empty(capacity, dtype=np.int32)
         self.rating = np.empty(capacity, dtype=np.float32)
         self.filled = 0
+        self._movielens_ids = movielens_ids  # sorted; tmdb_ids[i] is theirs, -1 for none
+        self._tmdb_ids = tmdb_ids
 
     def add(
         self,
-        user_id: np.ndarray[Any, Any],
-        movielens_id: np.ndarray[Any, Any],
-        tmdb_id: np.ndarray[Any, Any],
-        rating: np.ndarray[Any, Any],
+        user_id: npt.NDArray[Any],
+        movielens_id: npt.NDArray[Any],
+        rating: npt.NDArray[Any],
     ) -> None:
-        end = self.filled + len(user_id)
+        tmdb_id = np.full(len(movielens_id), -1, dtype=np.int64)
+        if len(self._movielens_ids):
+            position = np.searchsorted(self._movielens_ids, movielens_id)
+            position = np.minimum(position, len(self._movielens_ids) - 1)
+            found = self._movielens_ids[position] == movielens_id
+            tmdb_id[found] = self._tmdb_ids[position[found]]
+        keep = tmdb_id >= 0
+        n = int(keep.sum())
+        end = self.filled + n
         if end > len(self.user_id):  # more rows than the dataset row said: grow
             for name in ("user_id", "movielens_id", "tmdb_id", "rating"):
                 column = getattr(self, name)
                 setattr(self, name, np.resize(column, max(end, 2 * len(column))))
-        self.user_id[self.filled : end] = user_id
-        self.movielens_id[self.filled : end] = movielens_id
-        self.tmdb_id[self.filled : end] = tmdb_id
-        self.rating[self.filled : end] = rating
+        self.user_id[self.filled : end] = user_id[keep]
+        self.movielens_id[self.filled : end] = movielens_id[keep]
+        self.tmdb_id[self.filled : end] = tmdb_id[keep]
+        self.rating[self.filled : end] = rating[keep]
         self.filled = end
 
     def frame(self) -> pd.DataFrame:
@@ -213,7 +222,8 @@ class _RatingColumns:
                 "movielens_id": self.movielens_id[:n],
                 "tmdb_id": self.tmdb_id[:n],
                 "rating": self.rating[:n],
-            }
+            },
+            copy=False,
         )
 
 
@@ -221,9 +231,9 @@ def load_ratings(connection: Connection, dataset_id: int) -> pd.DataFrame:
     """All ratings of a dataset on movies that have a TMDB id.
 
     Columns ``user_id`` (int32), ``movielens_id`` (int32), ``tmdb_id`` (int32), ``rating``
-    (float32), ordered by user then movie. Rows stream into preallocated numpy columns (binary
-    COPY on Postgres, ``fetchmany`` blocks on SQLite), so ml-32m's 32 million ratings take about
-    0.5 GB and never exist as Python objects all at once.
+    (float32), ordered by user then movie. Rows stream in primary-key order into preallocated
+    numpy columns (binary COPY on Postgres, ``fetchmany`` blocks on SQLite), so ml-32m's 32
+    million ratings take about 0.5 GB and never exist as Python objects all at once.
     """
     capacity = int(
         connection.execute(
@@ -231,8 +241,15 @@ def load_ratings(connection: Connection, dataset_id: int) -> pd.DataFrame:
         ).scalar_one_or_none()
         or 0
     )
-    columns = _RatingColumns(capacity)
-    sql = _RATINGS_WITH_TMDB.format(dataset_id=int(dataset_id))
+    links = connection.execute(
+        select(Movie.movielens_id, Movie.tmdb_id)
+        .where(Movie.dataset_id == dataset_id, Movie.tmdb_id.is_not(None))
+        .order_by(Movie.movielens_id)
+    ).all()
+    movielens_ids = np.array([link[0] for link in links], dtype=np.int64)
+    tmdb_ids = np.array([link[1] for link in links], dtype=np.int64)
+    columns = _RatingColumns(capacity, movielens_ids, tmdb_ids)
+    sql = _RATINGS_IN_KEY_ORDER.format(dataset_id=int(dataset_id))
     driver: Any = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         _copy_ratings_out(driver, sql, columns)
@@ -242,7 +259,7 @@ def load_ratings(connection: Connection, dataset_id: int) -> pd.DataFrame:
             cursor.execute(sql)
             while rows := cursor.fetchmany(_CHUNK_ROWS):
                 block = np.array(rows, dtype=np.float64)
-                columns.add(block[:, 0], block[:, 1], block[:, 2], block[:, 3])
+                columns.add(block[:, 0], block[:, 1], block[:, 2])
         finally:
             cursor.close()
     return columns.frame()
@@ -256,7 +273,7 @@ def _copy_ratings_out(driver: Any, sql: str, columns: _RatingColumns) -> None:
     def parse() -> None:
         whole = len(pending) // size
         rows = np.frombuffer(bytes(pending[: whole * size]), dtype=_COPY_ROW)
-        columns.add(rows["user_id"], rows["movielens_id"], rows["tmdb_id"], rows["rating"])
+        columns.add(rows["user_id"], rows["movielens_id"], rows["rating"])
         del pending[: whole * size]
 
     with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
