@@ -199,3 +199,44 @@ async def test_token_is_required_when_configured(trained_service: ServiceFactory
         )
     assert refused.status_code == 401
     assert allowed.status_code == 200
+
+
+def test_a_fresh_process_trains_in_its_worker_thread_without_blas_warnings(
+    ml_small_database_url: str, tmp_path: Path
+) -> None:
+    """The service trains in a worker thread; BLAS must already be held to one thread there, or
+    implicit warns (an error under ``-W error``) and runs many times slower. Checked in a fresh
+    interpreter, because in this one an earlier test may already have set the limit."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from tests.recommender.conftest import make_settings
+        from prefshift_recommender.main import create_app
+
+        async def main():
+            settings = make_settings(
+                {ml_small_database_url!r}, {str(tmp_path)!r}, recommender_autotrain="als,bpr"
+            )
+            app = create_app(settings)
+            async with app.router.lifespan_context(app):
+                await app.state.registry.wait_idle()
+                states = app.state.registry._states
+                print(sorted((name, s.status, s.detail) for (name, _), s in states.items()))
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "('als', 'ready', None)" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert "('bpr', 'ready', None)" in result.stdout, result.stdout + result.stderr[-2000:]

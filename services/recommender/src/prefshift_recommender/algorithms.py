@@ -23,7 +23,16 @@ Progress = Callable[[float], None]
 
 def limit_blas_threads() -> None:
     """Keep BLAS single-threaded: ``implicit`` parallelises itself, and a BLAS thread pool on top
-    of it makes ALS many times slower (``implicit`` warns about it)."""
+    of it makes ALS many times slower (``implicit`` warns about it).
+
+    Call it from the main thread at startup: it first loads every BLAS the scorers use (SciPy's
+    OpenBLAS comes in with ``implicit``), because a limit set from a worker thread does not reach
+    a library loaded there."""
+    import implicit.cpu.als
+    import implicit.cpu.bpr
+    import implicit.nearest_neighbours  # noqa: F401
+    import scipy.linalg  # noqa: F401
+
     threadpool_limits(1, "blas")
 
 

@@ -73,7 +73,10 @@ class ModelRecommender:
                 kind=self.kind,
                 trained=False,
                 status="untrained",
-                detail="no dataset imported: run `prefshift data import`",
+                detail=(
+                    "no dataset selected: import one (`prefshift data import`), or name one "
+                    "with ?dataset= when several are imported"
+                ),
             )
         state = self.registry.state(self.name, dataset)
         model = self.registry.model(self.name, dataset)
