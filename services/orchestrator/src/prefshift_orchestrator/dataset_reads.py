@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prefshift_common.db import create_sync_db_engine
 from prefshift_datasets import repository as datasets
-from prefshift_datasets.models import Movie, Rating
+from prefshift_datasets.models import DatasetUser, Movie, Rating
 from prefshift_orchestrator.protocol import UserMovie
 
 
@@ -49,6 +49,45 @@ class DatasetReads:
             )
         )
         return int(await self.session.scalar(statement) or 0)
+
+    async def known_users(self, dataset_id: int, user_ids: Sequence[int]) -> set[int]:
+        """Which of ``user_ids`` the dataset has."""
+        known: set[int] = set()
+        for start in range(0, len(user_ids), 1000):
+            chunk = list(user_ids[start : start + 1000])
+            known.update(
+                await self.session.scalars(
+                    select(DatasetUser.user_id).where(
+                        DatasetUser.dataset_id == dataset_id, DatasetUser.user_id.in_(chunk)
+                    )
+                )
+            )
+        return known
+
+    async def count_users_movies(self, dataset_id: int, user_ids: Sequence[int]) -> dict[int, int]:
+        """:meth:`count_user_movies` of many users in one query per thousand users."""
+        counts: dict[int, int] = {}
+        for start in range(0, len(user_ids), 1000):
+            chunk = list(user_ids[start : start + 1000])
+            statement = (
+                select(Rating.user_id, func.count(func.distinct(Movie.tmdb_id)))
+                .select_from(Rating)
+                .join(
+                    Movie,
+                    and_(
+                        Movie.dataset_id == Rating.dataset_id,
+                        Movie.movielens_id == Rating.movielens_id,
+                    ),
+                )
+                .where(
+                    Rating.dataset_id == dataset_id,
+                    Rating.user_id.in_(chunk),
+                    Movie.tmdb_id.is_not(None),
+                )
+                .group_by(Rating.user_id)
+            )
+            counts.update({int(u): int(n) for u, n in await self.session.execute(statement)})
+        return counts
 
     async def user_movies(self, dataset_id: int, user_id: int) -> list[UserMovie]:
         """The user's rated movies that have a TMDB id, with TMDB genres when the dataset has

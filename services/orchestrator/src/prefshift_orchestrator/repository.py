@@ -72,6 +72,17 @@ class RunRepository:
         """The current run for a (user, dataset, protocol, seed) hash, if any."""
         return (await self.session.scalars(select(Run).where(Run.idempotency_key == key))).first()
 
+    async def by_idempotency_keys(self, keys: Sequence[str]) -> dict[str, Run]:
+        found: dict[str, Run] = {}
+        for start in range(0, len(keys), 1000):
+            chunk = list(keys[start : start + 1000])
+            for run in await self.session.scalars(
+                select(Run).where(Run.idempotency_key.in_(chunk))
+            ):
+                assert run.idempotency_key is not None
+                found[run.idempotency_key] = run
+        return found
+
     async def latest_for_user(self, user_id: int, dataset: str | None) -> Run | None:
         statement = select(Run).where(Run.user_id == user_id)
         if dataset is not None:

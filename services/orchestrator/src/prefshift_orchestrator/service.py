@@ -26,7 +26,7 @@ from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.dataset_reads import DatasetReads
 from prefshift_orchestrator.models import Run, RunRating
 from prefshift_orchestrator.protocol import Selection
-from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc
+from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc, utcnow
 from prefshift_orchestrator.runner import error_record
 from prefshift_orchestrator.schemas import (
     ArmShiftSummary,
@@ -286,7 +286,93 @@ async def submit_experiment(
         messages=messages,
     )
     experiment_id = experiment.id
-    await session.commit()
+    try:
+        await _queue_members(
+            session, experiment_id, dataset, dataset_id, params, request, members, messages
+        )
+        await session.commit()
+    except IntegrityError:
+        # A concurrent request created one of these runs first: go user by user instead.
+        await session.rollback()
+        await _queue_members_one_by_one(
+            session, settings, experiment_id, dataset, params, request, members, messages
+        )
+    if messages:
+        refreshed = await experiments.get(experiment_id)
+        assert refreshed is not None
+        refreshed.messages = list(messages)
+        await session.commit()
+    return experiment_id
+
+
+async def _queue_members(
+    session: AsyncSession,
+    experiment_id: int,
+    dataset: str,
+    dataset_id: int,
+    params: dict[str, Any],
+    request: ExperimentRequest,
+    members: Sequence[Member],
+    messages: list[str],
+) -> None:
+    """Queue the cohort in one transaction with a handful of queries (a cohort of thousands
+    must not cost thousands of round trips): existing identical runs are reused, users that
+    cannot run are recorded as failed runs."""
+    reads = DatasetReads(session)
+    runs = RunRepository(session)
+    keys = {m.user_id: params_hash(m.user_id, dataset, params, request.seed) for m in members}
+    existing = await runs.by_idempotency_keys(list(keys.values()))
+    pending = [m.user_id for m in members if keys[m.user_id] not in existing]
+    known = await reads.known_users(dataset_id, pending)
+    counts = await reads.count_users_movies(dataset_id, pending)
+    need = request.test_size + request.persona_size
+    now = utcnow()
+    created: dict[int, Run] = {}
+    for user_id in pending:
+        error: ServiceError | None = None
+        if user_id not in known:
+            error = NotFound(f"user {user_id} is not in dataset {dataset!r}")
+        elif counts.get(user_id, 0) < need:
+            error = Unprocessable(
+                f"user {user_id} has {counts.get(user_id, 0)} rated movies with a TMDB id in "
+                f"{dataset!r}; the protocol needs {need} (test + persona)"
+            )
+        if error is not None:
+            messages.append(f"user {user_id}: {error.detail}")
+        created[user_id] = Run(
+            user_id=user_id,
+            dataset=dataset,
+            params=params,
+            seed=request.seed,
+            params_hash=keys[user_id],
+            idempotency_key=None if error else keys[user_id],
+            status="failed" if error else "queued",
+            progress=0.0,
+            error=error_record(error) if error else None,
+            messages=[],
+            attempts=0,
+            created_at=now,
+            finished_at=now if error else None,
+        )
+    session.add_all(created.values())
+    await session.flush()
+    experiments = ExperimentRepository(session)
+    for member in members:
+        run = existing.get(keys[member.user_id]) or created[member.user_id]
+        await experiments.add_run(experiment_id, run.id, member.user_id, member.archetype)
+
+
+async def _queue_members_one_by_one(
+    session: AsyncSession,
+    settings: Settings,
+    experiment_id: int,
+    dataset: str,
+    params: dict[str, Any],
+    request: ExperimentRequest,
+    members: Sequence[Member],
+    messages: list[str],
+) -> None:
+    experiments = ExperimentRepository(session)
     simulation = SimulationRequest.model_validate(
         {**params, "dataset": dataset, "seed": request.seed}
     )
@@ -304,16 +390,7 @@ async def submit_experiment(
             run_id = failed_run
             messages.append(f"user {member.user_id}: {error.detail}")
         await experiments.add_run(experiment_id, run_id, member.user_id, member.archetype)
-        try:
-            await session.commit()
-        except IntegrityError:  # the same run listed twice (duplicate user): once is enough
-            await session.rollback()
-    if messages:
-        refreshed = await experiments.get(experiment_id)
-        assert refreshed is not None
-        refreshed.messages = list(messages)
         await session.commit()
-    return experiment_id
 
 
 async def _last_failed_run(session: AsyncSession, user_id: int, dataset: str) -> int | None:
