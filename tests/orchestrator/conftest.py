@@ -38,7 +38,7 @@ def orchestrator_settings(database_url: str, **overrides: Any) -> Settings:
         "api_token": None,
     }
     values.update(overrides)
-    return Settings(**values)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @contextmanager

@@ -20,9 +20,11 @@ baseline and the experience ratings have their own seeds. All derive from the ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +37,7 @@ from prefshift_common.contracts import (
     RecommendationRequest,
     RecommenderInfo,
 )
+from prefshift_common.db import is_sqlite
 from prefshift_common.errors import (
     Conflict,
     NotFound,
@@ -58,6 +61,7 @@ from prefshift_orchestrator.schemas import (
 )
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,17 @@ class RunExecutor:
         self.settings = settings
         self.sessions = sessions
         self.clients = clients
+        # SQLite has one writer at a time and its busy handler sleeps (up to 100 ms a try)
+        # while another connection writes: this process's writers queue here instead.
+        self._write_lock: AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if is_sqlite(settings.resolved_database_url) else nullcontext()
+        )
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for one write transaction (serialised within the process on SQLite)."""
+        async with self._write_lock, self.sessions() as session:
+            yield session
 
     async def execute(self, claim: Claim) -> None:
         """Run (or resume) the claimed run to its end; record how it ended."""
@@ -140,7 +155,7 @@ class RunExecutor:
 
     async def _finish(self, claim: Claim, status: str, error: dict[str, Any] | None) -> None:
         try:
-            async with self.sessions() as session:
+            async with self.writing() as session:
                 await RunRepository(session).finish(claim, status=status, error=error)
                 await session.commit()
         except LostClaim:
@@ -198,6 +213,7 @@ class RunExecutor:
     async def _prepare(
         self, session: AsyncSession, claim: Claim, run: Run, protocol: Protocol
     ) -> None:
+        started = time.perf_counter()
         reads = DatasetReads(session)
         dataset_id = await reads.dataset_id(run.dataset)
         if dataset_id is None:
@@ -215,9 +231,22 @@ class RunExecutor:
         except NotEnoughRatings as exc:
             raise Unprocessable(f"user {run.user_id}: {exc}") from exc
         messages = list(run.messages or [])
-        test_genres = await self._test_genres(selection, messages)
-        arms = await self._resolve_arms(protocol.arm_specs(), run.dataset, messages)
-        selection_json = {**selection.to_json(), "test_genres": test_genres}
+        selected = time.perf_counter()
+        # The genre lookup (tmdb-proxy) and the arms' state (recommenders) are independent.
+        timed_genres = _timed(self._test_genres(selection, messages))
+        timed_arms = _timed(self._resolve_arms(protocol.arm_specs(), run.dataset, messages))
+        (test_genres, genres_ms), (arms, arms_ms) = await asyncio.gather(timed_genres, timed_arms)
+        selection_json = {
+            **selection.to_json(),
+            "test_genres": test_genres,
+            # How long preparing took: reading the dataset (the orchestrator's own work) and
+            # the two service calls that ran side by side.
+            "prepare_ms": {
+                "dataset": (selected - started) * 1000,
+                "tmdb_proxy": genres_ms,
+                "recommenders": arms_ms,
+            },
+        }
         await RunRepository(session).fence(
             claim, selection=selection_json, arms=[arm.to_json() for arm in arms], messages=messages
         )
@@ -337,7 +366,7 @@ class RunExecutor:
             return
         seed = call_seed(context.seed, BASELINE, 0, "test")
         ratings, latency = await self._rate(context, context.test_ids, [], seed)
-        async with self.sessions() as session:
+        async with self.writing() as session:
             await RunRepository(session).save_ratings(
                 context.claim,
                 arm=BASELINE,
@@ -372,7 +401,7 @@ class RunExecutor:
                 else:
                     seed = call_seed(context.seed, arm.name, page, "experience")
                     ratings, latency = await self._rate(context, items, experiences, seed)
-                    async with self.sessions() as session:
+                    async with self.writing() as session:
                         await RunRepository(session).save_ratings(
                             context.claim,
                             arm=arm.name,
@@ -388,7 +417,7 @@ class RunExecutor:
                     )
             seed = call_seed(context.seed, "test", page)
             ratings, latency = await self._rate(context, context.test_ids, experiences, seed)
-            async with self.sessions() as session:
+            async with self.writing() as session:
                 await RunRepository(session).save_ratings(
                     context.claim,
                     arm=arm.name,
@@ -443,7 +472,7 @@ class RunExecutor:
             "short": response.short or len(items) < context.protocol.page_size,
             "dropped": len(response.items) - len(items),
         }
-        async with self.sessions() as session:
+        async with self.writing() as session:
             await RunRepository(session).save_recommendations(
                 context.claim,
                 arm=arm.name,
@@ -454,6 +483,12 @@ class RunExecutor:
             )
             await session.commit()
         return [int(item["tmdb_id"]) for item in items]
+
+
+async def _timed(awaitable: Awaitable[T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = await awaitable
+    return result, (time.perf_counter() - started) * 1000
 
 
 def _experiences(ratings: Sequence[RunRating]) -> list[Experience]:
