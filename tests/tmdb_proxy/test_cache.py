@@ -162,3 +162,16 @@ async def test_online_search_is_tmdbs_answer_and_is_cached_briefly(
         ("Matrix", "1999", "1"),
         ("Matrix", "1999", "2"),
     ]
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_shared_fetch(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    fake_tmdb.delay = 0.5
+    async with proxy(fake_tmdb) as client:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.get(f"/3/movie/{MATRIX}"), timeout=0.1)
+        waiting = await client.get(f"/3/movie/{MATRIX}")  # joins the fetch still in flight
+        later = await client.get(f"/3/movie/{MATRIX}")
+    assert waiting.status_code == later.status_code == 200
+    assert fake_tmdb.count(f"/3/movie/{MATRIX}") == 1

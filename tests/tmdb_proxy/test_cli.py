@@ -20,13 +20,16 @@ USERS = "128179,163695"  # the two smallest users of the seed cohort (401 and 40
 
 
 def test_import_tmdb_command_imports_and_reports(
-    database_url: str, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PREFSHIFT_DATABASE_URL", database_url)
-    source = shared_data / "seed-cohort" / "tmdb_movies.jsonl"
+    lines = (shared_data / "tmdb-offline" / "movies.jsonl").read_text().splitlines()[:300]
+    source = tmp_path / "movies.jsonl"
+    source.write_text("\n".join([*lines, '{"id": 0, "title": "bad id"}']) + "\n")
     result = CliRunner().invoke(app, ["data", "import-tmdb", str(source)])
     assert result.exit_code == 0, result.output
-    assert "imported 17357 records, skipped 0" in result.output
+    assert "imported 300 records, skipped 1" in result.output
+    assert "line 301: 'id' is not a TMDB id" in result.output
 
     missing = CliRunner().invoke(app, ["data", "import-tmdb", "/nonexistent.jsonl"])
     assert missing.exit_code != 0

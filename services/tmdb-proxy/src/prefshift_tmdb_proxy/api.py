@@ -23,7 +23,7 @@ from prefshift_tmdb_proxy.upstream import TmdbCredentialsRejected, TmdbRejected,
 router = APIRouter()
 
 
-def get_movie_service(request: Request) -> MovieService:
+async def get_movie_service(request: Request) -> MovieService:
     service: MovieService = request.app.state.movie_service
     return service
 

@@ -44,6 +44,12 @@ class Settings(CommonSettings):
         le=64,
         description="Upstream fetches in flight at once (each holds a DB connection).",
     )
+    tmdb_proxy_db_pool_size: int = Field(
+        default=32,
+        ge=1,
+        le=500,
+        description="Postgres connections kept open; above it, connections are opened per use.",
+    )
     tmdb_proxy_memo_size: int = Field(
         default=20_000, ge=0, description="Encoded answers kept in memory (0: always ask the DB)."
     )

@@ -37,7 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = settings.resolved_database_url
-        engine = create_async_db_engine(database_url)
+        # Every concurrent fetch holds a connection on Postgres; a pool smaller than the load
+        # turns into a connection opened and closed per request (the "overflow").
+        pool = {} if is_sqlite(database_url) else {"pool_size": settings.tmdb_proxy_db_pool_size}
+        engine = create_async_db_engine(database_url, **pool)
         app.state.engine = engine
         app.state.sessions = create_session_factory(engine)
         scrubber = install_key_scrubber(settings.tmdb_api_key)

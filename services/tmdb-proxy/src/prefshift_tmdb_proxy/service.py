@@ -209,9 +209,14 @@ class MovieService:
         if task is None:
             task = asyncio.create_task(self._fetch_and_store(tmdb_id, stale))
             self._inflight[tmdb_id] = task
-            task.add_done_callback(lambda _: self._inflight.pop(tmdb_id, None))
+            task.add_done_callback(lambda done: self._fetch_done(tmdb_id, done))
         # shield: a caller that goes away must not cancel the fetch the others wait for.
         return await asyncio.shield(task)
+
+    def _fetch_done(self, tmdb_id: int, task: asyncio.Task[Answer]) -> None:
+        self._inflight.pop(tmdb_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every waiter has gone away
 
     async def _fetch_and_store(self, tmdb_id: int, stale: CacheEntry | None) -> Answer:
         assert self._client is not None
