@@ -98,3 +98,28 @@ def test_round_rating_snaps_to_half_stars_in_range() -> None:
         5.0,
         5.0,
     ]
+
+
+def test_offsets_follow_the_clipped_recursion() -> None:
+    """20 experiences pushing Documentary up by 0.1 each, then 10 pushing it down by 0.1: the
+    clipped recursion peaks at Δmax = 1.5 and ends at 0.5 (the plain sum would say 1.0)."""
+    from prefshift_simulator.embedded.dynamics import DynamicsParams, evolve
+
+    params = DynamicsParams(
+        exposure_rate=0.0, reinforcement_rate=0.1, satiation_rate=0.0, max_offset=1.5
+    )
+    weights = np.zeros((30, 3))
+    weights[:, 0] = 1.0
+    ratings = np.array([4.0] * 20 + [2.0] * 10)  # reference 3.0: +1 then −1 per experience
+    state = evolve(weights, ratings, reference_rating=3.0, params=params)
+    assert np.allclose(state.offsets, [0.5, 0.0, 0.0])
+    assert np.allclose(state.reinforcement, [1.0, 0.0, 0.0])
+    within = evolve(weights[:10], ratings[:10], reference_rating=3.0, params=params)
+    assert np.allclose(within.offsets, [1.0, 0.0, 0.0])
+    decayed = evolve(
+        weights[:3],
+        ratings[:3],
+        reference_rating=3.0,
+        params=DynamicsParams(satiation_rate=0.5, satiation_decay=0.5),
+    )
+    assert np.allclose(decayed.satiation, [1 + 0.5 + 0.25, 0.0, 0.0])

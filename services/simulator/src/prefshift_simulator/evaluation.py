@@ -27,6 +27,7 @@ from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+from prefshift_simulator.main import model_params
 from prefshift_simulator.metadata import (
     MovieFacts,
     StaticMetadata,
@@ -203,8 +204,6 @@ async def evaluate_personas(
     on_user: Callable[[int], None] | None = None,
 ) -> PersonaEvaluation:
     """Evaluate the personas of the snapshot's users (the first ``max_users`` by id)."""
-    from prefshift_simulator.main import model_params
-
     stats = await asyncio.to_thread(
         CollaborativeStats,
         dataset=snapshot.name,
