@@ -313,6 +313,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per load line")
     parser.add_argument("--misses", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=35.0, help="the proxy's upstream limit")
+    parser.add_argument("--no-memo-off", action="store_true", help="skip the memo-off lines")
     args = parser.parse_args()
 
     movies = load_movies()
@@ -330,10 +331,11 @@ def main() -> None:
         processes.append(start_fake(fake_port))
         print(f"{len(cached)} movies cached in Postgres; {len(uncached)} left for the burst")
         print(f"load average before: {os.getloadavg()} on {os.cpu_count()} CPUs")
-        for memo_size, label in [
+        variants = [
             (20_000, "memo on (default)"),
             (0, "memo off: every hit reads Postgres"),
-        ]:
+        ]
+        for memo_size, label in variants[:1] if args.no_memo_off else variants:
             process, port = start_proxy(url, fake_url, args.rate, memo_size)
             processes.append(process)
             asyncio.run(hit_benchmarks(port, cached, args.seconds, label))
@@ -344,6 +346,8 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=30)
         print(f"\nload average after: {os.getloadavg()}")
+        if processes[0].poll() is not None:
+            print(f"the fake TMDB exited during the run (code {processes[0].returncode})")
     finally:
         for process in processes:
             if process.poll() is None:
