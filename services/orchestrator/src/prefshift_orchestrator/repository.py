@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -215,16 +215,9 @@ class RunRepository:
         (``experience`` → experienced, ``test`` → completed)."""
         values: dict[str, Any] = {} if progress is None else {"progress": progress}
         await self.fence(claim, **values)
-        # A step that died between its insert and its commit left nothing; one that committed is
-        # never re-run. The delete makes the step safe to repeat even so.
-        await self.session.execute(
-            delete(RunRating).where(
-                RunRating.run_id == claim.run_id,
-                RunRating.arm == arm,
-                RunRating.page == page,
-                RunRating.phase == phase,
-            )
-        )
+        # A step's ratings and its checkpoint commit together: a step that died before its
+        # commit left nothing, one that committed is never run again (the unique constraint on
+        # the ratings' position would refuse a second copy).
         self.session.add_all(
             RunRating(
                 run_id=claim.run_id,
