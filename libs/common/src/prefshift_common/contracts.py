@@ -3,9 +3,11 @@ contracts"). Every list, string and number is bounded; strings with NUL bytes ar
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 
 def _no_nul(value: str) -> str:
@@ -14,8 +16,25 @@ def _no_nul(value: str) -> str:
     return value
 
 
+class _NoNul:
+    """Refuses NUL bytes, and says so in the JSON schema (``pattern``), so that clients and
+    schema-driven testers know such a string is invalid."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", "^[^\\x00]*$")
+        return json_schema
+
+
 #: Add to any ``Annotated[str, Field(max_length=...), NoNul]`` that may reach the database.
-NoNul = AfterValidator(_no_nul)
+NoNul = _NoNul()
 
 
 TmdbId = Annotated[int, Field(ge=1, le=2_147_483_647, description="TMDB movie id.")]
