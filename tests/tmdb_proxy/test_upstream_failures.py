@@ -160,3 +160,15 @@ async def test_read_token_is_sent_as_bearer_and_never_as_a_query_parameter(
     assert response.status_code == 200
     assert fake.log[0].authorization == "Bearer read-token-xyz"
     assert "api_key" not in fake.log[0].query
+
+
+async def test_other_4xx_from_tmdb_is_a_502_and_not_retried(
+    proxy: ProxyFactory, fake_tmdb: FakeTmdb
+) -> None:
+    fake_tmdb.fail(403)
+    async with proxy(fake_tmdb) as client:
+        response = await client.get(f"/3/movie/{MATRIX}")
+    assert response.status_code == 502
+    assert response.json()["error"] == "tmdb_rejected"
+    assert "HTTP 403" in response.json()["detail"]
+    assert fake_tmdb.count() == 1
