@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from prefshift_common.contracts import (
     RatedMovie,
     RatingsRequest,
     RecommendationRequest,
+    RecommendationResponse,
     RecommenderInfo,
 )
 from prefshift_common.db import is_sqlite
@@ -46,7 +47,7 @@ from prefshift_common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from prefshift_orchestrator.clients import ServiceClients
+from prefshift_orchestrator.clients import ServiceClients, Timed
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.dataset_reads import DatasetReads
 from prefshift_orchestrator.models import Run, RunPage, RunRating
@@ -380,6 +381,36 @@ class RunExecutor:
 
     async def _arm(self, context: _RunContext, arm: Arm) -> None:
         structlog.contextvars.bind_contextvars(arm=arm.name)
+        saver = _WriteBehind()
+        try:
+            await self._arm_pages(context, arm, saver)
+        finally:
+            await saver.flush()
+
+    async def _save_ratings(
+        self,
+        context: _RunContext,
+        arm: Arm,
+        page: int,
+        phase: str,
+        ratings: list[NewRating],
+        latency: float,
+    ) -> None:
+        async with self.writing() as session:
+            # The test re-ratings complete a page (and move the run's progress).
+            progress = context.progress.fraction_with(arm.name, page) if phase == "test" else None
+            await RunRepository(session).save_ratings(
+                context.claim,
+                arm=arm.name,
+                page=page,
+                phase=phase,
+                ratings=ratings,
+                latency_ms=latency,
+                progress=progress,
+            )
+            await session.commit()
+
+    async def _arm_pages(self, context: _RunContext, arm: Arm, saver: _WriteBehind) -> None:
         experiences: list[Experience] = []
         shown: set[int] = set()
         stored = [r for r in context.stored if r.arm == arm.name and r.phase == "experience"]
@@ -393,7 +424,7 @@ class RunExecutor:
                 continue
             if arm.kind != "control":
                 items = await self._recommendations(
-                    context, arm, page, checkpoint, experiences, shown
+                    context, arm, page, checkpoint, experiences, shown, saver
                 )
                 shown.update(items)
                 if checkpoint is not None and checkpoint.experienced_at is not None:
@@ -401,33 +432,16 @@ class RunExecutor:
                 else:
                     seed = call_seed(context.seed, arm.name, page, "experience")
                     ratings, latency = await self._rate(context, items, experiences, seed)
-                    async with self.writing() as session:
-                        await RunRepository(session).save_ratings(
-                            context.claim,
-                            arm=arm.name,
-                            page=page,
-                            phase="experience",
-                            ratings=ratings,
-                            latency_ms=latency,
-                        )
-                        await session.commit()
+                    await saver.submit(
+                        self._save_ratings(context, arm, page, "experience", ratings, latency)
+                    )
                     experiences.extend(
                         Experience(tmdb_id=r.tmdb_id, rating=r.rating, feeling=r.feeling[:2000])
                         for r in ratings
                     )
             seed = call_seed(context.seed, "test", page)
             ratings, latency = await self._rate(context, context.test_ids, experiences, seed)
-            async with self.writing() as session:
-                await RunRepository(session).save_ratings(
-                    context.claim,
-                    arm=arm.name,
-                    page=page,
-                    phase="test",
-                    ratings=ratings,
-                    latency_ms=latency,
-                    progress=context.progress.fraction_with(arm.name, page),
-                )
-                await session.commit()
+            await saver.submit(self._save_ratings(context, arm, page, "test", ratings, latency))
 
     async def _recommendations(
         self,
@@ -437,6 +451,7 @@ class RunExecutor:
         checkpoint: RunPage | None,
         experiences: list[Experience],
         shown: set[int],
+        saver: _WriteBehind,
     ) -> list[int]:
         if checkpoint is not None and checkpoint.recommended is not None:
             return [int(item["tmdb_id"]) for item in checkpoint.recommended]
@@ -472,6 +487,18 @@ class RunExecutor:
             "short": response.short or len(items) < context.protocol.page_size,
             "dropped": len(response.items) - len(items),
         }
+        await saver.submit(self._save_recommendations(context, arm, page, items, info, timed))
+        return [int(item["tmdb_id"]) for item in items]
+
+    async def _save_recommendations(
+        self,
+        context: _RunContext,
+        arm: Arm,
+        page: int,
+        items: list[dict[str, Any]],
+        info: dict[str, Any],
+        timed: Timed[RecommendationResponse],
+    ) -> None:
         async with self.writing() as session:
             await RunRepository(session).save_recommendations(
                 context.claim,
@@ -482,7 +509,29 @@ class RunExecutor:
                 latency_ms=timed.latency_ms,
             )
             await session.commit()
-        return [int(item["tmdb_id"]) for item in items]
+
+
+class _WriteBehind:
+    """Stores one arm's steps in order while the arm goes on with its next service call.
+
+    A step's write starts when the step is done; the next write waits for it, so checkpoints are
+    stored in protocol order and a later step is never stored before an earlier one. A process
+    that dies loses at most the step being written, whose call is then made again on resume (it
+    was never stored, so it is not completed work). The database's latency leaves the arm's
+    critical path: a page costs its service calls, not its commits.
+    """
+
+    def __init__(self) -> None:
+        self._pending: asyncio.Task[None] | None = None
+
+    async def submit(self, write: Coroutine[Any, Any, None]) -> None:
+        await self.flush()
+        self._pending = asyncio.create_task(write)
+
+    async def flush(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
 
 
 async def _timed(awaitable: Awaitable[T]) -> tuple[T, float]:
