@@ -27,6 +27,17 @@ def max_in_any_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
+def arrival_bound(rate: float) -> float:
+    """Most arrivals the fake may see in one second from a proxy limited to ``rate``/s.
+
+    Sends are 1/rate apart, so a window holds rate + 1 of them; but the fake timestamps
+    arrivals, and on a loaded machine a scheduler stall of the fake's thread bunches a few
+    sends into one window. 20% + 2 covers such stalls (the default 35/s keeps TMDB's ~40/s
+    with the same margin), while a proxy without a limiter sends the whole burst at once.
+    """
+    return rate * 1.2 + 2
+
+
 async def test_429_storm_is_retried_within_the_rate_and_every_request_answered(
     proxy: ProxyFactory, fake_tmdb: FakeTmdb
 ) -> None:
@@ -46,9 +57,7 @@ async def test_429_storm_is_retried_within_the_rate_and_every_request_answered(
     assert [r.json()["id"] for r in responses] == ids
     assert fake_tmdb.count(status=429) == 20
     assert fake_tmdb.count(status=200) == len(ids)
-    # Slots are 1/rate apart, so a one-second window holds rate + 1; one more for the jitter
-    # of arrival on a loaded machine.
-    assert max_in_any_window(fake_tmdb.times()) <= rate + 2
+    assert max_in_any_window(fake_tmdb.times()) <= arrival_bound(rate)
     assert stats["upstream_errors"] == 20 and stats["upstream_retries"] == 20
     assert stats["upstream_calls"] == len(ids) + 20
     assert stats["rate_limit_waits"] > 0
@@ -64,7 +73,7 @@ async def test_rate_limit_holds_for_a_burst_of_distinct_misses(
     assert response.status_code == 200 and len(response.json()["movies"]) == len(ids)
     times = fake_tmdb.times()
     assert len(times) == len(ids)
-    assert max_in_any_window(times) <= rate + 2
+    assert max_in_any_window(times) <= arrival_bound(rate)
     assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.05
 
 
