@@ -75,7 +75,11 @@ def test_operation_conforms_to_the_schema(
     operation = simulator_schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=int(os.environ.get("SIM_SCHEMA_EXAMPLES", "60")), deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=int(os.environ.get("SIM_SCHEMA_EXAMPLES", "60")),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case: schemathesis.Case) -> None:
         case.call_and_validate(headers={"Authorization": f"Bearer {API_TOKEN}"})
 
