@@ -90,11 +90,11 @@ def print_shift_table(shift: Mapping[str, Any], console: Console = console) -> N
     pages: list[Mapping[str, Any]] = list(shift.get("pages", []))
     numbers = sorted({int(page["page"]) for page in pages})
     table = Table(title="Preference shift of the test movies against the baseline")
-    table.add_column("arm", style="bold")
+    table.add_column("arm", style="bold", no_wrap=True)
     for number in numbers:
-        table.add_column(f"Δ p{number}", justify="right")
-    for name in ("net Δ", "|Δ|", "changed", "τ", "appraisal"):
-        table.add_column(name, justify="right")
+        table.add_column(f"Δ p{number}", justify="right", no_wrap=True)
+    for name in ("net Δ", "|Δ|", "chg", "τ", "appr"):
+        table.add_column(name, justify="right", no_wrap=True)
     for arm in shift.get("arms", []):
         by_page = {int(p["page"]): p for p in pages if p["arm"] == arm["arm"]}
         last = by_page.get(arm.get("last_page") or -1, {})
@@ -117,6 +117,10 @@ def print_shift_table(shift: Mapping[str, Any], console: Console = console) -> N
             f"RMSE {_fmt(fidelity.get('rmse'), False)}, "
             f"Pearson r {_fmt(fidelity.get('pearson_r'), False)}"
         )
+    console.print(
+        "chg: share of test ratings that changed; τ: Kendall τ against the baseline; "
+        "appr: mean rating the persona gave the arm's recommendations."
+    )
     control = shift.get("control_arm")
     if control:
         console.print(f"net Δ: shift minus the shift of '{control}' (no recommendations).")
