@@ -82,8 +82,8 @@ def wait_ready(url: str, seconds: float = 60.0) -> None:
 
 
 def persona_body(database_url: str, n_experiences: int) -> dict[str, Any]:
+    from prefshift_datasets.split import SplitMovie, split_persona_and_test
     from prefshift_simulator.evaluation import read_dataset
-    from prefshift_simulator.split import SplitMovie, split_persona_and_test
 
     snapshot = read_dataset(database_url, "seed-cohort")
     user_id = int(snapshot.ratings["user_id"].min())

@@ -7,13 +7,13 @@ from collections import Counter
 
 import pytest
 
+from prefshift_datasets.split import SplitMovie, split_persona_and_test
 from prefshift_orchestrator.protocol import (
     NotEnoughRatings,
     UserMovie,
     call_seed,
     select_movies,
 )
-from prefshift_simulator.split import SplitMovie, split_persona_and_test
 
 GENRES = ["Drama", "Comedy", "Action", "Horror", "Documentary"]
 
@@ -62,8 +62,8 @@ def test_too_few_movies_is_refused_with_the_numbers() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 99])
-def test_the_same_movies_as_the_simulators_split(seed: int) -> None:
-    """``prefshift eval personas`` (the simulator's split) and a run pick the same movies."""
+def test_a_run_picks_the_movies_of_the_shared_split(seed: int) -> None:
+    """A run picks exactly the movies of the shared split rule, as `eval personas` does."""
     movies = _movies(400, seed=seed)
     ours = select_movies(movies, test_size=30, persona_size=40, seed=seed)
     theirs = split_persona_and_test(

@@ -14,10 +14,10 @@ import pytest
 from fastapi import FastAPI
 
 from prefshift_common.contracts import RatedMovie
+from prefshift_datasets.split import SplitMovie, split_persona_and_test
 from prefshift_simulator.config import Settings
 from prefshift_simulator.evaluation import DatasetSnapshot, read_dataset
 from prefshift_simulator.main import create_app
-from prefshift_simulator.split import SplitMovie, split_persona_and_test
 from prefshift_tmdb_proxy.config import Settings as ProxySettings
 from prefshift_tmdb_proxy.main import create_app as create_proxy_app
 from tests.fakes.live import LiveServer

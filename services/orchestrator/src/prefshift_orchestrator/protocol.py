@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
-NO_GENRE = "(none)"
+from prefshift_datasets.split import NO_GENRE, SplitMovie, split_persona_and_test
 
 
 @dataclass(frozen=True)
@@ -82,66 +80,27 @@ class NotEnoughRatings(ValueError):
         self.need = need
 
 
-def _allocate(sizes: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
-    """Split ``total`` over strata in proportion to ``sizes`` (largest remainder, ties broken by
-    the seeded generator), never giving a stratum more than it holds."""
-    quotas = sizes * (total / sizes.sum())
-    counts = np.minimum(np.floor(quotas).astype(np.int64), sizes)
-    remainders = quotas - counts
-    order = np.lexsort((rng.random(len(sizes)), -remainders))
-    missing = total - int(counts.sum())
-    while missing > 0:
-        for index in order:
-            if missing == 0:
-                break
-            if counts[index] < sizes[index]:
-                counts[index] += 1
-                missing -= 1
-    return np.asarray(counts, dtype=np.int64)
-
-
-def _draw(
-    strata: dict[str, list[int]], total: int, rng: np.random.Generator
-) -> tuple[list[int], dict[str, list[int]]]:
-    names = sorted(strata)
-    sizes = np.array([len(strata[name]) for name in names], dtype=np.int64)
-    counts = _allocate(sizes, total, rng)
-    chosen: list[int] = []
-    left: dict[str, list[int]] = {}
-    for name, count in zip(names, counts, strict=True):
-        members = strata[name]
-        picked = set(rng.choice(len(members), size=int(count), replace=False).tolist())
-        chosen.extend(members[i] for i in sorted(picked))
-        rest = [members[i] for i in range(len(members)) if i not in picked]
-        if rest:
-            left[name] = rest
-    return sorted(chosen), left
-
-
 def select_movies(
     movies: Sequence[UserMovie], *, test_size: int, persona_size: int, seed: int
 ) -> Selection:
-    """Seeded, genre-stratified, disjoint test and persona sets (see the module docstring).
-
-    The same rule, draw for draw, as the simulator's ``split_persona_and_test`` (so that
-    ``prefshift eval personas`` and a run pick the same movies for the same user and seed); a
-    test checks that the two agree. Copied rather than imported: services share contracts only.
-    """
+    """Seeded, genre-stratified, disjoint test and persona sets: the rule of
+    :func:`prefshift_datasets.split.split_persona_and_test`, which ``prefshift eval personas``
+    applies too, so both pick the same movies for the same user and seed."""
     unique: dict[int, UserMovie] = {}
     for movie in movies:
         unique.setdefault(movie.tmdb_id, movie)
     need = test_size + persona_size
     if len(unique) < need:
         raise NotEnoughRatings(len(unique), need)
-    strata: dict[str, list[int]] = {}
-    for tmdb_id in sorted(unique):
-        strata.setdefault(unique[tmdb_id].primary_genre, []).append(tmdb_id)
-    rng = np.random.default_rng(seed)
-    test, left = _draw(strata, test_size, rng)
-    persona, _ = _draw(left, persona_size, rng)
+    split = split_persona_and_test(
+        [SplitMovie(tmdb_id, movie.genres) for tmdb_id, movie in unique.items()],
+        seed=seed,
+        n_persona=persona_size,
+        n_test=test_size,
+    )
     return Selection(
-        test=[unique[tmdb_id] for tmdb_id in test],
-        persona=[unique[tmdb_id] for tmdb_id in persona],
+        test=[unique[tmdb_id] for tmdb_id in split.test],
+        persona=[unique[tmdb_id] for tmdb_id in split.persona],
     )
 
 

@@ -1,6 +1,6 @@
 """``prefshift eval personas``: how faithful are the personas' baseline ratings?
 
-For every user of a dataset: the protocol's split (:mod:`prefshift_simulator.split`; 40 persona
+For every user of a dataset: the protocol's split (:mod:`prefshift_datasets.split`; 40 persona
 movies, 30 held-out test movies), the persona (history = the persona movies) rates the test
 movies once, and those ratings are compared with the user's real ones — next to two reference
 predictors that see the same 40 ratings: the user's mean, and a user + movie bias model.
@@ -23,6 +23,13 @@ import pandas as pd
 from prefshift_common.contracts import Backend, Persona, RatedMovie, RatingsRequest
 from prefshift_common.db import create_sync_db_engine
 from prefshift_datasets import repository as datasets
+from prefshift_datasets.split import (
+    DEFAULT_PERSONA_SIZE,
+    DEFAULT_TEST_SIZE,
+    NotEnoughRatings,
+    SplitMovie,
+    split_persona_and_test,
+)
 from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
@@ -36,13 +43,6 @@ from prefshift_simulator.metadata import (
 )
 from prefshift_simulator.repository import rating_triples
 from prefshift_simulator.service import RatingBackend, RatingService
-from prefshift_simulator.split import (
-    DEFAULT_PERSONA_SIZE,
-    DEFAULT_TEST_SIZE,
-    NotEnoughRatings,
-    SplitMovie,
-    split_persona_and_test,
-)
 
 FloatArray = npt.NDArray[np.float64]
 ITEM_SHRINK = 10.0

@@ -1,7 +1,7 @@
 """The protocol's persona/test split: disjoint, genre-stratified, seeded (DESIGN.md, "protocol").
 
-A pure function so that every component that needs the split (``prefshift eval personas``, the
-orchestrator) applies the same rule and gets the same movies for the same user and seed.
+One pure function that every component needing the split calls (``prefshift eval personas`` in
+the simulator, the orchestrator's runs), so both get the same movies for the same user and seed.
 
 Rule:
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from prefshift_simulator.split import NotEnoughRatings, SplitMovie, split_persona_and_test
+from prefshift_datasets.split import NotEnoughRatings, SplitMovie, split_persona_and_test
 
 GENRES = ("Drama", "Comedy", "Horror", "Documentary")
 
