@@ -61,15 +61,54 @@ async def test_same_seed_same_ratings_and_noise_follows_the_seed(
     simulator: SimulatorFactory, case: PersonaCase
 ) -> None:
     body = {"persona": case.persona(), "items": case.test, "seed": 7}
-    async with simulator() as client:
+    async with simulator(simulator_persona="literature") as client:
         first = await _rate(client, body)
         assert await _rate(client, body) == first
-    async with simulator(simulator_rating_noise=0.6) as client:
+    async with simulator(simulator_persona="literature", simulator_occasion_noise=0.6) as client:
         noisy = await _rate(client, body)
         assert await _rate(client, body) == noisy
         other_seed = await _rate(client, {**body, "seed": 8})
     assert noisy != first
     assert other_seed != noisy
+
+
+async def test_re_rating_on_another_occasion_can_differ_but_replays_exactly(
+    simulator: SimulatorFactory, case: PersonaCase
+) -> None:
+    """The default set has response noise: the same request (seed, occasion) gets the same
+    answer; the next page (occasion) re-rates some movies differently; the lasting part alone
+    never changes with the occasion."""
+    body = {"persona": case.persona(), "items": case.test, "seed": 7}
+    async with simulator() as client:
+        page_1 = await _rate(client, {**body, "occasion": 1})
+        assert await _rate(client, {**body, "occasion": 1}) == page_1
+        page_2 = await _rate(client, {**body, "occasion": 2})
+    changed = sum(page_1[t] != page_2[t] for t in case.test)
+    assert 0 < changed < len(case.test)
+    lasting = {"simulator_persona": "literature", "simulator_lasting_noise": 0.5}
+    async with simulator(simulator_persona="literature") as client:
+        quiet = await _rate(client, body)
+    async with simulator(**lasting) as client:
+        first = await _rate(client, {**body, "occasion": 1})
+        assert await _rate(client, {**body, "occasion": 2, "seed": 8}) == first
+    assert first != quiet
+
+
+async def test_a_request_picks_a_named_parameter_set_and_the_answer_says_which(
+    simulator: SimulatorFactory, case: PersonaCase
+) -> None:
+    body = {"persona": case.persona(), "items": case.test, "seed": 3, "occasion": 1}
+    async with simulator() as client:
+        default = await client.post("/ratings", json=body)
+        literature = await client.post("/ratings", json={**body, "persona_model": "literature"})
+        unknown = await client.post("/ratings", json={**body, "persona_model": "no-such-set"})
+    assert default.status_code == 200 and default.json()["persona_model"] == "seed-gpt5"
+    assert literature.status_code == 200 and literature.json()["persona_model"] == "literature"
+    assert unknown.status_code == 400 and "no-such-set" in unknown.json()["detail"]
+    async with simulator(simulator_persona="literature") as client:
+        chosen = await client.post("/ratings", json=body)
+    assert chosen.json()["persona_model"] == "literature"
+    assert chosen.json()["ratings"] == literature.json()["ratings"]
 
 
 async def test_exposure_raises_the_exposed_genre_by_the_documented_amount(
@@ -85,6 +124,7 @@ async def test_exposure_raises_the_exposed_genre_by_the_documented_amount(
     experiences = [{"tmdb_id": t, "rating": 5.0, "feeling": "Loved it."} for t in experienced]
     items = unseen + mixed + others
     settings = {
+        "simulator_persona": "literature",
         "simulator_exposure_rate": 0.05,
         "simulator_reinforcement_rate": 0.0,
         "simulator_satiation_rate": 0.0,
@@ -117,7 +157,7 @@ async def test_default_dynamics_move_by_the_documented_equations(
     satiation = 0.05 * (1 - 0.9**n) / (1 - 0.9)
     expected = offset - satiation
     experiences = [{"tmdb_id": t, "rating": 5.0} for t in experienced]
-    async with simulator() as client:
+    async with simulator(simulator_persona="literature") as client:
         before = await _rate(client, {"persona": case.persona(), "items": unseen})
         after = await _rate(
             client, {"persona": case.persona(experiences=experiences), "items": unseen}
@@ -137,6 +177,7 @@ async def test_satiation_lowers_a_genre_seen_over_and_over(
     documentaries = _by_genres(seed_snapshot, ("Documentary",), seen, 20)
     experiences = [{"tmdb_id": t, "rating": 3.0} for t in documentaries[:10]]
     settings = {
+        "simulator_persona": "literature",
         "simulator_exposure_rate": 0.0,
         "simulator_reinforcement_rate": 0.0,
         "simulator_satiation_rate": 0.1,
@@ -201,6 +242,11 @@ async def test_backends_lists_embedded_as_default_without_an_llm(
     assert response.status_code == 200
     backends = {b["name"]: b for b in response.json()["backends"]}
     assert backends["embedded"]["available"] and backends["embedded"]["default"]
+    sets = {m["name"]: m for m in backends["embedded"]["persona_models"]}
+    assert {"literature", "seed-gpt5"} <= set(sets)
+    assert sets["seed-gpt5"]["default"] and not sets["literature"]["default"]
+    assert sets["seed-gpt5"]["source"] and sets["seed-gpt5"]["estimator"]
+    assert sets["literature"]["parameters"]["exposure_rate"] == 0.02
     assert not backends["llm"]["available"] and not backends["llm"]["default"]
     assert "OPENAI_BASE_URL" in backends["llm"]["detail"]
 

@@ -66,7 +66,7 @@ def test_scores_are_reproducible_and_noise_is_seeded(
 ) -> None:
     stats = _stats(seed_snapshot, seed_snapshot.ratings["rating"].to_numpy())
     quiet = EmbeddedPersonaModel(ModelParams())
-    noisy = EmbeddedPersonaModel(ModelParams(rating_noise=0.5))
+    noisy = EmbeddedPersonaModel(ModelParams(occasion_noise=0.5))
 
     def run(model: EmbeddedPersonaModel, seed: int) -> list[float]:
         return [

@@ -141,6 +141,19 @@ class RatingsRequest(Contract):
     items: list[TmdbId] = Field(min_length=1, max_length=500)
     backend: Backend | None = None
     seed: Seed | None = None
+    occasion: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="The rating occasion: the protocol's page (0 for the baseline, p after page "
+        "p). The embedded persona's per-occasion response noise is drawn from it, so a movie "
+        "re-rated on another page can get another rating.",
+    )
+    persona_model: Name | None = Field(
+        default=None,
+        description="Named parameter set of the embedded persona (GET /backends lists them); "
+        "default: the simulator's.",
+    )
 
 
 class ItemRating(Contract):
@@ -159,6 +172,9 @@ class Usage(Contract):
 class RatingsResponse(Contract):
     backend: Backend
     model: str | None = None
+    persona_model: str | None = Field(
+        default=None, description="The embedded persona's parameter set that rated (embedded)."
+    )
     ratings: list[ItemRating]
     usage: Usage
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -69,15 +70,44 @@ class Settings(CommonSettings):
         description="Ask for a JSON-schema response format (falls back to lines on a 400).",
     )
 
-    # --- embedded backend (equations in prefshift_simulator.embedded.dynamics) ---
-    simulator_exposure_rate: float = Field(default=0.02, ge=0.0, le=1.0)
-    simulator_reinforcement_rate: float = Field(default=0.04, ge=0.0, le=1.0)
-    simulator_satiation_rate: float = Field(default=0.05, ge=0.0, le=1.0)
-    simulator_satiation_decay: float = Field(default=0.9, ge=0.0, le=1.0)
-    simulator_max_offset: float = Field(default=1.5, gt=0.0, le=4.5)
-    simulator_rating_noise: float = Field(
-        default=0.0, ge=0.0, le=2.0, description="Std of the seeded per-item rating noise."
+    # --- embedded backend (equations in prefshift_simulator.embedded.model and .dynamics) ---
+    simulator_persona: str | None = Field(
+        default=None,
+        description="Default named parameter set of the embedded persona (GET /backends lists "
+        "them); unset: the one calibrated on the seed study's GPT-5 runs.",
     )
+    simulator_persona_dir: Path | None = Field(
+        default=None,
+        description="A directory of more parameter sets (JSON; `prefshift persona calibrate` "
+        "writes there).",
+    )
+    # Overrides of single parameters of every set (unset: each set's own value).
+    simulator_exposure_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    simulator_reinforcement_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    simulator_satiation_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    simulator_satiation_decay: float | None = Field(default=None, ge=0.0, le=1.0)
+    simulator_max_offset: float | None = Field(default=None, gt=0.0, le=4.5)
+    simulator_lasting_noise: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="σ_L, lasting response noise per movie."
+    )
+    simulator_occasion_noise: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="σ_O, response noise per rating occasion."
+    )
+
+    @property
+    def persona_overrides(self) -> dict[str, float]:
+        """The single parameters set in the environment, by parameter name."""
+        names = (
+            "exposure_rate",
+            "reinforcement_rate",
+            "satiation_rate",
+            "satiation_decay",
+            "max_offset",
+            "lasting_noise",
+            "occasion_noise",
+        )
+        values = {name: getattr(self, f"simulator_{name}") for name in names}
+        return {name: float(v) for name, v in values.items() if v is not None}
 
     @property
     def llm_configured(self) -> bool:

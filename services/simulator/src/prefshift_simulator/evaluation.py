@@ -33,8 +33,7 @@ from prefshift_datasets.split import (
 from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
-from prefshift_simulator.embedded.model import EmbeddedPersonaModel
-from prefshift_simulator.main import model_params
+from prefshift_simulator.main import persona_models
 from prefshift_simulator.metadata import (
     MovieFacts,
     StaticMetadata,
@@ -195,6 +194,7 @@ async def evaluate_personas(
     *,
     settings: Settings,
     backend: Backend = "embedded",
+    persona_model: str | None = None,
     llm: RatingBackend | None = None,
     max_users: int | None = None,
     seed: int = 0,
@@ -213,8 +213,11 @@ async def evaluate_personas(
     )
     cache = DatasetStatsCache(settings.resolved_database_url)
     cache.put(stats)
+    models, default_model = persona_models(settings)
     backends: dict[Backend, RatingBackend] = {
-        "embedded": EmbeddedBackend(EmbeddedPersonaModel(model_params(settings)), cache)
+        "embedded": EmbeddedBackend(
+            models, cache, default_persona_model=persona_model or default_model
+        )
     }
     if llm is not None:
         backends["llm"] = llm

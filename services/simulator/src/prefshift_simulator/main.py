@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,8 +23,12 @@ from prefshift_common.logging import configure_logging
 from prefshift_simulator.api import router
 from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
-from prefshift_simulator.embedded.dynamics import DynamicsParams
-from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams
+from prefshift_simulator.embedded.persona_models import (
+    DEFAULT_PERSONA_MODEL,
+    PersonaModel,
+    load_persona_models,
+    with_parameters,
+)
 from prefshift_simulator.llm.backend import LlmBackend, create_openai_client
 from prefshift_simulator.metadata import CachedMetadata, ProxyMetadata
 from prefshift_simulator.repository import LlmCallRepository
@@ -32,18 +37,17 @@ from prefshift_simulator.service import RatingService
 log = structlog.get_logger(__name__)
 
 
-def model_params(settings: Settings) -> ModelParams:
-    """The embedded persona's parameters from the settings."""
-    return ModelParams(
-        rating_noise=settings.simulator_rating_noise,
-        dynamics=DynamicsParams(
-            exposure_rate=settings.simulator_exposure_rate,
-            reinforcement_rate=settings.simulator_reinforcement_rate,
-            satiation_rate=settings.simulator_satiation_rate,
-            satiation_decay=settings.simulator_satiation_decay,
-            max_offset=settings.simulator_max_offset,
-        ),
-    )
+def persona_models(settings: Settings) -> tuple[dict[str, PersonaModel], str]:
+    """The embedded persona's named parameter sets (shipped, then the settings' directory, each
+    with the settings' single-parameter overrides applied) and the default set's name."""
+    models = load_persona_models(settings.simulator_persona_dir)
+    overrides = settings.persona_overrides
+    if overrides:
+        models = {
+            name: dataclasses.replace(m, params=with_parameters(m.params, overrides))
+            for name, m in models.items()
+        }
+    return models, settings.simulator_persona or DEFAULT_PERSONA_MODEL
 
 
 async def _warm_up(stats: DatasetStatsCache, dataset: str) -> None:
@@ -67,9 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         proxy = create_http_client(settings.tmdb_proxy_url, api_token=settings.api_token)
         openai_client = create_openai_client(settings)
         stats = DatasetStatsCache(settings.resolved_database_url)
+        models, default_model = persona_models(settings)
         embedded = EmbeddedBackend(
-            EmbeddedPersonaModel(model_params(settings)),
+            models,
             stats,
+            default_persona_model=default_model,
             default_dataset=settings.simulator_dataset,
         )
         warm_up = (
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else ProxyMetadata(proxy),
             llm_model=settings.simulator_model,
             llm_available=openai_client is not None,
+            persona_models=embedded.describe_models(),
         )
         try:
             yield

@@ -16,6 +16,22 @@ class BackendResult:
     ratings: list[ItemRating]
     usage: Usage
     model: str | None
+    persona_model: str | None = None
+
+
+class PersonaModelInfo(BaseModel):
+    """A named parameter set of the embedded persona and where it came from."""
+
+    name: str
+    default: bool
+    description: str = ""
+    source: str = Field(default="", description="What it was fitted to, or taken from.")
+    created: str = ""
+    estimator: str = ""
+    parameters: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Per fitted parameter, its interval."
+    )
 
 
 class BackendInfo(BaseModel):
@@ -26,6 +42,9 @@ class BackendInfo(BaseModel):
     default: bool
     model: str | None = Field(default=None, description="LLM model name (llm backend).")
     detail: str = ""
+    persona_models: list[PersonaModelInfo] = Field(
+        default_factory=list, description="Named parameter sets (embedded backend)."
+    )
 
 
 class BackendList(BaseModel):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from prefshift_common.contracts import Backend, RatingsRequest, RatingsResponse
 from prefshift_common.errors import BadRequest, ServiceError
 from prefshift_simulator.metadata import MetadataSource, MovieFacts
-from prefshift_simulator.schemas import BackendInfo, BackendResult
+from prefshift_simulator.schemas import BackendInfo, BackendResult, PersonaModelInfo
 
 
 class RatingBackend(Protocol):
@@ -33,12 +33,14 @@ class RatingService:
         metadata: MetadataSource,
         llm_model: str | None = None,
         llm_available: bool = False,
+        persona_models: Sequence[PersonaModelInfo] = (),
     ) -> None:
         self.backends = backends
         self.default_backend = default_backend
         self.metadata = metadata
         self.llm_model = llm_model
         self.llm_available = llm_available
+        self.persona_models = list(persona_models)
 
     def describe(self) -> list[BackendInfo]:
         """Every backend with whether it can serve now."""
@@ -48,6 +50,7 @@ class RatingService:
                 available=True,
                 default=self.default_backend == "embedded",
                 detail="deterministic preference model; no network, no key",
+                persona_models=self.persona_models,
             ),
             BackendInfo(
                 name="llm",
@@ -82,5 +85,9 @@ class RatingService:
                 f"backend {name} rated {sorted(set(rated) ^ set(items))[:20]} wrongly"
             )
         return RatingsResponse(
-            backend=name, model=result.model, ratings=result.ratings, usage=result.usage
+            backend=name,
+            model=result.model,
+            persona_model=result.persona_model,
+            ratings=result.ratings,
+            usage=result.usage,
         )

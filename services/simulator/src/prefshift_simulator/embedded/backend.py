@@ -10,15 +10,21 @@ import structlog
 
 from prefshift_common.contracts import Backend, ItemRating, RatingsRequest, Usage
 from prefshift_common.db import create_sync_db_engine
-from prefshift_common.errors import NotFound
+from prefshift_common.errors import BadRequest, NotFound
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.errors import DatasetNotFoundError
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
+from prefshift_simulator.embedded.content import ContentEncoder
 from prefshift_simulator.embedded.feelings import feeling
 from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+from prefshift_simulator.embedded.persona_models import (
+    PersonaModel,
+    PersonaModelError,
+    flat_parameters,
+)
 from prefshift_simulator.metadata import MovieFacts
 from prefshift_simulator.repository import rating_triples
-from prefshift_simulator.schemas import BackendResult
+from prefshift_simulator.schemas import BackendResult, PersonaModelInfo
 
 log = structlog.get_logger(__name__)
 
@@ -80,32 +86,71 @@ class DatasetStatsCache:
 
 class EmbeddedBackend:
     """Rates with :class:`EmbeddedPersonaModel`; the collaborative signal comes from the
-    persona's dataset (or the service's default dataset), content from the movie metadata."""
+    persona's dataset (or the service's default dataset), content from the movie metadata.
+    A request picks one of the named parameter sets (``persona_model``)."""
 
     name: Backend = "embedded"
 
     def __init__(
         self,
-        model: EmbeddedPersonaModel,
+        persona_models: Mapping[str, PersonaModel],
         stats: DatasetStatsCache,
         *,
+        default_persona_model: str,
         default_dataset: str | None = None,
     ) -> None:
-        self.model = model
+        if default_persona_model not in persona_models:
+            raise PersonaModelError(
+                f"persona model {default_persona_model!r} is not among {sorted(persona_models)}"
+            )
+        encoder = ContentEncoder()
+        self.persona_models = dict(persona_models)
+        self.models = {
+            name: EmbeddedPersonaModel(m.params, encoder) for name, m in persona_models.items()
+        }
+        self.default_persona_model = default_persona_model
         self.stats = stats
         self.default_dataset = default_dataset
+
+    def describe_models(self) -> list[PersonaModelInfo]:
+        """The named parameter sets with their provenance, the default marked."""
+        return [
+            PersonaModelInfo(
+                name=m.name,
+                default=m.name == self.default_persona_model,
+                description=m.description,
+                source=m.source,
+                created=m.created,
+                estimator=m.estimator,
+                parameters=flat_parameters(m.params),
+                intervals=dict(m.intervals),
+            )
+            for m in self.persona_models.values()
+        ]
+
+    def model(self, name: str | None) -> tuple[str, EmbeddedPersonaModel]:
+        """The named parameter set's model (``None``: the default)."""
+        chosen = name or self.default_persona_model
+        model = self.models.get(chosen)
+        if model is None:
+            raise BadRequest(
+                f"persona model {chosen!r} is not served here; GET /backends lists "
+                f"{sorted(self.models)}"
+            )
+        return chosen, model
 
     async def rate(
         self, request: RatingsRequest, items: list[int], facts: Mapping[int, MovieFacts]
     ) -> BackendResult:
         persona = request.persona
+        name, model = self.model(request.persona_model)
         dataset = persona.dataset or self.default_dataset
         stats = await self.stats.get(dataset) if dataset else None
         history = [(m.tmdb_id, m.rating) for m in persona.history]
         experiences = [(e.tmdb_id, e.rating) for e in persona.experiences]
 
         def run() -> list[ItemRating]:
-            predictions = self.model.predict(
+            predictions = model.predict(
                 user_id=persona.user_id,
                 history=history,
                 experiences=experiences,
@@ -113,6 +158,7 @@ class EmbeddedBackend:
                 facts=facts,
                 stats=stats,
                 seed=request.seed or 0,
+                occasion=request.occasion,
             )
             return [
                 ItemRating(
@@ -124,4 +170,4 @@ class EmbeddedBackend:
         started = time.perf_counter()
         ratings = await asyncio.to_thread(run)
         usage = Usage(latency_ms=(time.perf_counter() - started) * 1000.0)
-        return BackendResult(ratings=ratings, usage=usage, model=None)
+        return BackendResult(ratings=ratings, usage=usage, model=None, persona_model=name)

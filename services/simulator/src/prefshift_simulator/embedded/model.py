@@ -4,7 +4,7 @@ its experiences. Deterministic for a seed; no network, no key.
 For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a movie ``m`` is::
 
     score(m) = b_u + b_m + w_T · taste(m) + w_N · neighbours(m) + w_C · content(m)
-               + shift(m) + σ · ε(seed, user, m)
+               + shift(m) + σ_L · ε_L(user, m) + σ_O · ε_O(seed, user, m, occasion)
 
 - ``b_m`` (quality): the movie's mean centred rating in the dataset, *without the persona's own
   user*, shrunk towards a prior from its TMDB vote average:
@@ -20,7 +20,8 @@ For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a m
   of overview word vectors, for movies the dataset knows little or nothing of.
 - ``shift(m)``: what the persona's experiences did to its taste,
   :mod:`prefshift_simulator.embedded.dynamics`.
-- ``ε`` is a standard normal draw seeded by ``(seed, user, movie)``; σ defaults to 0.
+- ``σ_L · ε_L + σ_O · ε_O``: response noise, a lasting part per (persona, movie) and one per
+  rating occasion (:mod:`prefshift_simulator.embedded.noise`).
 
 Weights w_T = 0.8, w_N = 0.8, w_C = 0.4. The rating is ``score`` rounded to the nearest 0.5 and
 clipped to 0.5–5.0. On the seed study's cohort (40 persona movies, 30 held-out test movies
@@ -40,6 +41,7 @@ import numpy.typing as npt
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.content import ContentEncoder
 from prefshift_simulator.embedded.dynamics import DynamicsParams, PreferenceState, evolve
+from prefshift_simulator.embedded.noise import response_noise
 from prefshift_simulator.metadata import TMDB_GENRES, MovieFacts
 
 FloatArray = npt.NDArray[np.float64]
@@ -62,7 +64,8 @@ class ModelParams:
     neighbour_weight: float = 0.8
     content_weight: float = 0.4
     default_rating: float = 3.5
-    rating_noise: float = 0.0
+    lasting_noise: float = 0.0
+    occasion_noise: float = 0.0
     dynamics: DynamicsParams = field(default_factory=DynamicsParams)
 
 
@@ -181,6 +184,7 @@ class EmbeddedPersonaModel:
         facts: Mapping[int, MovieFacts],
         stats: CollaborativeStats | None,
         seed: int,
+        occasion: int | None = None,
     ) -> list[Prediction]:
         """Score and rate ``items`` for the persona (CPU only; call it off the event loop)."""
         p = self.params
@@ -239,11 +243,14 @@ class EmbeddedPersonaModel:
         per_genre_shift = item_genres * state.genre_shifts()
         shifts = per_genre_shift.sum(axis=1)
 
-        noise = np.zeros(n_items)
-        if p.rating_noise > 0:
-            for i, tmdb_id in enumerate(item_ids):
-                generator = np.random.default_rng([seed, user_id or 0, tmdb_id])
-                noise[i] = p.rating_noise * float(generator.standard_normal())
+        noise = response_noise(
+            user_id=user_id,
+            movies=item_ids,
+            seed=seed,
+            occasion=occasion,
+            lasting=p.lasting_noise,
+            per_occasion=p.occasion_noise,
+        )
         scores = level + item_quality + taste + neighbours + shifts + noise
 
         reasons = self._reasons(
