@@ -89,6 +89,11 @@ def test_an_experiment_runs_its_users_and_reports(
             io.StringIO(client.get(base, params={"format": "csv", "table": "users"}).text)
         )
         assert set(users_csv["user_id"]) == set(USERS)
+        fidelity_csv = pd.read_csv(
+            io.StringIO(client.get(base, params={"format": "csv", "table": "fidelity"}).text)
+        )
+        assert list(fidelity_csv.columns) == ["tmdb_id", "predicted", "real", "user_id"]
+        assert len(fidelity_csv) == report["fidelity"]["n"]
         png = client.get(base, params={"format": "png", "plot": "shift_by_page"})
         assert png.headers["content-type"] == "image/png"
         assert png.content.startswith(b"\x89PNG")

@@ -31,9 +31,12 @@ OPERATIONS = [
     "DELETE /runs/{run_id}",
     "GET /runs/{run_id}/ratings",
     "GET /runs/{run_id}/shift",
+    "GET /runs/{run_id}/selection",
     "POST /experiments",
     "GET /experiments/{experiment_id}",
     "GET /experiments/{experiment_id}/report",
+    "GET /experiments",
+    "GET /datasets",
     "GET /healthz",
     "GET /readyz",
 ]

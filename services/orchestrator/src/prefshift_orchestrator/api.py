@@ -13,6 +13,7 @@ from prefshift_common.db import SessionDep
 from prefshift_common.errors import Conflict, NotFound, Unprocessable, error_responses
 from prefshift_orchestrator import measurements
 from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.listings import experiment_progress
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.reports import (
     ExperimentReport,
@@ -23,7 +24,6 @@ from prefshift_orchestrator.reports import (
 from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc
 from prefshift_orchestrator.schemas import (
     ExperimentOut,
-    ExperimentProgress,
     ExperimentRequest,
     ExperimentRunOut,
     RatingOut,
@@ -222,18 +222,7 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
     if experiment is None:
         raise NotFound(f"experiment {experiment_id} does not exist")
     links = await experiments.runs(experiment_id)
-    counts = {status: 0 for status in ("queued", "running", "completed", "failed", "cancelled")}
-    for _, run in links:
-        counts[run.status] = counts.get(run.status, 0) + 1
-    total = len(links)
-    progress = sum(run.progress if run.status != "failed" else 1.0 for _, run in links)
-    finished = counts["completed"] + counts["failed"] + counts["cancelled"]
-    if finished < total:
-        status: Literal["running", "completed", "failed"] = "running"
-    elif counts["completed"] == 0:
-        status = "failed"
-    else:
-        status = "completed"
+    status, progress = experiment_progress((run.status, run.progress) for _, run in links)
     return ExperimentOut(
         experiment_id=experiment.id,
         name=experiment.name,
@@ -244,15 +233,7 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
         messages=list(experiment.messages or []),
         status=status,
         created_at=as_utc(experiment.created_at),  # type: ignore[arg-type]
-        progress=ExperimentProgress(
-            runs=total,
-            queued=counts["queued"],
-            running=counts["running"],
-            completed=counts["completed"],
-            failed=counts["failed"],
-            cancelled=counts["cancelled"],
-            progress=min(1.0, progress / total) if total else 0.0,
-        ),
+        progress=progress,
         runs=[
             ExperimentRunOut(
                 run_id=run.id,
@@ -304,7 +285,7 @@ async def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> Ex
     response_model=ExperimentReport,
     responses={
         200: {
-            "description": "JSON; CSV (?format=csv, ?table=statistics|users); or a plot "
+            "description": "JSON; CSV (?format=csv, ?table=statistics|users|fidelity); or a plot "
             "(?format=png|svg, ?plot=shift_by_page|genre_shift|fidelity).",
             "content": {
                 CSV: {"schema": {"type": "string"}},
@@ -320,21 +301,23 @@ async def get_report(
     experiment_id: ExperimentId,
     session: SessionDep,
     format: Annotated[Literal["json", "csv", "png", "svg"], Query()] = "json",
-    table: Annotated[Literal["statistics", "users"], Query()] = "statistics",
+    table: Annotated[Literal["statistics", "users", "fidelity"], Query()] = "statistics",
     plot: Annotated[PlotName, Query()] = "shift_by_page",
 ) -> Any:
     """The experiment's report over its completed runs: for every arm, page (and genre) the mean
     shift and net shift with 95% bootstrap intervals and Wilcoxon p-values against 0 and against
     control, overall and by archetype; each user's results; the baseline's fidelity to the real
-    ratings. CSV gives the statistics (``table=statistics``) or the per-user rows
-    (``table=users``); PNG/SVG give the plots."""
+    ratings. CSV gives the statistics (``table=statistics``), the per-user rows
+    (``table=users``) or the baseline's (predicted, real) pairs of every test movie
+    (``table=fidelity``); PNG/SVG give the plots."""
     if await ExperimentRepository(session).get(experiment_id) is None:
         raise NotFound(f"experiment {experiment_id} does not exist")
     data = await experiment_report(session, experiment_id)
     if format == "json":
         return data.report
     if format == "csv":
-        frame = statistics_table(data.report.statistics) if table == "statistics" else data.results
+        frames = {"users": data.results, "fidelity": data.fidelity_pairs}
+        frame = frames[table] if table in frames else statistics_table(data.report.statistics)
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
         return Response(buffer.getvalue(), media_type=CSV)

@@ -14,6 +14,7 @@ from prefshift_common.logging import configure_logging
 from prefshift_orchestrator.api import router
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.listings import router as listings_router
 from prefshift_orchestrator.workers import WorkerPool
 
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=__doc__ or "",
         settings=settings,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, listings_router],
     )
 
 

@@ -1,0 +1,190 @@
+"""Read-only listings for people browsing the results (the console, a researcher's script): the
+imported datasets, the experiments newest first, and the movies a run's persona was built from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from prefshift_common.db import SessionDep
+from prefshift_common.errors import NotFound, error_responses
+from prefshift_datasets.repository import list_datasets
+from prefshift_orchestrator.models import Experiment, ExperimentRun, Run
+from prefshift_orchestrator.protocol import Selection, UserMovie
+from prefshift_orchestrator.repository import RunRepository, as_utc
+from prefshift_orchestrator.schemas import ExperimentProgress
+
+router = APIRouter()
+
+ExperimentStatus = Literal["running", "completed", "failed"]
+
+
+def experiment_progress(
+    runs: Iterable[tuple[str, float]],
+) -> tuple[ExperimentStatus, ExperimentProgress]:
+    """An experiment's state from its runs' ``(status, progress)``: running while any run is
+    unfinished, failed when none completed, else completed. A failed run counts as done."""
+    counts = dict.fromkeys(("queued", "running", "completed", "failed", "cancelled"), 0)
+    total = 0
+    done = 0.0
+    for status, progress in runs:
+        counts[status] = counts.get(status, 0) + 1
+        total += 1
+        done += progress if status != "failed" else 1.0
+    finished = counts["completed"] + counts["failed"] + counts["cancelled"]
+    state: ExperimentStatus
+    if finished < total:
+        state = "running"
+    elif counts["completed"] == 0:
+        state = "failed"
+    else:
+        state = "completed"
+    return state, ExperimentProgress(
+        runs=total,
+        queued=counts["queued"],
+        running=counts["running"],
+        completed=counts["completed"],
+        failed=counts["failed"],
+        cancelled=counts["cancelled"],
+        progress=min(1.0, done / total) if total else 0.0,
+    )
+
+
+class DatasetOut(BaseModel):
+    """An imported dataset and its size."""
+
+    name: str
+    n_users: int
+    n_movies: int
+    n_ratings: int
+    has_tmdb_metadata: bool
+    imported_at: datetime | None
+
+
+class ExperimentSummary(BaseModel):
+    """An experiment without its runs (``GET /experiments/{id}`` has them)."""
+
+    experiment_id: int
+    name: str | None
+    dataset: str
+    seed: int
+    status: ExperimentStatus
+    created_at: datetime
+    progress: ExperimentProgress
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentSummary]
+    total: int = Field(description="Experiments in the database.")
+
+
+class SelectedMovie(BaseModel):
+    """A movie the real user rated, chosen for the persona's history or the test set."""
+
+    tmdb_id: int
+    rating: float = Field(description="The real user's rating.")
+    title: str
+    genres: list[str]
+
+
+class RunSelection(BaseModel):
+    """The persona's history and the held-out test movies of a run, with the real ratings."""
+
+    run_id: int
+    persona: list[SelectedMovie]
+    test: list[SelectedMovie]
+
+
+@router.get("/datasets", response_model=list[DatasetOut], tags=["datasets"])
+async def get_datasets(session: SessionDep) -> list[DatasetOut]:
+    """The imported datasets, by name (import them with `prefshift data import`)."""
+    return [
+        DatasetOut(
+            name=info.name,
+            n_users=info.n_users,
+            n_movies=info.n_movies,
+            n_ratings=info.n_ratings,
+            has_tmdb_metadata=info.has_tmdb_metadata,
+            imported_at=as_utc(info.imported_at),
+        )
+        for info in await list_datasets(session)
+    ]
+
+
+@router.get("/experiments", response_model=ExperimentList, tags=["experiments"])
+async def list_experiments(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Experiments per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+) -> ExperimentList:
+    """The experiments, newest first, each with its status and progress."""
+    total = await session.scalar(select(func.count()).select_from(Experiment)) or 0
+    experiments = (
+        await session.scalars(
+            select(Experiment).order_by(Experiment.id.desc()).limit(limit).offset(offset)
+        )
+    ).all()
+    runs: dict[int, list[tuple[str, float]]] = {experiment.id: [] for experiment in experiments}
+    if runs:
+        statement = (
+            select(ExperimentRun.experiment_id, Run.status, Run.progress)
+            .join(Run, Run.id == ExperimentRun.run_id)
+            .where(ExperimentRun.experiment_id.in_(list(runs)))
+        )
+        for experiment_id, run_status, run_progress in await session.execute(statement):
+            runs[experiment_id].append((run_status, run_progress))
+    summaries = []
+    for experiment in experiments:
+        status, progress = experiment_progress(runs[experiment.id])
+        summaries.append(
+            ExperimentSummary(
+                experiment_id=experiment.id,
+                name=experiment.name,
+                dataset=experiment.dataset,
+                seed=experiment.seed,
+                status=status,
+                created_at=as_utc(experiment.created_at),  # type: ignore[arg-type]
+                progress=progress,
+            )
+        )
+    return ExperimentList(experiments=summaries, total=total)
+
+
+@router.get(
+    "/runs/{run_id}/selection",
+    response_model=RunSelection,
+    responses=error_responses(NotFound),
+    tags=["runs"],
+)
+async def get_selection(
+    run_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="Run id.")],
+    session: SessionDep,
+) -> RunSelection:
+    """The movies the run's persona was built from (its history) and the held-out test movies
+    it re-rates, each with the real user's rating. Empty until the run has started."""
+    run = await RunRepository(session).get(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if run.selection is None:
+        return RunSelection(run_id=run_id, persona=[], test=[])
+    selection = Selection.from_json(run.selection)
+
+    def movies(chosen: Iterable[UserMovie]) -> list[SelectedMovie]:
+        return [
+            SelectedMovie(
+                tmdb_id=movie.tmdb_id,
+                rating=movie.rating,
+                title=movie.title,
+                genres=list(movie.genres),
+            )
+            for movie in chosen
+        ]
+
+    return RunSelection(
+        run_id=run_id, persona=movies(selection.persona), test=movies(selection.test)
+    )

@@ -1,0 +1,82 @@
+"""Listings for browsing: datasets, experiments newest first, and a run's persona and test
+movies with the real user's ratings."""
+
+from __future__ import annotations
+
+import time
+
+from tests.orchestrator.conftest import OrchestratorFactory, dataset_tmdb_ids, wait_for_run
+from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+
+PROTOCOL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 7, "seed": 2}
+
+
+def test_datasets_experiments_and_a_runs_selection(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    simulator = StandInSimulator(exposure=1.0)
+    recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
+    with (
+        serving(simulator.app) as simulator_url,
+        serving(recommender.app) as recommender_url,
+        orchestrator(
+            seed_cohort_database_url, simulator_url=simulator_url, recommender_url=recommender_url
+        ) as client,
+    ):
+        datasets = client.get("/datasets").json()
+        assert [d["name"] for d in datasets] == ["seed-cohort"]
+        assert datasets[0]["n_users"] == 150 and datasets[0]["n_ratings"] > 0
+        assert client.get("/experiments").json() == {"experiments": [], "total": 0}
+
+        ids = []
+        for name, users in (("first", [47425]), ("second", [85795, 999999])):
+            response = client.post(
+                "/experiments",
+                json={
+                    **PROTOCOL,
+                    "name": name,
+                    "arms": ["als", "control"],
+                    "cohort": {"user_ids": users},
+                },
+            )
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["experiment_id"])
+        listed = client.get("/experiments").json()
+        assert listed["total"] == 2
+        assert [e["experiment_id"] for e in listed["experiments"]] == ids[::-1]
+        assert [e["progress"]["runs"] for e in listed["experiments"]] == [2, 1]
+        page = client.get("/experiments", params={"limit": 1, "offset": 1}).json()
+        assert [e["name"] for e in page["experiments"]] == ["first"] and page["total"] == 2
+        assert client.get("/experiments", params={"limit": 0}).status_code == 422
+
+        deadline = time.monotonic() + 120
+        while any(
+            e["status"] == "running" for e in client.get("/experiments").json()["experiments"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        summaries = {e["name"]: e for e in client.get("/experiments").json()["experiments"]}
+        assert summaries["first"]["status"] == "completed"
+        # one of two runs failed (unknown user): the experiment completed with a failure
+        assert summaries["second"]["progress"]["failed"] == 1
+        for name, experiment_id in zip(("first", "second"), ids, strict=True):
+            full = client.get(f"/experiments/{experiment_id}").json()
+            assert full["progress"] == summaries[name]["progress"]
+            assert full["status"] == summaries[name]["status"]
+
+        run_id = client.get(f"/experiments/{ids[0]}").json()["runs"][0]["run_id"]
+        wait_for_run(client, run_id)
+        selection = client.get(f"/runs/{run_id}/selection").json()
+        assert len(selection["persona"]) == 7 and len(selection["test"]) == 5
+        persona = {m["tmdb_id"] for m in selection["persona"]}
+        test = {m["tmdb_id"] for m in selection["test"]}
+        assert not persona & test
+        assert all(0.5 <= m["rating"] <= 5.0 and m["title"] for m in selection["persona"])
+        baseline = {
+            r["tmdb_id"]
+            for r in client.get(f"/runs/{run_id}/ratings").json()["ratings"]
+            if r["arm"] == "baseline"
+        }
+        assert baseline == test
+        missing = client.get("/runs/424242/selection")
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
