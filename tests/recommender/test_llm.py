@@ -40,7 +40,12 @@ ODD_TITLES: list[tuple[str, int, int | None]] = [
     ("Parasite", 2019, None),  # not in ml-latest-small: TMDB search (via the proxy) finds it
     ("Joker", 2019, None),
     ("Zzyzx Quorble and the Nonexistent Film", 2021, None),  # no such movie
+    # invented sequels of movies above, a year or two on: dropped, never the original
+    ("Amélie 2", 2002, None),
+    ("Spirited Away: The Return", 2001, None),
+    ("The Good, the Bad and the Ugly II", 1967, None),
 ]
+INVENTED = 4
 OUTSIDE = {"Parasite": 496243, "Joker": 475557}
 HISTORY_LINE = re.compile(r"^- (.+) \((\d{4})\)(?: \[.*\])?: [\d.]+/5$", re.M)
 
@@ -160,10 +165,11 @@ async def test_llm_page_from_a_messy_model(
     assert not set(ids) & seen
     assert not set(ids) & set(excluded)
     assert page["short"] is False
+    assert page["unresolved_titles"] == INVENTED
     assert page["model_version"] == f"{name}:fake-model@t0.7"
     # Misspelled, alternate-title and outside-the-dataset movies were all resolved, and the
-    # first answer's 13 odd titles yield these 9 movies in order (duplicates, the excluded
-    # movie and the non-existent title dropped).
+    # first answer's 16 odd titles yield these 9 movies in order (duplicates, the excluded
+    # movie and the invented titles dropped).
     resolved = [
         "The Shawshenk Redemtion",
         "Se7en",

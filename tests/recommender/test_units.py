@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
 from prefshift_recommender.algorithms import SCORERS, make_scorer, top_n
 from prefshift_recommender.artifacts import build_matrix
 from prefshift_recommender.prompts import HistoryMovie, parse_suggestions, taste_profile
 from prefshift_recommender.repository import RatingArrays
-from prefshift_recommender.titles import TitleIndex, display_title, normalise, split_alternates
+from prefshift_recommender.titles import display_title, normalise, split_alternates, strip_year
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_alternates_and_normal_form() -> None:
     assert normalise("Fast & Furious") == normalise("Fast and Furious")
 
 
-def test_title_index_exact_fuzzy_and_years() -> None:
+def test_title_catalogue_exact_fuzzy_and_years() -> None:
     titles = [
         "Seven (a.k.a. Se7en) (1995)",
         "Matrix, The (1999)",
@@ -52,7 +53,12 @@ def test_title_index_exact_fuzzy_and_years() -> None:
         "Hamlet (1996)",
     ]
     years = [1995, 1999, 1994, 1990, 1996]
-    index = TitleIndex.build(titles, years, [10, 50, 40, 1, 5])
+    index = TitleCatalogue(
+        [
+            CatalogueMovie(i, tuple(split_alternates(strip_year(t)[0])), y, p)
+            for i, (t, y, p) in enumerate(zip(titles, years, [10, 50, 40, 1, 5], strict=True))
+        ]
+    )
     assert index.exact("Se7en", 1995) == 0
     assert index.exact("The Matrix", 2000) == 1  # a year off is tolerated
     assert index.exact("The Matrix", 2003) is None  # not The Matrix Reloaded's year
@@ -61,7 +67,9 @@ def test_title_index_exact_fuzzy_and_years() -> None:
     assert index.exact("The Shawshenk Redemtion", 1994) is None
     assert index.fuzzy("The Shawshenk Redemtion", 1994) == 2
     assert index.fuzzy("The Shawshenk Redemtion", 1980) is None
-    assert index.lookup("Completely Different Film", 1995) is None
+    assert index.fuzzy("The Shawshenk Redemtion", None) is None  # a near spelling needs a year
+    assert index.find("Completely Different Film", 1995) is None
+    assert index.find("The Matrix II", 1999) is None
 
 
 def test_parse_suggestions_in_every_shape() -> None:

@@ -100,6 +100,12 @@ class RecommendationResponse(Contract):
     unknown_history: int = Field(
         default=0, ge=0, description="History movies the model does not know (ignored)."
     )
+    unresolved_titles: int = Field(
+        default=0,
+        ge=0,
+        description="Titles an LLM recommender's model named that named no movie clearly "
+        "(invented, or not matching by year, sequel number or subtitle): dropped, not guessed.",
+    )
 
 
 class RecommenderInfo(Contract):

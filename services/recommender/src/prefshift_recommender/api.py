@@ -99,9 +99,10 @@ async def recommend(
     0.5–5.0 ratings: a persona's ratings plus its simulated ones), or both (history wins on
     overlap). No model is refitted: collaborative models fold the history in. Movies in the
     history or in `exclude` are never returned; history movies the model does not know are
-    ignored and counted in `unknown_history`. `short` is true when fewer than `n` movies could be
-    found. `random` is reproducible: the same `seed` (default: derived from the request) gives
-    the same page.
+    ignored and counted in `unknown_history`. The LLM recommenders drop titles that name no movie
+    clearly (invented ones included) and count them in `unresolved_titles`. `short` is true
+    when fewer than `n` movies could be found. `random` is reproducible: the same `seed`
+    (default: derived from the request) gives the same page.
 
     Errors: 404 unknown recommender, dataset or user; 409 no model trained yet (the detail says
     how to train it) or no dataset imported; 422 invalid request (`n` outside 1–500, bad ids);

@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
 from prefshift_recommender.repository import DatasetRef, MovieRows
-from prefshift_recommender.titles import TitleIndex, display_title
+from prefshift_recommender.titles import display_title, split_alternates, strip_year
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,19 @@ class Catalog:
         return tmdb_id in self._position
 
     @functools.cached_property
-    def titles(self) -> TitleIndex:
+    def titles(self) -> TitleCatalogue:
         """Title index over MovieLens titles and their alternates (built on first use)."""
-        return TitleIndex.build(
-            self._raw_titles,
-            [movie.year for movie in self.movies],
-            [float(movie.rating_count) for movie in self.movies],
+        return TitleCatalogue(
+            [
+                CatalogueMovie(
+                    tmdb_id=movie.tmdb_id,
+                    names=tuple(split_alternates(strip_year(raw)[0])),
+                    year=movie.year,
+                    popularity=float(movie.rating_count),
+                )
+                for movie, raw in zip(self.movies, self._raw_titles, strict=True)
+            ]
         )
-
-    def resolve_title(self, title: str, year: int | None, *, fuzzy: bool) -> CatalogMovie | None:
-        """The catalogue movie a title (and year) names: exact normal form, else fuzzy."""
-        index = self.titles
-        position = index.exact(title, year)
-        if position is None and fuzzy:
-            position = index.fuzzy(title, year)
-        return self.movies[position] if position is not None else None
 
     @functools.cached_property
     def genres(self) -> list[str]:

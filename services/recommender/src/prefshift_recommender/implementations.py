@@ -40,6 +40,7 @@ class Page:
     model_version: str
     short: bool
     unknown_history: int
+    unresolved_titles: int = 0
 
 
 class Recommender(Protocol):

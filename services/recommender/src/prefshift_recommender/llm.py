@@ -221,6 +221,7 @@ class LlmRecommender:
                 accepted=accepted,
                 have=len(chosen),
                 wanted=query.n,
+                unresolved=resolver.dropped,
             )
         items = [
             RecommendedItem(
@@ -236,6 +237,7 @@ class LlmRecommender:
             model_version=self.version,
             short=len(items) < query.n,
             unknown_history=unknown,
+            unresolved_titles=resolver.dropped,
         )
 
 

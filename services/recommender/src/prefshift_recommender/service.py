@@ -143,6 +143,7 @@ class RecommenderService:
             items=page.items,
             short=page.short,
             unknown_history=page.unknown_history,
+            unresolved_titles=page.unresolved_titles,
         )
 
     async def train(self, session: AsyncSession, name: str, body: TrainRequest) -> TrainAccepted:

@@ -1,0 +1,176 @@
+"""Resolving the (title, year) pairs a language model names to TMDB ids, the one way every
+caller does it (the LLM recommenders; the import of a study's recorded recommendations).
+
+First a catalogue (a dataset's movies: the same title, else a near spelling, see
+:mod:`prefshift_common.title_matching`), then a title search in TMDB's shape — tmdb-proxy's
+``GET /3/search/movie``, which also knows movies outside the dataset — judged by the same
+rules. A title neither resolves is dropped and counted, never mapped to the nearest film.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+import structlog
+
+from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
+
+log = structlog.get_logger(__name__)
+
+#: Search results judged per query (TMDB's first page).
+SEARCH_RESULTS = 20
+
+
+@dataclass(frozen=True)
+class ResolvedTitle:
+    """The movie a title names."""
+
+    tmdb_id: int
+    title: str
+    year: int | None
+    source: Literal["catalogue", "search"]
+
+
+class TitleSearch(Protocol):
+    """A title search in TMDB's shape; ``None`` when the search itself failed."""
+
+    async def search(self, query: str, year: int | None) -> list[CatalogueMovie] | None: ...
+
+
+def search_year(result: dict[str, Any]) -> int | None:
+    """The year of a ``GET /3/search/movie`` result: its release date, else the MovieLens year
+    tmdb-proxy's offline records carry when TMDB has no release date."""
+    release = result.get("release_date")
+    if isinstance(release, str) and release[:4].isdigit():
+        return int(release[:4])
+    for key in ("_year_from_movielens", "year"):
+        value = result.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def search_hits(body: Any) -> list[CatalogueMovie]:
+    """The results of a TMDB search answer as catalogue movies, best first (malformed skipped)."""
+    results = body.get("results") if isinstance(body, dict) else None
+    hits: list[CatalogueMovie] = []
+    for rank, result in enumerate(results[:SEARCH_RESULTS] if isinstance(results, list) else []):
+        if not isinstance(result, dict):
+            continue
+        tmdb_id = result.get("id")
+        if not isinstance(tmdb_id, int) or isinstance(tmdb_id, bool) or tmdb_id < 1:
+            continue
+        names = [result.get("title"), result.get("original_title")]
+        hits.append(
+            CatalogueMovie(
+                tmdb_id=tmdb_id,
+                names=tuple(dict.fromkeys(n[:500] for n in names if isinstance(n, str) and n)),
+                year=search_year(result),
+                popularity=-float(rank),  # TMDB's order breaks ties
+            )
+        )
+    return hits
+
+
+class ProxyTitleSearch:
+    """tmdb-proxy's (or TMDB's own) ``GET /3/search/movie`` over an ``httpx.AsyncClient``.
+
+    After ``max_failures`` transport errors or 5xx answers it stops asking (a page of titles
+    must not wait on a dead proxy once per title)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, max_failures: int = 3) -> None:
+        self.client = client
+        self.max_failures = max_failures
+        self.failures = 0
+
+    async def search(self, query: str, year: int | None) -> list[CatalogueMovie] | None:
+        if self.failures >= self.max_failures:
+            return None
+        params: dict[str, str | int] = {"query": query[:200]}
+        if year is not None:
+            params["year"] = year
+        try:
+            response = await self.client.get("/3/search/movie", params=params)
+        except httpx.HTTPError as exc:
+            self.failures += 1
+            log.warning("title_search_failed", error=type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            if response.status_code >= 500:
+                self.failures += 1
+            log.warning("title_search_failed", status=response.status_code)
+            return None
+        try:
+            return search_hits(response.json())
+        except ValueError:
+            self.failures += 1
+            log.warning("title_search_failed", error="invalid JSON")
+            return None
+
+
+class TitleResolver:
+    """Resolves titles against one catalogue and, if given, a title search. Counts what it
+    resolved where and what it dropped (``resolved_in_catalogue``, ``resolved_by_search``,
+    ``dropped``)."""
+
+    def __init__(
+        self,
+        catalogue: TitleCatalogue | None,
+        search: TitleSearch | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.search = search
+        self.resolved_in_catalogue = 0
+        self.resolved_by_search = 0
+        self.dropped = 0
+
+    def _from_catalogue(self, title: str, year: int | None) -> ResolvedTitle | None:
+        if self.catalogue is None:
+            return None
+        position = self.catalogue.find(title, year)
+        if position is None:
+            return None
+        movie = self.catalogue.movies[position]
+        return ResolvedTitle(movie.tmdb_id, movie.names[0], movie.year, "catalogue")
+
+    async def _from_search(self, title: str, year: int | None) -> ResolvedTitle | None:
+        if self.search is None:
+            return None
+        # TMDB filters on the release year, which can differ by one from the year people name.
+        for sent_year in dict.fromkeys([year, None]):
+            hits = await self.search.search(title, sent_year)
+            if not hits:
+                continue
+            position = TitleCatalogue(hits).find(title, year)
+            if position is not None:
+                hit = hits[position]
+                return ResolvedTitle(hit.tmdb_id, hit.names[0], hit.year, "search")
+        return None
+
+    async def resolve(self, title: str, year: int | None) -> ResolvedTitle | None:
+        """The movie a title (and the year given with it) names, or ``None`` (dropped)."""
+        title = title.strip()
+        found = None
+        if title:
+            # Fuzzy matching over a large catalogue takes milliseconds: off the event loop.
+            found = await asyncio.to_thread(self._from_catalogue, title, year)
+            if found is not None:
+                self.resolved_in_catalogue += 1
+            else:
+                found = await self._from_search(title, year)
+                if found is not None:
+                    self.resolved_by_search += 1
+        if found is None:
+            self.dropped += 1
+            log.info("title_dropped", title=title[:200], year=year)
+        return found
+
+    async def resolve_all(
+        self, titles: Sequence[tuple[str, int | None]]
+    ) -> list[ResolvedTitle | None]:
+        """Every (title, year) in order; ``None`` where a title was dropped."""
+        return list(await asyncio.gather(*(self.resolve(t, y) for t, y in titles)))
