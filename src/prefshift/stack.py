@@ -18,12 +18,13 @@ import httpx
 
 from prefshift_common.settings import CommonSettings, bind_address
 
-#: service name → (ASGI app factory, the CommonSettings field holding its URL)
+#: service name → (its package, the CommonSettings field holding its URL); each package's
+#: ``main.run()`` serves it (``prefshift_common.app.serve``), as its container image does.
 SERVICES: dict[str, tuple[str, str]] = {
-    "tmdb-proxy": ("prefshift_tmdb_proxy.main:create_app", "tmdb_proxy_url"),
-    "simulator": ("prefshift_simulator.main:create_app", "simulator_url"),
-    "recommender": ("prefshift_recommender.main:create_app", "recommender_url"),
-    "orchestrator": ("prefshift_orchestrator.main:create_app", "orchestrator_url"),
+    "tmdb-proxy": ("prefshift_tmdb_proxy", "tmdb_proxy_url"),
+    "simulator": ("prefshift_simulator", "simulator_url"),
+    "recommender": ("prefshift_recommender", "recommender_url"),
+    "orchestrator": ("prefshift_orchestrator", "orchestrator_url"),
 }
 
 
@@ -42,21 +43,18 @@ class Stack:
     def start(self, *, log_level: str = "warning") -> None:
         env = {**os.environ, **self.env}
         for service in self.services:
-            factory, _ = SERVICES[service]
+            package, _ = SERVICES[service]
             host, port = bind_address(self.url(service))
             command = [
                 sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                factory,
+                "-c",
+                f"from {package}.main import run; run()",
                 "--host",
                 host,
                 "--port",
                 str(port),
                 "--log-level",
                 log_level,
-                "--no-access-log",
             ]
             self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
 

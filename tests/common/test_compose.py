@@ -1,4 +1,4 @@
-"""docker-compose.yml, the Dockerfiles and .env.example agree with the code.
+"""docker-compose.yml, the Dockerfile and .env.example agree with the code.
 
 No Docker engine runs here, so the compose file is parsed and checked against the settings
 classes: every variable it sets is a setting of the service that receives it, and the values it
@@ -8,6 +8,7 @@ gives (defaults of the ``${VAR:-default}`` interpolations) validate.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,13 @@ from prefshift_simulator.config import Settings as SimulatorSettings
 from prefshift_tmdb_proxy.config import Settings as TmdbProxySettings
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
 SETTINGS: dict[str, type[BaseSettings]] = {
     "migrate": DatasetSettings,
     "orchestrator": OrchestratorSettings,
     "recommender": RecommenderSettings,
     "simulator": SimulatorSettings,
     "tmdb-proxy": TmdbProxySettings,
-}
-PACKAGES = {
-    "orchestrator": "prefshift-orchestrator",
-    "recommender": "prefshift-recommender",
-    "simulator": "prefshift-simulator",
-    "tmdb-proxy": "prefshift-tmdb-proxy",
 }
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 # variables only docker compose itself reads (interpolation), never a service
@@ -69,23 +65,27 @@ def _env_names(settings: type[BaseSettings]) -> set[str]:
 def test_services_ports_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {"postgres", "migrate", *SERVICES}
+    text = DOCKERFILE.read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim AS deps" in text
+    service_stage = text.split("FROM deps AS service")[1]
+    # one recipe, parameterised: the package, the port and the command all follow the arguments
+    assert "uv sync --frozen --no-dev --package prefshift-${SERVICE}" in service_stage
+    assert "COPY services/${SERVICE} services/${SERVICE}" in service_stage
+    assert "EXPOSE ${PORT}" in service_stage
+    assert "exec prefshift-${PREFSHIFT_IMAGE_SERVICE} --host 0.0.0.0" in service_stage
+    assert "http://127.0.0.1:${PREFSHIFT_IMAGE_PORT}/healthz" in service_stage
     for name in SERVICES:
         service = services[name]
         port = DEFAULT_PORTS[name]
         assert service["ports"] == [f"{port}:{port}"]
-        dockerfile = ROOT / service["build"]["dockerfile"]
-        assert dockerfile == ROOT / "services" / name / "Dockerfile"
-        assert service["build"]["context"] == "."
-        text = dockerfile.read_text()
-        assert text.startswith("#") and "FROM python:3.11-slim AS deps" in text
-        stage = service["build"]["target"]
-        assert re.search(rf"^FROM deps AS {stage}$", text, re.MULTILINE)
-        service_stage = text.split(f"FROM deps AS {stage}")[1]
-        assert f"uv sync --frozen --no-dev --package {PACKAGES[name]}" in service_stage
-        assert f"EXPOSE {port}" in service_stage
-        factory = SERVICES[name][0]
-        assert f'"--factory", "{factory}", "--host", "0.0.0.0", "--port", "{port}"' in service_stage
-        assert f"http://127.0.0.1:{port}/healthz" in service_stage
+        build = service["build"]
+        assert build["context"] == "." and "dockerfile" not in build  # the root Dockerfile
+        assert build["target"] == "service"
+        assert build["args"] == {"SERVICE": name, "PORT": str(port)}
+        # the image runs `prefshift-<SERVICE>` of the package `prefshift-<SERVICE>`
+        project = tomllib.loads((ROOT / "services" / name / "pyproject.toml").read_text())
+        assert project["project"]["name"] == f"prefshift-{name}"
+        assert project["project"]["scripts"][f"prefshift-{name}"] == f"{SERVICES[name][0]}.main:run"
 
 
 def test_postgres_and_migration_step(compose: dict[str, Any]) -> None:
@@ -97,7 +97,7 @@ def test_postgres_and_migration_step(compose: dict[str, Any]) -> None:
     assert migrate["command"] == ["prefshift", "db", "upgrade"]
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert migrate["build"]["target"] == "cli"
-    cli_stage = (ROOT / migrate["build"]["dockerfile"]).read_text().split("FROM deps AS cli")[1]
+    cli_stage = DOCKERFILE.read_text().split("FROM deps AS cli")[1]
     assert "COPY migrations migrations" in cli_stage and "COPY alembic.ini" in cli_stage
     for name in SERVICES:
         depends = services[name]["depends_on"]

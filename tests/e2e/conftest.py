@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,17 +92,6 @@ class Services:
 @pytest.fixture
 def services(seed_cohort_database_url: str, tmp_path: Path) -> Services:
     return Services(seed_cohort_database_url, tmp_path / "data")
-
-
-def wait_for_run(client: httpx.Client, run_id: int, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run: dict[str, Any] = client.get(f"/runs/{run_id}").json()
-        if run["status"] in ("completed", "failed", "cancelled"):
-            return run
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id}: {run['status']} {run['pages_done']} pages")
-        time.sleep(0.2)
 
 
 class RecordingProxy:

@@ -20,9 +20,10 @@ from prefshift_common.contracts import (
 )
 from prefshift_common.db import sync_url
 from prefshift_recommender.titles import display_title
-from tests.e2e.conftest import DATASET, USER, Services, wait_for_run
+from tests.e2e.conftest import DATASET, USER, Services
 from tests.fakes.live import LiveServer
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_content
+from tests.polling import wait_for_run
 
 
 def external_recommender(catalogue: list[int]) -> tuple[FastAPI, list[dict[str, Any]]]:

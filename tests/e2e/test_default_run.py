@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from prefshift_common.db import sync_url
-from tests.e2e.conftest import DATASET, USER, Services, wait_for_run
+from tests.e2e.conftest import DATASET, USER, Services
+from tests.polling import wait_for_run
 
 
 def _real_ratings(database_url: str, user_id: int) -> dict[int, float]:

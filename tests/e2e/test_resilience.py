@@ -13,8 +13,9 @@ from sqlalchemy import create_engine, text
 
 from prefshift_common.db import sync_url
 from tests.conftest import TEST_DATABASE
-from tests.e2e.conftest import USER, RecordingProxy, Services, wait_for_run
+from tests.e2e.conftest import USER, RecordingProxy, Services
 from tests.fakes.live import free_port
+from tests.polling import wait_for_run
 
 PROTOCOL = {"pages": 4, "page_size": 10, "arms": ["als", "random", "control"], "seed": 3}
 RATING_CALLS = 1 + 2 * 4 * 2 + 4  # baseline, 2 recommending arms × 4 pages × 2, control × 4

@@ -4,7 +4,6 @@ with the seed cohort imported."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -58,21 +57,6 @@ OrchestratorFactory = Callable[..., AbstractContextManager[httpx.Client]]
 @pytest.fixture
 def orchestrator() -> OrchestratorFactory:
     return running_orchestrator
-
-
-def wait_for_run(
-    client: httpx.Client, run_id: int, *, timeout: float = 120, until: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Poll ``GET /runs/{id}`` until the run finishes (or reaches a status in ``until``)."""
-    deadline = time.monotonic() + timeout
-    finished = ("completed", "failed", "cancelled", *until)
-    while True:
-        run = client.get(f"/runs/{run_id}").json()
-        if run["status"] in finished:
-            return dict(run)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} still {run['status']} ({run['progress']:.2f})")
-        time.sleep(0.1)
 
 
 def dataset_tmdb_ids(database_url: str, limit: int = 3000) -> list[int]:

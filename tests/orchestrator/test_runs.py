@@ -11,9 +11,9 @@ from tests.orchestrator.conftest import (
     USER,
     OrchestratorFactory,
     dataset_tmdb_ids,
-    wait_for_run,
 )
 from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.polling import wait_for_run
 
 SMALL = {"pages": 2, "page_size": 5, "test_size": 10, "persona_size": 12}
 

@@ -16,9 +16,9 @@ from tests.orchestrator.conftest import (
     USER,
     OrchestratorFactory,
     dataset_tmdb_ids,
-    wait_for_run,
 )
 from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.polling import wait_for_run
 
 PROTOCOL = {"pages": 3, "page_size": 4, "test_size": 6, "persona_size": 8, "seed": 11}
 ARMS = ["als", "random", "control"]

@@ -1,22 +1,58 @@
-"""The app factory every service uses: error envelope, request ids, health, readiness and the
-optional bearer token."""
+"""How every service is built and run — the one place for what all of them share.
+
+- ``create_service_app``: the app (error envelope, request ids, logging, health, readiness, the
+  optional bearer token) and the base lifespan, which opens the database (typed
+  :class:`Database` on ``app.state.database``), enters the service's own ``resources`` and
+  closes everything in reverse order.
+- ``serve``: runs an app under uvicorn — the services' ``run()``, ``prefshift up`` and the
+  container images all start here, so server-wide limits (body size, header and idle timeouts,
+  connections) belong in :data:`SERVER_OPTIONS` and in the app built here.
+- ``background_task``: a start-up job (cache warm-up) cancelled at shutdown.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import secrets
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from prefshift_common.db import ping
+from prefshift_common.db import create_async_db_engine, create_session_factory, ping
 from prefshift_common.errors import ErrorEnvelope, Unauthorized, install_error_handlers
-from prefshift_common.logging import RequestIdMiddleware
-from prefshift_common.settings import CommonSettings
+from prefshift_common.logging import RequestIdMiddleware, configure_logging
+from prefshift_common.settings import CommonSettings, bind_address
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A running service's database: the engine and the session factory over it."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+def service_database(app: FastAPI) -> Database:
+    """The database the base lifespan opened for ``app``."""
+    database: Database = app.state.database
+    return database
+
+
+#: A service's own parts (clients, caches, workers), set up on the open database and torn down
+#: before it closes; they put what their routes need on ``app.state``.
+ServiceResources = Callable[[FastAPI, Database], AbstractAsyncContextManager[None]]
 
 _bearer = HTTPBearer(auto_error=False, description="PREFSHIFT_API_TOKEN, when it is set.")
 
@@ -57,7 +93,7 @@ def _health_router(service: str) -> APIRouter:
     async def readyz(request: Request) -> Any:
         """Readiness: the database answers."""
         try:
-            await ping(request.app.state.engine)
+            await ping(service_database(request.app).engine)
         except Exception as exc:  # any driver error means not ready
             return JSONResponse(
                 status_code=503,
@@ -73,12 +109,28 @@ def create_service_app(
     service: str,
     description: str,
     settings: CommonSettings,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     routers: Sequence[APIRouter],
+    resources: ServiceResources | None = None,
+    engine_options: Mapping[str, Any] | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
-    """Build a service's FastAPI app. ``lifespan`` must set ``app.state.engine`` and
-    ``app.state.sessions``; routers get the token check, health routes do not."""
+    """Build a service's FastAPI app; routers get the token check, health routes do not.
+
+    The lifespan opens the database (``engine_options`` go to the engine, e.g. a pool size),
+    then enters ``resources(app, database)`` for the service's own parts."""
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_async_db_engine(settings.resolved_database_url, **(engine_options or {}))
+        database = Database(engine=engine, sessions=create_session_factory(engine))
+        app.state.database = database
+        try:
+            async with resources(app, database) if resources else contextlib.nullcontext():
+                yield
+        finally:
+            await engine.dispose()
+
     app = FastAPI(
         title=f"prefshift {service}",
         description=description,
@@ -96,3 +148,43 @@ def create_service_app(
             responses={401: {"model": ErrorEnvelope, "description": Unauthorized.description}},
         )
     return app
+
+
+@asynccontextmanager
+async def background_task(job: Coroutine[Any, Any, object], *, name: str) -> AsyncIterator[None]:
+    """Run ``job`` beside the service (e.g. warming a cache); a failure is logged, never fatal,
+    and the job is cancelled at shutdown if it is still running."""
+
+    async def guarded() -> None:
+        try:
+            await job
+        except Exception as exc:  # a missing table or an empty database must not stop the service
+            log.warning(f"{name}_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    task = asyncio.create_task(guarded(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+#: uvicorn options every service runs with (server-wide limits go here).
+SERVER_OPTIONS: dict[str, Any] = {"access_log": False}
+
+
+def serve(app: FastAPI, *, url: str, argv: Sequence[str] | None = None) -> None:
+    """Run ``app`` under uvicorn on the host and port of its URL setting, unless the command
+    line says otherwise (``--host``, ``--port``, ``--log-level``)."""
+    import uvicorn
+
+    host, port = bind_address(url)
+    parser = argparse.ArgumentParser(description=app.title)
+    parser.add_argument("--host", default=host, help=f"address to bind (default {host})")
+    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level")
+    options = parser.parse_args(argv)
+    uvicorn.run(
+        app, host=options.host, port=options.port, log_level=options.log_level, **SERVER_OPTIONS
+    )

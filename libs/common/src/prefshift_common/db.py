@@ -117,7 +117,7 @@ async def ping(engine: AsyncEngine) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; the route (the request boundary) commits."""
-    factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    factory: async_sessionmaker[AsyncSession] = request.app.state.database.sessions
     async with factory() as session:
         yield session
 

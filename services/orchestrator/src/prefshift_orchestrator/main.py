@@ -8,9 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from prefshift_common.app import create_service_app
-from prefshift_common.db import create_async_db_engine, create_session_factory
-from prefshift_common.logging import configure_logging
+from prefshift_common.app import Database, create_service_app, serve
 from prefshift_orchestrator.api import router
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
@@ -21,16 +19,12 @@ from prefshift_orchestrator.workers import WorkerPool
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the orchestrator app (uvicorn: `--factory prefshift_orchestrator.main:create_app`)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_async_db_engine(settings.resolved_database_url)
-        app.state.engine = engine
-        app.state.sessions = create_session_factory(engine)
+    async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
         clients = ServiceClients(settings)
         app.state.clients = clients
-        workers = WorkerPool(settings=settings, sessions=app.state.sessions, clients=clients)
+        workers = WorkerPool(settings=settings, sessions=database.sessions, clients=clients)
         app.state.workers = workers
         await workers.start()
         try:
@@ -38,23 +32,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await workers.stop()
             await clients.aclose()
-            await engine.dispose()
 
     return create_service_app(
         service="orchestrator",
         description=__doc__ or "",
         settings=settings,
-        lifespan=lifespan,
+        resources=resources,
         routers=[router, listings_router],
     )
 
 
 def run() -> None:
-    """Run this service alone: `prefshift-orchestrator`."""
-    import uvicorn
-
-    from prefshift_common.settings import bind_address
-
+    """Run this service alone: `prefshift-orchestrator [--host H] [--port P]`."""
     settings = Settings()
-    host, port = bind_address(settings.orchestrator_url)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    serve(create_app(settings), url=settings.orchestrator_url)

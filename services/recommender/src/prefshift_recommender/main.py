@@ -19,14 +19,9 @@ from fastapi import FastAPI
 from openai import AsyncOpenAI
 from sqlalchemy.exc import SQLAlchemyError
 
-from prefshift_common.app import create_service_app
-from prefshift_common.db import (
-    create_async_db_engine,
-    create_session_factory,
-    create_sync_db_engine,
-)
+from prefshift_common.app import Database, create_service_app, serve
+from prefshift_common.db import create_sync_db_engine
 from prefshift_common.http import create_http_client
-from prefshift_common.logging import configure_logging
 from prefshift_recommender import repository
 from prefshift_recommender.algorithms import limit_blas_threads
 from prefshift_recommender.api import router
@@ -52,14 +47,10 @@ def _openai_client(settings: Settings) -> AsyncOpenAI | None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the recommender app (uvicorn: `--factory prefshift_recommender.main:create_app`)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
         limit_blas_threads()
-        engine = create_async_db_engine(settings.resolved_database_url)
-        app.state.engine = engine
-        app.state.sessions = create_session_factory(engine)
         sync_engine = create_sync_db_engine(settings.resolved_database_url)
         registry = ModelRegistry(
             engine=sync_engine, models_dir=settings.models_dir, threads=settings.recommender_threads
@@ -76,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.recommender = service
         app.state.registry = registry
         try:
-            async with app.state.sessions() as session:
+            async with database.sessions() as session:
                 datasets = await repository.list_datasets(session)
                 await registry.load_persisted(datasets)
                 await service.autotrain(session)
@@ -90,23 +81,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if openai_client is not None:
                 await openai_client.close()
             sync_engine.dispose()
-            await engine.dispose()
 
     return create_service_app(
         service="recommender",
         description=__doc__ or "",
         settings=settings,
-        lifespan=lifespan,
+        resources=resources,
         routers=[router],
     )
 
 
 def run() -> None:
-    """Run this service alone: `prefshift-recommender`."""
-    import uvicorn
-
-    from prefshift_common.settings import bind_address
-
+    """Run this service alone: `prefshift-recommender [--host H] [--port P]`."""
     settings = Settings()
-    host, port = bind_address(settings.recommender_url)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    serve(create_app(settings), url=settings.recommender_url)

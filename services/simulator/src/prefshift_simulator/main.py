@@ -7,19 +7,14 @@ neither network nor key.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-import structlog
 from fastapi import FastAPI
 
-from prefshift_common.app import create_service_app
-from prefshift_common.db import create_async_db_engine, create_session_factory
+from prefshift_common.app import Database, background_task, create_service_app, serve
 from prefshift_common.http import create_http_client
-from prefshift_common.logging import configure_logging
 from prefshift_simulator.api import router
 from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
@@ -33,8 +28,6 @@ from prefshift_simulator.llm.backend import LlmBackend, create_openai_client
 from prefshift_simulator.metadata import CachedMetadata, ProxyMetadata
 from prefshift_simulator.repository import LlmCallRepository
 from prefshift_simulator.service import RatingService
-
-log = structlog.get_logger(__name__)
 
 
 def persona_models(settings: Settings) -> tuple[dict[str, PersonaModel], str]:
@@ -50,26 +43,23 @@ def persona_models(settings: Settings) -> tuple[dict[str, PersonaModel], str]:
     return models, settings.simulator_persona or DEFAULT_PERSONA_MODEL
 
 
-async def _warm_up(stats: DatasetStatsCache, dataset: str) -> None:
-    """Load the default dataset's statistics before the first request needs them."""
-    try:
-        await stats.get(dataset)
-    except Exception as exc:  # a dataset not imported yet must not stop the service
-        log.warning("dataset_stats_warm_up_failed", dataset=dataset, error=str(exc)[:200])
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the simulator app (uvicorn: `--factory prefshift_simulator.main:create_app`)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_async_db_engine(settings.resolved_database_url)
-        app.state.engine = engine
-        app.state.sessions = create_session_factory(engine)
+    async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await _open(app, database, stack)
+            yield
+
+    async def _open(app: FastAPI, database: Database, stack: AsyncExitStack) -> None:
+        """Build the rating service; what must be closed goes on ``stack``."""
         proxy = create_http_client(settings.tmdb_proxy_url, api_token=settings.api_token)
+        stack.push_async_callback(proxy.aclose)
         openai_client = create_openai_client(settings)
+        if openai_client is not None:
+            stack.push_async_callback(openai_client.close)
         stats = DatasetStatsCache(settings.resolved_database_url)
         models, default_model = persona_models(settings)
         embedded = EmbeddedBackend(
@@ -78,12 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             default_persona_model=default_model,
             default_dataset=settings.simulator_dataset,
         )
-        warm_up = (
-            asyncio.create_task(_warm_up(stats, settings.simulator_dataset))
-            if settings.simulator_dataset
-            else None
-        )
-        llm = LlmBackend(openai_client, settings, LlmCallRepository(app.state.sessions))
+        if settings.simulator_dataset:  # its statistics, before the first request needs them
+            await stack.enter_async_context(
+                background_task(stats.get(settings.simulator_dataset), name="dataset_stats_warm_up")
+            )
+        llm = LlmBackend(openai_client, settings, LlmCallRepository(database.sessions))
         app.state.rating_service = RatingService(
             backends={"embedded": embedded, "llm": llm},
             default_backend=settings.default_backend,
@@ -94,33 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             llm_available=openai_client is not None,
             persona_models=embedded.describe_models(),
         )
-        try:
-            yield
-        finally:
-            if warm_up is not None:
-                warm_up.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await warm_up
-            if openai_client is not None:
-                await openai_client.close()
-            await proxy.aclose()
-            await engine.dispose()
 
     return create_service_app(
         service="simulator",
         description=__doc__ or "",
         settings=settings,
-        lifespan=lifespan,
+        resources=resources,
         routers=[router],
     )
 
 
 def run() -> None:
-    """Run this service alone: `prefshift-simulator`."""
-    import uvicorn
-
-    from prefshift_common.settings import bind_address
-
+    """Run this service alone: `prefshift-simulator [--host H] [--port P]`."""
     settings = Settings()
-    host, port = bind_address(settings.simulator_url)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    serve(create_app(settings), url=settings.simulator_url)

@@ -3,8 +3,6 @@ respects TMDB's rate limit and works offline (imported records, then MovieLens's
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +10,9 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
-from prefshift_common.app import create_service_app
-from prefshift_common.db import create_async_db_engine, create_session_factory, is_sqlite
+from prefshift_common.app import Database, background_task, create_service_app, serve
+from prefshift_common.db import is_sqlite
 from prefshift_common.http import create_http_client
-from prefshift_common.logging import configure_logging
 from prefshift_tmdb_proxy.api import router
 from prefshift_tmdb_proxy.config import Settings
 from prefshift_tmdb_proxy.service import MovieService
@@ -32,17 +29,10 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the tmdb-proxy app (uvicorn: `--factory prefshift_tmdb_proxy.main:create_app`)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    database_url = settings.resolved_database_url
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database_url = settings.resolved_database_url
-        # Every concurrent fetch holds a connection on Postgres; a pool smaller than the load
-        # turns into a connection opened and closed per request (the "overflow").
-        pool = {} if is_sqlite(database_url) else {"pool_size": settings.tmdb_proxy_db_pool_size}
-        engine = create_async_db_engine(database_url, **pool)
-        app.state.engine = engine
-        app.state.sessions = create_session_factory(engine)
+    async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
         scrubber = install_key_scrubber(settings.tmdb_api_key)
         http: httpx.AsyncClient | None = None
         client: TmdbClient | None = None
@@ -65,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_concurrency=settings.tmdb_proxy_max_concurrency,
             )
         service = MovieService(
-            sessions=app.state.sessions,
+            sessions=database.sessions,
             client=client,
             cross_process_lock=not is_sqlite(database_url),
             cache_ttl_s=settings.tmdb_proxy_cache_ttl_s,
@@ -77,40 +67,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.movie_service = service
         log.info("tmdb_proxy_started", mode="online" if settings.online else "offline")
-        warm_up = asyncio.create_task(_warm_up(service))
         try:
-            yield
+            async with background_task(service.warm_up(), name="title_index_warm_up"):
+                yield
         finally:
-            warm_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warm_up
             if http is not None:
                 await http.aclose()
             remove_key_scrubber(scrubber)
-            await engine.dispose()
 
     return create_service_app(
         service="tmdb-proxy",
         description=__doc__ or "",
         settings=settings,
-        lifespan=lifespan,
+        resources=resources,
+        # Every concurrent fetch holds a connection on Postgres; a pool smaller than the load
+        # turns into a connection opened and closed per request (the "overflow").
+        engine_options={}
+        if is_sqlite(database_url)
+        else {"pool_size": settings.tmdb_proxy_db_pool_size},
         routers=[router],
     )
 
 
-async def _warm_up(service: MovieService) -> None:
-    try:
-        await service.warm_up()
-    except Exception as exc:  # a missing table or an empty database must not stop the service
-        log.warning("title_index_warm_up_failed", error=type(exc).__name__)
-
-
 def run() -> None:
-    """Run this service alone: `prefshift-tmdb-proxy`."""
-    import uvicorn
-
-    from prefshift_common.settings import bind_address
-
+    """Run this service alone: `prefshift-tmdb-proxy [--host H] [--port P]`."""
     settings = Settings()
-    host, port = bind_address(settings.tmdb_proxy_url)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    serve(create_app(settings), url=settings.tmdb_proxy_url)

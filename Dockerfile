@@ -1,6 +1,7 @@
-# orchestrator service image. Build from the workspace root:
-#   docker build -f services/orchestrator/Dockerfile -t prefshift-orchestrator .
-# Only this service's workspace package and its dependencies are installed (uv.lock, frozen).
+# One image recipe for every prefshift service, picked by build arguments. From the workspace root:
+#   docker build --build-arg SERVICE=orchestrator --build-arg PORT=8100 -t prefshift-orchestrator .
+#   docker build --target cli -t prefshift-cli .
+# Only the chosen service's workspace package and its dependencies are installed (uv.lock, frozen).
 
 FROM python:3.11-slim AS deps
 COPY --from=ghcr.io/astral-sh/uv:0.13 /uv /uvx /bin/
@@ -37,15 +38,20 @@ USER prefshift
 ENTRYPOINT []
 CMD ["prefshift", "--help"]
 
-# --- orchestrator
+# --- service: one of services/<SERVICE>, served by its `prefshift-<SERVICE>` command
+# (prefshift_common.app.serve) on PORT.
 FROM deps AS service
-RUN uv sync --frozen --no-dev --package prefshift-orchestrator --no-install-workspace
+ARG SERVICE=orchestrator
+ARG PORT=8100
+ENV PREFSHIFT_IMAGE_SERVICE=${SERVICE} \
+    PREFSHIFT_IMAGE_PORT=${PORT}
+RUN uv sync --frozen --no-dev --package prefshift-${SERVICE} --no-install-workspace
 COPY libs libs
-COPY services/orchestrator services/orchestrator
-RUN uv sync --frozen --no-dev --package prefshift-orchestrator
+COPY services/${SERVICE} services/${SERVICE}
+RUN uv sync --frozen --no-dev --package prefshift-${SERVICE}
 USER prefshift
 VOLUME ["/data"]
-EXPOSE 8100
+EXPOSE ${PORT}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=5 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8100/healthz', timeout=2)"]
-CMD ["uvicorn", "--factory", "prefshift_orchestrator.main:create_app", "--host", "0.0.0.0", "--port", "8100", "--no-access-log"]
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${PREFSHIFT_IMAGE_PORT}/healthz', timeout=2)"
+CMD ["sh", "-c", "exec prefshift-${PREFSHIFT_IMAGE_SERVICE} --host 0.0.0.0 --port ${PREFSHIFT_IMAGE_PORT}"]

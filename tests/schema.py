@@ -1,0 +1,74 @@
+"""One schemathesis harness for every service's OpenAPI schema, over real HTTP on loopback.
+
+A service's ``test_schema.py`` subclasses :class:`SchemaContract` (as lenskit's component test
+harness is subclassed) with the operations it must list, its API token and a class-scoped
+``schema`` fixture that serves the app; the harness then checks that the schema lists exactly
+those operations and drives each one with Hypothesis (``operation.as_strategy()`` — schemathesis's
+``from_fixture`` does not work with this pytest version): every response conforms to the schema,
+invalid input is refused with a declared status, nothing answers 500, and with a token set,
+wrong or missing auth is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+
+class SchemaContract:
+    """Subclass as ``Test<Service>Schema`` and define ``schema``, a class-scoped fixture (a
+    classmethod) that serves the app and yields its schema."""
+
+    #: every operation of the schema, as "METHOD /path"
+    operations: ClassVar[Sequence[str]]
+    #: the bearer token the served app is configured with
+    api_token: ClassVar[str]
+    max_examples: ClassVar[int] = 60
+    #: client timeout of one call (None: schemathesis's default)
+    timeout: ClassVar[float | None] = None
+
+    def excluded_checks(self, method: str, path: str) -> list[schemathesis.CheckFunction]:
+        """Checks that cannot hold for one operation (say why where you override this)."""
+        return []
+
+    def check_response(self, method: str, path: str, response: schemathesis.Response) -> None:
+        """Extra assertions on every response of one operation."""
+
+    def examples(self, method: str, path: str) -> int:
+        return self.max_examples
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "operation_label" in metafunc.fixturenames:
+            metafunc.parametrize("operation_label", self.operations)
+
+    def test_schema_lists_every_operation(self, schema: schemathesis.BaseSchema) -> None:
+        found = {
+            f"{result.ok().method.upper()} {result.ok().path}"
+            for result in schema.get_all_operations()
+        }
+        assert found == set(self.operations)
+
+    def test_operation_conforms_to_the_schema(
+        self, schema: schemathesis.BaseSchema, operation_label: str
+    ) -> None:
+        method, path = operation_label.split(" ", 1)
+        operation = schema[path][method]
+        excluded = self.excluded_checks(method, path)
+        options: dict[str, Any] = {} if self.timeout is None else {"timeout": self.timeout}
+        headers = {"Authorization": f"Bearer {self.api_token}"}
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=self.examples(method, path),
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case: schemathesis.Case) -> None:
+            response = case.call_and_validate(headers=headers, excluded_checks=excluded, **options)
+            self.check_response(method, path, response)
+
+        check()
