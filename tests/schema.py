@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 
 class SchemaContract:
     """Subclass as ``Test<Service>Schema`` and define ``schema``, a class-scoped fixture (a
-    classmethod) that serves the app and yields its schema."""
+    classmethod) that serves the app on ``schema_database_url`` and yields its schema."""
 
     #: every operation of the schema, as "METHOD /path"
     operations: ClassVar[Sequence[str]]
@@ -30,6 +30,15 @@ class SchemaContract:
     max_examples: ClassVar[int] = 60
     #: client timeout of one call (None: schemathesis's default)
     timeout: ClassVar[float | None] = None
+    #: the fixture of the template database the served app's database is copied from
+    database_template: ClassVar[str]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def schema_database_url(cls, request: pytest.FixtureRequest) -> str:
+        """A fresh database for the served app, copied from ``database_template``."""
+        factory = request.getfixturevalue("database_factory")
+        return str(factory.new(template=request.getfixturevalue(cls.database_template)))
 
     def excluded_checks(self, method: str, path: str) -> list[schemathesis.CheckFunction]:
         """Checks that cannot hold for one operation (say why where you override this)."""

@@ -52,12 +52,12 @@ class TestOrchestratorSchema(SchemaContract):
         if response.status_code == 422 and method == "POST":
             assert response.json()["error"] in ("validation_error", "unprocessable")
 
+    database_template = "seed_cohort_template"
+
     @pytest.fixture(scope="class")
     @classmethod
-    def schema(
-        cls, database_factory: object, seed_cohort_template: str
-    ) -> Iterator[schemathesis.BaseSchema]:
-        url = database_factory.new(template=seed_cohort_template)  # type: ignore[attr-defined]
+    def schema(cls, schema_database_url: str) -> Iterator[schemathesis.BaseSchema]:
+        url = schema_database_url
         simulator = StandInSimulator()
         recommender = StandInRecommender(dataset_tmdb_ids(url))
         with serving(simulator.app) as simulator_url, serving(recommender.app) as recommender_url:

@@ -13,7 +13,6 @@ from pydantic import SecretStr
 from schemathesis.checks import positive_data_acceptance
 
 from prefshift_recommender.main import create_app
-from tests.conftest import DatabaseFactory
 from tests.fakes.live import LiveServer
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_content
 from tests.recommender.conftest import make_settings
@@ -44,16 +43,17 @@ class TestRecommenderSchema(SchemaContract):
         # get 422.
         return [positive_data_acceptance] if path.endswith("/train") else []
 
+    database_template = "ml_small_template"
+
     @pytest.fixture(scope="class")
     @classmethod
     def schema(
         cls,
-        database_factory: DatabaseFactory,
-        ml_small_template: str,
+        schema_database_url: str,
         trained_data_dir: Path,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[schemathesis.BaseSchema]:
-        url = database_factory.new(template=ml_small_template)
+        url = schema_database_url
         data_dir = tmp_path_factory.mktemp("schemathesis") / "data"
         shutil.copytree(trained_data_dir, data_dir)
         fake = FakeOpenAI(responder=answer)

@@ -18,9 +18,9 @@ from prefshift_datasets.split import SplitMovie, split_persona_and_test
 from prefshift_simulator.config import Settings
 from prefshift_simulator.evaluation import DatasetSnapshot, read_dataset
 from prefshift_simulator.main import create_app
-from prefshift_tmdb_proxy.config import Settings as ProxySettings
 from prefshift_tmdb_proxy.main import create_app as create_proxy_app
 from tests.fakes.live import LiveServer
+from tests.tmdb_proxy.conftest import offline_proxy_settings
 
 DATASET = "seed-cohort"
 
@@ -72,13 +72,7 @@ def case(seed_snapshot: DatasetSnapshot) -> PersonaCase:
 @pytest.fixture
 def proxy_url(seed_cohort_database_url: str) -> Iterator[str]:
     """The real tmdb-proxy, offline (no TMDB key), on a free loopback port."""
-    settings = ProxySettings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=seed_cohort_database_url,
-        tmdb_api_key=None,
-        tmdb_read_token=None,
-        api_token=None,
-    )
+    settings = offline_proxy_settings(seed_cohort_database_url, api_token=None)
     with LiveServer(create_proxy_app(settings)) as server:
         yield server.url
 

@@ -11,13 +11,13 @@ import schemathesis
 from pydantic import SecretStr
 
 from prefshift_simulator.main import create_app
-from prefshift_tmdb_proxy.config import Settings as ProxySettings
 from prefshift_tmdb_proxy.main import create_app as create_proxy_app
 from tests.fakes.live import LiveServer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.schema import SchemaContract
 from tests.simulator.conftest import simulator_settings
 from tests.simulator.test_llm import answer_all
+from tests.tmdb_proxy.conftest import offline_proxy_settings
 
 
 class TestSimulatorSchema(SchemaContract):
@@ -25,21 +25,13 @@ class TestSimulatorSchema(SchemaContract):
     operations = ("POST /ratings", "GET /backends", "GET /healthz", "GET /readyz")
     max_examples = int(os.environ.get("SIM_SCHEMA_EXAMPLES", "60"))
 
+    database_template = "seed_cohort_template"
+
     @pytest.fixture(scope="class")
     @classmethod
-    def schema(
-        cls, database_factory: object, seed_cohort_template: str
-    ) -> Iterator[schemathesis.BaseSchema]:
-        url = database_factory.new(template=seed_cohort_template)  # type: ignore[attr-defined]
-        proxy = create_proxy_app(
-            ProxySettings(  # type: ignore[call-arg]
-                _env_file=None,
-                database_url=url,
-                tmdb_api_key=None,
-                tmdb_read_token=None,
-                log_level="WARNING",
-            )
-        )
+    def schema(cls, schema_database_url: str) -> Iterator[schemathesis.BaseSchema]:
+        url = schema_database_url
+        proxy = create_proxy_app(offline_proxy_settings(url, log_level="WARNING"))
         fake = FakeOpenAI(responder=answer_all)
         with LiveServer(proxy) as proxy_server, fake.serve() as llm_url:
             app = create_app(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from prefshift_tmdb_proxy.config import Settings as ProxySettings
 from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
 from prefshift_tmdb_proxy.main import create_app
 from prefshift_tmdb_proxy.service import MovieService
@@ -19,6 +20,13 @@ from tests.conftest import DatabaseFactory
 from tests.fakes.tmdb_server import FakeTmdb
 
 TMDB_KEY = "tmdb-test-key-3f9a7c21e5b04d68"
+
+
+def offline_proxy_settings(database_url: str, **overrides: Any) -> ProxySettings:
+    """Settings of a tmdb-proxy that never goes online (no TMDB key, whatever the environment
+    holds) on ``database_url``."""
+    values: dict[str, Any] = {"tmdb_api_key": None, "tmdb_read_token": None, **overrides}
+    return ProxySettings(_env_file=None, database_url=database_url, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture

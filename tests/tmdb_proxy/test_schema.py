@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 
-from prefshift_tmdb_proxy.config import Settings
 from prefshift_tmdb_proxy.main import create_app
 from tests.fakes.live import LiveServer
 from tests.schema import SchemaContract
+from tests.tmdb_proxy.conftest import offline_proxy_settings
 
 
 class TestProxySchema(SchemaContract):
@@ -25,22 +25,14 @@ class TestProxySchema(SchemaContract):
         "GET /readyz",
     )
 
+    database_template = "ml_small_offline_template"
+
     @pytest.fixture(scope="class")
     @classmethod
-    def schema(
-        cls, database_factory: object, ml_small_offline_template: str
-    ) -> Iterator[schemathesis.BaseSchema]:
-        url = database_factory.new(template=ml_small_offline_template)  # type: ignore[attr-defined]
-        app = create_app(
-            Settings(  # type: ignore[call-arg]
-                _env_file=None,
-                database_url=url,
-                tmdb_api_key=None,
-                tmdb_read_token=None,
-                log_level="WARNING",
-                # with a token, schemathesis also checks that wrong or missing auth is refused
-                api_token=cls.api_token,
-            )
+    def schema(cls, schema_database_url: str) -> Iterator[schemathesis.BaseSchema]:
+        # with a token, schemathesis also checks that wrong or missing auth is refused
+        settings = offline_proxy_settings(
+            schema_database_url, log_level="WARNING", api_token=cls.api_token
         )
-        with LiveServer(app) as server:
+        with LiveServer(create_app(settings)) as server:
             yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
