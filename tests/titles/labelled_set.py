@@ -127,8 +127,10 @@ class World:
             self.mains[form.main].add((tmdb_id, year))
 
     def exists(self, title: str) -> bool:
-        """Some movie of the world has this title (in any year)."""
-        return title_form(title).key in self.keys
+        """Some movie of the world has this title, or this main title before its subtitle ("Airplane
+        2" for "Airplane II: The Sequel"), in any year."""
+        key = title_form(title).key
+        return key in self.keys or key in self.mains
 
     def names_only(self, title: str, tmdb_id: int, year: int | None) -> bool:
         """The title names this movie and no other (near ``year``, or at all when None)."""
@@ -249,8 +251,9 @@ class _Maker:
         title = display_title(film.movielens_title)
         year = film.year + self.rng.choice((-1, 1)) * self.rng.randint(5, 15)
         key = title_form(title).key
-        if any(y is None or abs(y - year) <= 1 for _, y in self.world.keys.get(key, set())):
-            return None
+        near = self.world.keys.get(key, set()) | self.world.mains.get(key, set())
+        if any(y is None or abs(y - year) <= 1 for _, y in near):
+            return None  # names another movie of that year ("300 (2014)": Rise of an Empire)
         return LabelledTitle("near-miss", "year-far", title, year, None)
 
     # --- invented ------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ that does not clearly name one movie is dropped, never mapped to the nearest fil
 - **shortened title** ("Borat" for "Borat: Cultural Learnings of America…"): the title is the
   movie's main title before its subtitle, with no subtitle of its own, and both years are
   known and agree within one;
-- **fuzzy** (typos, "Volume" for "Vol."): both years known and within one; the same sequel
+- **fuzzy** (typos): both years known and within one; the same sequel
   numbers (``II`` = ``2`` = ``two``; "Part 1" counts as no number); no whole word added or
-  removed (apart from articles and "of"/"and"), and any differing words similar; where both
+  removed (apart from articles and "of"/"and"), the differing words one edit apart per five
+  letters ("Shawshenk" for "Shawshank", not "Station" for "Salvation"); where both
   titles have a subtitle, main title and subtitle each similar; and a whole-title
   ``rapidfuzz`` ratio of at least ``cutoff`` (88).
 """
@@ -26,11 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 #: Whole-title similarity (0–100) a fuzzy match needs.
 FUZZY_CUTOFF = 88.0
-#: Similarity of the words that differ between two titles (typos, not other words).
-WORD_CUTOFF = 75.0
+#: Letters per edit allowed in the words two titles do not share (typos, not other words).
+LETTERS_PER_EDIT = 5
 #: Words whose absence does not make another title ("Lord of Rings").
 _FILLER = frozenset({"the", "a", "an", "of", "and"})
 _SUBTITLE = re.compile(r"\s*(?::|\s[-–—]\s)\s*")
@@ -96,7 +98,7 @@ class TitleForm:
     main: str  #: the key of the part before a subtitle (the whole key when there is none)
     subtitle: str  #: the key of the subtitle ("" when there is none)
     words: tuple[str, ...]
-    numbers: frozenset[int]  #: sequel and other numbers, 1 left out ("Part 1" = no part)
+    numbers: tuple[int, ...]  #: every number, sorted; 1 left out ("Part 1" = no part)
 
 
 def split_year(title: str) -> tuple[str, int | None]:
@@ -116,7 +118,7 @@ def title_form(title: str) -> TitleForm:
     subtitle = " ".join(_canonical(_fold(parts[1]))) if len(parts) == 2 else ""
     if not main or not subtitle:  # ": The Movie" or "Title:" alone is no subtitle
         main, subtitle = " ".join(words), ""
-    numbers = frozenset(n for n in (_number(w) for w in words) if n is not None and n != 1)
+    numbers = tuple(sorted(n for n in map(_number, words) if n is not None and n != 1))
     return TitleForm(" ".join(words), main, subtitle, words, numbers)
 
 
@@ -132,7 +134,8 @@ def _differing_words_similar(wanted: TitleForm, found: TitleForm) -> bool:
         return True
     if not extra or not missing:
         return False  # a word added ("X Returns") or dropped: another title
-    return fuzz.ratio("".join(extra), "".join(missing)) >= WORD_CUTOFF
+    wrote, named = "".join(extra), "".join(missing)
+    return Levenshtein.distance(wrote, named) <= max(len(wrote), len(named)) // LETTERS_PER_EDIT
 
 
 def match_score(
