@@ -1,5 +1,6 @@
 """Without a TMDB key: imported records first, then the datasets' own movies; offline search
-with fuzzy titles and the year as tie-breaker; idempotent imports."""
+with fuzzy titles, filtered and ranked by the year (the MovieLens year where TMDB has no release
+date); idempotent imports."""
 
 from __future__ import annotations
 
@@ -156,6 +157,38 @@ async def test_offline_search_finds_the_movie(
     offline_proxy: Any, query: str, year: int | None, tmdb_id: int
 ) -> None:
     assert (await _first(offline_proxy, query, year))["id"] == tmdb_id
+
+
+async def test_offline_search_filters_by_year_and_carries_the_movielens_year(
+    offline_proxy: Any,
+) -> None:
+    """A seed-cohort record has no release date: its MovieLens year comes with it, and a year
+    more than one off leaves it out, as TMDB's ``year`` filter would."""
+
+    async def ids(**params: Any) -> list[int]:
+        response = await offline_proxy.get(
+            "/3/search/movie", params={"query": "Amanda Knox", **params}
+        )
+        return [result["id"] for result in response.json()["results"]]
+
+    first = await _first(offline_proxy, "Amanda Knox")
+    assert first["id"] == 411009 and first["release_date"] == ""
+    assert first["_year_from_movielens"] == 2016
+    assert (await ids(year=2017))[0] == 411009
+    assert 411009 not in await ids(year=1973)
+
+
+async def test_imported_records_without_a_date_get_the_datasets_year(
+    ml_small_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "movies.jsonl"
+    path.write_text(json.dumps({"id": 862, "title": "Toy Story", "release_date": None}))
+    import_tmdb_jsonl(ml_small_database_url, path)
+    async with make_proxy_factory(ml_small_database_url)() as client:
+        found = await _first(client, "Toy Story", 1995)
+        elsewhere = await client.get("/3/search/movie", params={"query": "Toy Story", "year": 1980})
+    assert found["id"] == 862 and found["_year_from_movielens"] == 1995  # MovieLens's year
+    assert 862 not in [result["id"] for result in elsewhere.json()["results"]]
 
 
 async def test_offline_search_answers_in_tmdbs_shape_and_pages(offline_proxy: Any) -> None:

@@ -91,7 +91,9 @@ async def search_movies(
 
     With a TMDB key this is TMDB's answer (cached in memory for a while). Without one — or when
     TMDB is unavailable — an offline title index answers: fuzzy matching that knows MovieLens's
-    "Matrix, The" is "The Matrix", with the year as tie-breaker (not a hard filter).
+    "Matrix, The" is "The Matrix"; with `year`, movies more than a year off are left out (TMDB
+    filters on the exact year) and the closer years rank first. Offline results without a
+    `release_date` carry the MovieLens year as `_year_from_movielens`.
     """
     if not query.strip():
         return {"page": page, "results": [], "total_pages": 0, "total_results": 0}

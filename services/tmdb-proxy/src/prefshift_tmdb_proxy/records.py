@@ -115,9 +115,10 @@ def from_dataset_movie(
     }
 
 
-def search_result(payload: dict[str, Any]) -> dict[str, Any]:
-    """The ``results[]`` item of ``GET /3/search/movie`` for a details record (plus the
-    MovieLens year where TMDB's release date is unknown, as the offline records carry it)."""
+def search_result(payload: dict[str, Any], *, year: int | None = None) -> dict[str, Any]:
+    """The ``results[]`` item of ``GET /3/search/movie`` for a details record, plus, where TMDB's
+    release date is unknown, the MovieLens year as ``_year_from_movielens`` (the record's own,
+    else ``year``: the offline index's year, which the datasets fill in)."""
     result = {
         "id": payload["id"],
         "title": payload.get("title") or "",
@@ -131,6 +132,8 @@ def search_result(payload: dict[str, Any]) -> dict[str, Any]:
         "poster_path": payload.get("poster_path"),
         "prefshift_source": payload.get("prefshift_source"),
     }
-    if not result["release_date"] and payload.get("_year_from_movielens"):
-        result["_year_from_movielens"] = payload["_year_from_movielens"]
+    if not result["release_date"]:
+        known = payload.get("_year_from_movielens") or year
+        if known:
+            result["_year_from_movielens"] = known
     return result

@@ -132,7 +132,8 @@ class TitleRow:
 async def title_rows(session: AsyncSession) -> list[TitleRow]:
     """Every movie the offline source can serve: imported records, then dataset movies. The
     datasets' MovieLens titles of imported movies become alternative titles ("Star Wars:
-    Episode IV - A New Hope (1977)" for TMDB's "Star Wars").
+    Episode IV - A New Hope (1977)" for TMDB's "Star Wars"), and their MovieLens years the year
+    of imported records that have none.
 
     The datasets repository has no "titles of every dataset" read, so this one query on the
     movies table lives here."""
@@ -159,8 +160,12 @@ async def title_rows(session: AsyncSession) -> list[TitleRow]:
             known = rows.get(tmdb_id)
             if known is None:
                 rows[tmdb_id] = TitleRow(tmdb_id, title, None, year, _float(votes))
-            elif title not in known.other_titles and title != known.title:
-                rows[tmdb_id] = replace(known, other_titles=(*known.other_titles, title))
+                continue
+            if title not in known.other_titles and title != known.title:
+                known = replace(known, other_titles=(*known.other_titles, title))
+            if known.year is None and year is not None:
+                known = replace(known, year=year)  # no release date: the MovieLens year
+            rows[tmdb_id] = known
     return list(rows.values())
 
 

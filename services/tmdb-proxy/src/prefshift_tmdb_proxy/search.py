@@ -1,5 +1,6 @@
 """Offline title search: an in-memory index of every movie the offline source can serve,
-matched with rapidfuzz, the year as tie-breaker and TMDB vote counts as the last resort.
+matched with rapidfuzz, filtered and ranked by the year (TMDB's release year, else the MovieLens
+year), TMDB vote counts as the last resort.
 
 Every title and its MovieLens alternatives become keys with the article in front (see
 :mod:`titles`), so "The Matrix", "Matrix, The", "Se7en" and "La cité des enfants perdus" match.
@@ -66,7 +67,8 @@ class TitleIndex:
 
     def search(self, query: str, year: int | None = None, limit: int = 1000) -> list[Match]:
         """Movies matching ``query`` best first: title similarity, then the year (exact +8,
-        one off +4, further −10), then TMDB vote count."""
+        one off +4), then TMDB vote count. With a year, movies of other years (more than one
+        off) are left out, as TMDB's ``year`` filter does; movies of unknown year stay."""
         needle = normalise_query(query)
         if not needle or not self._keys:
             return []
@@ -80,7 +82,9 @@ class TitleIndex:
             row = self._rows[owner]
             if year is not None and row.year is not None:
                 gap = abs(row.year - year)
-                score += 8 if gap == 0 else 4 if gap == 1 else -10
+                if gap > 1:
+                    continue
+                score += 8 if gap == 0 else 4
             if score >= MIN_SCORE and score > best.get(owner, -1.0):
                 best[owner] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1], -self._rows[item[0]].popularity))

@@ -322,7 +322,9 @@ class MovieService:
         chosen = matches[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         records = await self._offline_movies([m.row.tmdb_id for m in chosen])
         results = [
-            search_result(records[m.row.tmdb_id]) for m in chosen if m.row.tmdb_id in records
+            search_result(records[m.row.tmdb_id], year=m.row.year)
+            for m in chosen
+            if m.row.tmdb_id in records
         ]
         return {
             "page": page,
