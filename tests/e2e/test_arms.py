@@ -96,7 +96,11 @@ def test_llm_arms_and_an_external_arm(services: Services, tmp_path: Path) -> Non
     with (
         fake.serve() as openai_url,
         LiveServer(external) as outside,
-        services.start(OPENAI_BASE_URL=openai_url, OPENAI_API_KEY="sk-e2e-test"),
+        services.start(
+            OPENAI_BASE_URL=openai_url,
+            OPENAI_API_KEY="sk-e2e-test",
+            PREFSHIFT_ARM_URL_ALLOW="127.0.0.1",
+        ),
         services.client() as client,
     ):
         arms = ["llm", "llm-persuasive", {"name": "outside", "url": outside.url}, "control"]
@@ -165,6 +169,7 @@ def test_a_planted_shift_is_recovered(services: Services) -> None:
             PREFSHIFT_SIMULATOR_EXPOSURE_RATE="0.1",
             PREFSHIFT_SIMULATOR_REINFORCEMENT_RATE="0",
             PREFSHIFT_SIMULATOR_SATIATION_RATE="0",
+            PREFSHIFT_ARM_URL_ALLOW="127.0.0.1",
         ),
         services.client() as client,
     ):

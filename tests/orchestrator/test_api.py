@@ -1,4 +1,4 @@
-"""The orchestrator's API without workers: idempotency, refusals recorded as runs, cancel,
+"""The orchestrator's API without workers: idempotency, refusals that store nothing, cancel,
 validation and the token."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_post_is_idempotent_and_force_starts_a_new_run(
         assert latest["shift_summary"] == []
 
 
-def test_refusals_are_clear_and_recorded_on_a_run(
+def test_refusals_are_clear_and_store_nothing(
     both_datasets_database_url: str, orchestrator: OrchestratorFactory
 ) -> None:
     user, n = _user_with_ratings(both_datasets_database_url, "ml-latest-small", 70)
@@ -79,10 +79,7 @@ def test_refusals_are_clear_and_recorded_on_a_run(
         body = too_few.json()
         assert body["error"] == "unprocessable"
         assert "needs 70" in body["detail"] and f"user {user} has" in body["detail"]
-        recorded = client.get(f"/simulate/{user}").json()
-        assert recorded["status"] == "failed"
-        assert recorded["error"]["status"] == 422 and "needs 70" in recorded["error"]["detail"]
-        assert f"run {recorded['run_id']}" in body["detail"]
+        assert client.get(f"/simulate/{user}").status_code == 404  # no run row was written
         # Smaller sets fit that user.
         fits = client.post(
             f"/simulate/{user}",
@@ -96,7 +93,7 @@ def test_refusals_are_clear_and_recorded_on_a_run(
         unknown_dataset = client.post(f"/simulate/{USER}", json={"dataset": "nope"})
         assert unknown_dataset.status_code == 404
         assert "dataset 'nope' is not imported" in unknown_dataset.json()["detail"]
-        assert client.get(f"/simulate/{USER}").json()["error"]["error"] == "not_found"
+        assert client.get(f"/simulate/{USER}").status_code == 404
 
 
 def test_cancel_a_queued_run(

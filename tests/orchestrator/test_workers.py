@@ -257,6 +257,7 @@ def test_an_external_service_is_an_arm(
             seed_cohort_database_url,
             simulator_url=simulator_url,
             api_token=None,
+            arm_url_allow="127.0.0.1",
         ) as client,
     ):
         arms = [{"name": "theirs", "url": external_url, "recommender": "whatever"}, "control"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -13,6 +12,7 @@ from prefshift_common.db import SessionDep
 from prefshift_common.errors import Conflict, NotFound, Unprocessable, error_responses
 from prefshift_orchestrator import measurements
 from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.csv_export import csv_text
 from prefshift_orchestrator.listings import experiment_progress
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.reports import (
@@ -195,7 +195,7 @@ async def run_ratings(
         frame = pd.DataFrame(
             [row.model_dump() for row in rows], columns=list(RatingOut.model_fields)
         )
-        return Response(frame.to_csv(index=False), media_type=CSV)
+        return Response(csv_text(frame), media_type=CSV)
     return RatingsOut(run_id=run_id, ratings=rows)
 
 
@@ -318,9 +318,7 @@ async def get_report(
     if format == "csv":
         frames = {"users": data.results, "fidelity": data.fidelity_pairs}
         frame = frames[table] if table in frames else statistics_table(data.report.statistics)
-        buffer = io.StringIO()
-        frame.to_csv(buffer, index=False)
-        return Response(buffer.getvalue(), media_type=CSV)
+        return Response(csv_text(frame), media_type=CSV)
     image = await asyncio.to_thread(render_plot, data, plot, format)
     media = "image/png" if format == "png" else "image/svg+xml"
     return Response(image, media_type=media)

@@ -49,3 +49,26 @@ class Settings(CommonSettings):
     orchestrator_call_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a failed call (connection errors, 5xx)."
     )
+    arm_url_allow: str = Field(
+        default="",
+        description="PREFSHIFT_ARM_URL_ALLOW: hosts, addresses or CIDR blocks (comma-separated) "
+        "that arm URLs in requests may name; the configured services and ARMS are always allowed.",
+    )
+    orchestrator_arm_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="Connect timeout of a call to an external arm."
+    )
+    orchestrator_arm_call_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Deadline of one call to an external arm, retries included.",
+    )
+    orchestrator_arm_run_budget_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="Time one run may spend waiting on one external arm in all.",
+    )
+    orchestrator_arm_max_response_bytes: int = Field(
+        default=5_000_000, ge=1024, description="Largest answer read from an external arm."
+    )

@@ -47,7 +47,7 @@ from prefshift_common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from prefshift_orchestrator.clients import ServiceClients, Timed
+from prefshift_orchestrator.clients import ArmBudget, ServiceClients, Timed
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.dataset_reads import DatasetReads
 from prefshift_orchestrator.models import Run, RunPage, RunRating
@@ -469,7 +469,10 @@ class RunExecutor:
             exclude=exclude,
             seed=call_seed(context.seed, arm.name, page, "recommend"),
         )
-        timed = await self.clients.recommend(arm.url, request)
+        budget = context.budgets.setdefault(
+            arm.name, ArmBudget(self.settings.orchestrator_arm_run_budget_seconds)
+        )
+        timed = await self.clients.recommend(arm.url, request, budget)
         response = timed.value
         # The contract forbids returning excluded or history movies; an external arm might.
         banned = set(exclude) | {movie.tmdb_id for movie in history}
@@ -558,6 +561,8 @@ class _RunContext:
     pages: dict[tuple[str, int], RunPage]
     stored: list[RunRating]
     progress: _Progress
+    #: Time each external arm may still take in this run (ARM_RUN_BUDGET_SECONDS).
+    budgets: dict[str, ArmBudget] = field(default_factory=dict)
 
     @property
     def test_ids(self) -> list[int]:

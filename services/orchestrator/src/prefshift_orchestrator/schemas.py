@@ -15,6 +15,7 @@ from prefshift_common.contracts import (
     Seed,
     ShortText,
 )
+from prefshift_orchestrator.arm_urls import ArmUrlRefused, parse_arm_url
 from prefshift_orchestrator.cohorts import CohortRule
 
 CONTROL = "control"
@@ -56,6 +57,16 @@ class ArmSpec(Strict):
     def _not_baseline(cls, value: str) -> str:
         if value == BASELINE:
             raise ValueError("'baseline' is the name of the baseline ratings, not an arm")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _a_base_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_arm_url(value)
+            except ArmUrlRefused as refused:
+                raise ValueError(refused.detail) from None
         return value
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_common.errors import NotFound, ServiceError, Unprocessable
 from prefshift_orchestrator import measurements
+from prefshift_orchestrator.arm_urls import ArmUrlPolicy
 from prefshift_orchestrator.cohorts import (
     SeedStudyRule,
     UserListRule,
@@ -90,6 +91,14 @@ async def _validate_user(
         )
 
 
+async def check_arm_urls(settings: Settings, request: Protocol) -> None:
+    """Refuse (422) a request naming an arm URL the policy does not allow (``arm_urls``)."""
+    policy = ArmUrlPolicy.from_settings(settings)
+    for spec in request.arm_specs():
+        if spec.url is not None:
+            await policy.pin(spec.url)
+
+
 @dataclass(frozen=True)
 class Submitted:
     run: Run
@@ -106,10 +115,12 @@ async def submit_run(
 ) -> Submitted:
     """Queue a run, or return the existing one for the same user, dataset, protocol and seed.
 
-    A request that cannot run (unknown dataset or user, too few ratings) is recorded as a failed
-    run and raised; it holds no idempotency key, so it is checked afresh next time.
+    A request that cannot run (unknown dataset or user, too few ratings, an arm URL the policy
+    refuses) is raised without storing anything: refusals cost no row, so nobody can grow the
+    runs table by sending requests that are refused.
     """
     reads = DatasetReads(session)
+    await check_arm_urls(settings, request)
     params = protocol_params(request)
     dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
     key = params_hash(user_id, dataset, params, request.seed)
@@ -118,23 +129,9 @@ async def submit_run(
         existing = await runs.by_idempotency_key(key)
         if existing is not None:
             return Submitted(existing, created=False)
-    try:
-        await _validate_user(
-            reads, dataset, dataset_id, user_id, request.test_size + request.persona_size
-        )
-    except ServiceError as error:
-        run, _ = await runs.create(
-            user_id=user_id,
-            dataset=dataset,
-            params=params,
-            seed=request.seed,
-            params_hash=key,
-            idempotent=False,
-            status="failed",
-            error=error_record(error),
-        )
-        error.detail = f"{error.detail} (recorded as failed run {run.id})"
-        raise
+    await _validate_user(
+        reads, dataset, dataset_id, user_id, request.test_size + request.persona_size
+    )
     if force:
         await session.execute(
             update(Run).where(Run.idempotency_key == key).values(idempotency_key=None)
@@ -268,6 +265,7 @@ async def submit_experiment(
     """Create the experiment and queue one run per cohort user (existing identical runs are
     reused). Users that cannot run are recorded as failed runs of the experiment."""
     reads = DatasetReads(session)
+    await check_arm_urls(settings, request)
     dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
     if dataset_id is None:
         raise NotFound(f"dataset {dataset!r} is not imported")
@@ -383,16 +381,18 @@ async def _queue_members_one_by_one(
             )
             run_id = submitted.run.id
         except ServiceError as error:
-            # The failed run was recorded; find it to link it to the experiment.
-            failed_run = await _last_failed_run(session, member.user_id, dataset)
-            if failed_run is None:
-                raise
-            run_id = failed_run
+            # The experiment was accepted: its member that cannot run is kept as a failed run.
+            failed, _ = await RunRepository(session).create(
+                user_id=member.user_id,
+                dataset=dataset,
+                params=params,
+                seed=request.seed,
+                params_hash=params_hash(member.user_id, dataset, params, request.seed),
+                idempotent=False,
+                status="failed",
+                error=error_record(error),
+            )
+            run_id = failed.id
             messages.append(f"user {member.user_id}: {error.detail}")
         await experiments.add_run(experiment_id, run_id, member.user_id, member.archetype)
         await session.commit()
-
-
-async def _last_failed_run(session: AsyncSession, user_id: int, dataset: str) -> int | None:
-    run = await RunRepository(session).latest_for_user(user_id, dataset)
-    return run.id if run is not None and run.status == "failed" else None
