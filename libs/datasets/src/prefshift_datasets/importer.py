@@ -230,6 +230,9 @@ def _load(
         ),
         {"dataset_id": dataset_id},
     ).one()
+    if not n_ratings:
+        file = "ratings.csv" if source.has_movielens else "the per-user files"
+        raise MalformedFileError(file, None, "no ratings (a header only?); nothing imported")
     has_tmdb = any(movie.overview is not None for movie in movies.values())
     connection.execute(
         update(Dataset)

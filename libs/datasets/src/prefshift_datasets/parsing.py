@@ -65,19 +65,56 @@ class MovieRow:
     tmdb_vote_count: int | None = None
 
 
-class _CountingReader(io.RawIOBase):
-    """A byte stream that reports how many bytes were read (for progress)."""
+class LineTooLongError(MalformedFileError):
+    """A line longer than :data:`MAX_LINE_BYTES` (no dataset of this kind has one; a zip bomb
+    made of one huge line would otherwise be held in memory whole)."""
 
-    def __init__(self, stream: IO[bytes], on_read: ByteCounter | None) -> None:
+
+#: Longest line any dataset file may have (MovieLens lines are < 1 KB, seed-study lines with an
+#: overview < 20 KB).
+MAX_LINE_BYTES = 1 << 20
+
+
+class _BoundedReader(io.RawIOBase):
+    """A byte stream that reports how many bytes were read (for progress) and refuses, while
+    streaming, a line longer than ``max_line_bytes`` — before the parser holds it in memory."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        file: str,
+        on_read: ByteCounter | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
         self._stream = stream
+        self._file = file
         self._on_read = on_read
+        self._max_line = max_line_bytes
+        self._line = 1
+        self._run = 0  # bytes since the last newline
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
+        # Reads no larger than the limit: a line inside one read is then within the limit, and
+        # only the runs that cross reads need counting.
+        data = self._stream.read(min(len(buffer), self._max_line))
         size = len(data)
+        first = data.find(b"\n")
+        if first == -1:
+            self._run += size
+        else:
+            self._run += first
+            if self._run <= self._max_line:
+                self._line += data.count(b"\n")
+                self._run = size - data.rfind(b"\n") - 1
+        if self._run > self._max_line:
+            raise LineTooLongError(
+                self._file,
+                self._line,
+                f"line longer than {self._max_line:,} bytes; refused (not a dataset file?)",
+            )
         buffer[:size] = data
         if self._on_read is not None and size:
             self._on_read(size)
@@ -101,15 +138,21 @@ def read_ratings(
     on_read: ByteCounter | None = None,
 ) -> Iterator[RatingsChunk]:
     """Validated chunks of a MovieLens ``ratings.csv`` (userId, movieId, rating[, timestamp])."""
-    buffered = io.BufferedReader(_CountingReader(stream, on_read), buffer_size=1 << 20)
+    buffered = io.BufferedReader(_BoundedReader(stream, file, on_read), buffer_size=1 << 20)
     try:
-        reader = pd.read_csv(
-            buffered,
-            chunksize=chunk_rows,
-            engine="c",
-            skip_blank_lines=False,
-            encoding="utf-8",
-        )
+        try:
+            reader = pd.read_csv(
+                buffered,
+                chunksize=chunk_rows,
+                engine="c",
+                skip_blank_lines=False,
+                encoding="utf-8",
+                # only an empty field is missing: "nan", "NA" or "null" are refused as text
+                keep_default_na=False,
+                na_values=[""],
+            )
+        except pd.errors.EmptyDataError as error:
+            raise MalformedFileError(file, 1, "empty file (no header)") from error
         with reader:
             for frame in _chunks(reader, file):
                 yield _validate_ratings(frame, file)
@@ -241,7 +284,8 @@ def _records(
     stream: IO[bytes], file: str, required: tuple[str, ...]
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, record) pairs of a small CSV file, checking the header and field counts."""
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    bounded = io.BufferedReader(_BoundedReader(stream, file), buffer_size=1 << 16)
+    text = io.TextIOWrapper(bounded, encoding="utf-8", newline="")
     reader = csv.reader(text)
     try:
         header = next(reader, None)

@@ -20,6 +20,10 @@ from prefshift_datasets.errors import DatasetLayoutError
 PER_USER_FILE = re.compile(r"^movies_enriched-user(\d+)\.csv$")
 MOVIELENS_FILES = ("ratings.csv", "movies.csv", "links.csv")
 _HASH_BLOCK = 1 << 20
+#: A zip member that expands more than this many times (and past a few MB) is refused: CSV of
+#: ratings compresses 4–6×, a zip bomb thousands of times.
+MAX_COMPRESSION_RATIO = 100
+_RATIO_CHECKED_FROM_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,10 @@ def open_source(path: Path) -> DatasetSource:
         if not zipfile.is_zipfile(path):
             raise DatasetLayoutError(f"{path}: not a folder or a zip file")
         with zipfile.ZipFile(path) as archive:
-            listing = {
-                info.filename: info.file_size for info in archive.infolist() if not info.is_dir()
-            }
+            members = [info for info in archive.infolist() if not info.is_dir()]
+        for info in members:
+            _refuse_bomb(path, info)
+        listing = {info.filename: info.file_size for info in members}
     else:
         listing = {
             file.relative_to(path).as_posix(): file.stat().st_size
@@ -129,6 +134,15 @@ def open_source(path: Path) -> DatasetSource:
         key=lambda file: file.relative_path,
     )
     return DatasetSource(location=path, root=root, files=files, per_user_files=per_user)
+
+
+def _refuse_bomb(path: Path, info: zipfile.ZipInfo) -> None:
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > _RATIO_CHECKED_FROM_BYTES and ratio > MAX_COMPRESSION_RATIO:
+        raise DatasetLayoutError(
+            f"{path}: {info.filename} would expand {ratio:,.0f}× to {info.file_size:,} bytes; "
+            "refused (a dataset's CSV files compress about 5×)"
+        )
 
 
 def _is_junk(name: str) -> bool:
