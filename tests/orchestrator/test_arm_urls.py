@@ -182,36 +182,38 @@ def test_a_misbehaving_arm_fails_its_run_with_our_words_only(
         assert client.get("/healthz").status_code == 200
 
 
-def test_a_never_answering_arm_fails_its_run_within_the_deadline(
-    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+@pytest.mark.parametrize(
+    ("limits", "said"),
+    [
+        # the per-call deadline covers the retries too
+        (
+            {
+                "orchestrator_arm_call_timeout_seconds": 0.5,
+                "orchestrator_arm_connect_timeout_seconds": 0.5,
+            },
+            "within 0.5 s",
+        ),
+        # the run's budget for the arm ends the call before the (long) deadline does
+        (
+            {
+                "orchestrator_arm_call_timeout_seconds": 30,
+                "orchestrator_arm_run_budget_seconds": 0.4,
+            },
+            "within 0.4 s",
+        ),
+    ],
+)
+def test_a_never_answering_arm_fails_its_run_within_its_limits(
+    seed_cohort_database_url: str,
+    orchestrator: OrchestratorFactory,
+    limits: dict[str, float],
+    said: str,
 ) -> None:
-    with _arm_stack(
-        seed_cohort_database_url,
-        orchestrator,
-        orchestrator_arm_call_timeout_seconds=0.5,
-        orchestrator_arm_connect_timeout_seconds=0.5,
-    ) as (client, arm_url, calls):
+    with _arm_stack(seed_cohort_database_url, orchestrator, **limits) as (client, arm_url, calls):
         arms = [{"name": "theirs", "url": f"{arm_url}/hang"}, "control"]
         run_id = client.post(f"/simulate/{USER}", json={**PROTOCOL, "arms": arms}).json()["run_id"]
         run = wait_for_run(client, run_id, timeout=30)
         assert run["status"] == "failed", run
-        assert run["error"]["status"] == 504 and "within 0.5 s" in run["error"]["detail"], run
-        # the deadline covers the retries too: one or two calls, not retries × a long timeout
-        assert 1 <= len(calls) <= 2
+        assert run["error"]["status"] == 504 and said in run["error"]["detail"], run
+        assert 1 <= len(calls) <= 2  # not retries × a long timeout
         assert client.get("/healthz").status_code == 200
-
-
-def test_an_arm_that_used_its_run_budget_is_not_called_again(
-    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
-) -> None:
-    with _arm_stack(
-        seed_cohort_database_url,
-        orchestrator,
-        orchestrator_arm_call_timeout_seconds=30,
-        orchestrator_arm_run_budget_seconds=0.4,
-    ) as (client, arm_url, _calls):
-        arms = [{"name": "theirs", "url": f"{arm_url}/hang"}, "control"]
-        run_id = client.post(f"/simulate/{USER}", json={**PROTOCOL, "arms": arms}).json()["run_id"]
-        run = wait_for_run(client, run_id, timeout=30)
-        assert run["status"] == "failed" and run["error"]["status"] == 504, run
-        assert "within 0.4 s" in run["error"]["detail"], run
