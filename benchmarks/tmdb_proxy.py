@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))  # the fake TMDB lives with the tests
 
 from prefshift import migrate  # noqa: E402
 from prefshift_common.db import sync_url  # noqa: E402
-from prefshift_tmdb_proxy.records import year_of  # noqa: E402
+from prefshift_common.movies import release_year  # noqa: E402
 from prefshift_tmdb_proxy.repository import cache_upsert_statement  # noqa: E402
 from tests.fakes.live import free_port  # noqa: E402
 from tests.fakes.tmdb_server import load_movies  # noqa: E402
@@ -166,7 +166,7 @@ def fill_cache(url: str, movies: dict[int, dict[str, object]]) -> None:
             "payload": payload,
             "title": payload.get("title"),
             "original_title": payload.get("original_title"),
-            "year": year_of(payload),
+            "year": release_year(payload),
             "fetched_at": now,
             "expires_at": now + timedelta(days=30),
         }

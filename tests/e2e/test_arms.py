@@ -19,7 +19,7 @@ from prefshift_common.contracts import (
     RecommendedItem,
 )
 from prefshift_common.db import sync_url
-from prefshift_recommender.titles import display_title
+from prefshift_common.movies import display_title
 from tests.e2e.conftest import DATASET, USER, Services
 from tests.fakes.live import LiveServer
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_content

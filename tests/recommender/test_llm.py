@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
-from prefshift_recommender.titles import display_title
+from prefshift_common.movies import display_title
 from tests.fakes.live import LiveServer
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_content, prompt_text
 from tests.fakes.tmdb_server import FakeTmdb

@@ -7,41 +7,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from prefshift_common.movies import title_names
 from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
 from prefshift_recommender.algorithms import SCORERS, make_scorer, top_n
 from prefshift_recommender.artifacts import build_matrix
 from prefshift_recommender.prompts import HistoryMovie, parse_suggestions, taste_profile
 from prefshift_recommender.repository import RatingArrays
-from prefshift_recommender.titles import display_title, normalise, split_alternates, strip_year
-
-
-@pytest.mark.parametrize(
-    ("movielens", "display"),
-    [
-        ("Matrix, The (1999)", "The Matrix"),
-        ("Seven (a.k.a. Se7en) (1995)", "Seven"),
-        (
-            "City of Lost Children, The (Cité des enfants perdus, La) (1995)",
-            "The City of Lost Children",
-        ),
-        ("(500) Days of Summer (2009)", "(500) Days of Summer"),
-        ("Amelie (Fabuleux destin d'Amélie Poulain, Le) (2001)", "Amelie"),
-    ],
-)
-def test_display_title(movielens: str, display: str) -> None:
-    assert display_title(movielens) == display
-
-
-def test_alternates_and_normal_form() -> None:
-    assert split_alternates("Léon: The Professional (a.k.a. The Professional) (Léon)") == [
-        "Léon: The Professional",
-        "Léon",
-        "The Professional",
-    ]
-    assert normalise("The Matrix") == normalise("Matrix, The") == "matrix"
-    assert normalise("Amélie") == normalise("AMELIE") == "amelie"
-    assert normalise("Schindler's List") == normalise("Schindlers List")
-    assert normalise("Fast & Furious") == normalise("Fast and Furious")
 
 
 def test_title_catalogue_exact_fuzzy_and_years() -> None:
@@ -55,7 +26,7 @@ def test_title_catalogue_exact_fuzzy_and_years() -> None:
     years = [1995, 1999, 1994, 1990, 1996]
     index = TitleCatalogue(
         [
-            CatalogueMovie(i, tuple(split_alternates(strip_year(t)[0])), y, p)
+            CatalogueMovie(i, tuple(title_names(t)), y, p)
             for i, (t, y, p) in enumerate(zip(titles, years, [10, 50, 40, 1, 5], strict=True))
         ]
     )

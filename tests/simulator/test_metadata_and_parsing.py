@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prefshift_simulator.llm.parsing import parse_answer, parse_rating
-from prefshift_simulator.metadata import (
-    CachedMetadata,
-    MovieFacts,
-    display_title,
-    normalise_genres,
-)
+from prefshift_simulator.metadata import CachedMetadata, MovieFacts
 
 
 class CountingSource:
@@ -34,17 +29,6 @@ async def test_cache_asks_the_source_once_for_what_it_lacks() -> None:
     await expired.fetch([1])
     await expired.fetch([1])
     assert source.asked[-2:] == [[1], [1]]
-
-
-def test_display_titles_and_genres() -> None:
-    assert display_title("Godfather, The (1972)") == "The Godfather"
-    assert display_title("Seven (a.k.a. Se7en) (1995)") == "Seven (a.k.a. Se7en)"
-    assert display_title("Heat") == "Heat"
-    assert normalise_genres(["Sci-Fi", "Children", "IMAX", "Drama", "Sci-Fi"]) == (
-        "Science Fiction",
-        "Family",
-        "Drama",
-    )
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from prefshift_common.movies import TMDB_GENRES
 from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
-from prefshift_tmdb_proxy.records import TMDB_GENRES
 from tests.tmdb_proxy.conftest import ProxyFactory, make_proxy_factory
 
 
@@ -226,6 +226,6 @@ async def test_offline_search_answers_in_tmdbs_shape_and_pages(offline_proxy: An
 def test_movielens_titles_are_written_as_tmdb_writes_them(
     movielens: str, title: str, original_title: str
 ) -> None:
-    from prefshift_tmdb_proxy.titles import display_titles
+    from prefshift_common.movies import display_titles
 
     assert display_titles(movielens) == (title, original_title)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from prefshift_common.movies import release_year
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -215,14 +217,7 @@ class TmdbMovie(BaseModel):
 
     @property
     def year(self) -> int | None:
-        extra = self.model_extra or {}
-        if self.release_date and self.release_date[:4].isdigit():
-            return int(self.release_date[:4])
-        for key in ("year", "_year_from_movielens"):
-            value = extra.get(key)
-            if isinstance(value, int):
-                return value
-        return None
+        return release_year({**(self.model_extra or {}), "release_date": self.release_date})
 
     @property
     def genre_names(self) -> list[str]:

@@ -21,13 +21,14 @@ that does not clearly name one movie is dropped, never mapped to the nearest fil
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
+
+from prefshift_common.movies import split_year, title_key
 
 #: Whole-title similarity (0–100) a fuzzy match needs.
 FUZZY_CUTOFF = 88.0
@@ -36,13 +37,6 @@ LETTERS_PER_EDIT = 5
 #: Words whose absence does not make another title ("Lord of Rings").
 _FILLER = frozenset({"the", "a", "an", "of", "and"})
 _SUBTITLE = re.compile(r"\s*(?::|\s[-–—]\s)\s*")
-_TRAILING_YEAR = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
-_TRAILING_ARTICLE = re.compile(
-    r",\s*(the|a|an|les|la|le|l'|el|los|las|il|lo|gli|i|die|der|das|den|det|de|het|een|"
-    r"ein|eine|o|os|as|un|une)\s*$",
-    re.I,
-)
-_LEADING_ARTICLE = re.compile(r"^(the|a|an)\s+")
 _ROMAN = re.compile(r"^(x{0,3})(ix|iv|v?i{0,3})$")
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10}
 _NUMBER_WORDS = {
@@ -70,17 +64,6 @@ def _number(token: str) -> int | None:
     return _roman(token)
 
 
-def _fold(text: str) -> str:
-    """Lowercase ASCII-ish words: accents, apostrophes and punctuation gone, ``&`` → "and",
-    a trailing MovieLens article ("Matrix, The") and a leading English one dropped."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = _TRAILING_ARTICLE.sub("", text.strip()).lower().replace("&", " and ")
-    text = re.sub(r"['’`´]", "", text)
-    text = re.sub(r"[^\w\s]|_", " ", text)
-    return _LEADING_ARTICLE.sub("", re.sub(r"\s+", " ", text).strip())
-
-
 def _canonical(folded: str) -> tuple[str, ...]:
     """Words with numbers written one way (``part ii`` → ``part 2``)."""
     words = []
@@ -101,21 +84,13 @@ class TitleForm:
     numbers: tuple[int, ...]  #: every number, sorted; 1 left out ("Part 1" = no part)
 
 
-def split_year(title: str) -> tuple[str, int | None]:
-    """``"Toy Story (1995)"`` → ``("Toy Story", 1995)``; no year → ``(title, None)``."""
-    match = _TRAILING_YEAR.search(title)
-    if match is None:
-        return title.strip(), None
-    return title[: match.start()].strip(), int(match.group(1))
-
-
 def title_form(title: str) -> TitleForm:
     """The comparison form of one title (a trailing "(1999)" is ignored)."""
     text, _ = split_year(title)
     parts = _SUBTITLE.split(text, maxsplit=1)
-    words = _canonical(_fold(text))
-    main = " ".join(_canonical(_fold(parts[0])))
-    subtitle = " ".join(_canonical(_fold(parts[1]))) if len(parts) == 2 else ""
+    words = _canonical(title_key(text))
+    main = " ".join(_canonical(title_key(parts[0])))
+    subtitle = " ".join(_canonical(title_key(parts[1]))) if len(parts) == 2 else ""
     if not main or not subtitle:  # ": The Movie" or "Title:" alone is no subtitle
         main, subtitle = " ".join(words), ""
     numbers = tuple(sorted(n for n in map(_number, words) if n is not None and n != 1))

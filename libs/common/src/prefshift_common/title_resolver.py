@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import structlog
 
+from prefshift_common.movies import release_year
 from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
 
 log = structlog.get_logger(__name__)
@@ -41,19 +42,6 @@ class TitleSearch(Protocol):
     async def search(self, query: str, year: int | None) -> list[CatalogueMovie] | None: ...
 
 
-def search_year(result: dict[str, Any]) -> int | None:
-    """The year of a ``GET /3/search/movie`` result: its release date, else the MovieLens year
-    tmdb-proxy's offline records carry when TMDB has no release date."""
-    release = result.get("release_date")
-    if isinstance(release, str) and release[:4].isdigit():
-        return int(release[:4])
-    for key in ("_year_from_movielens", "year"):
-        value = result.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
 def search_hits(body: Any) -> list[CatalogueMovie]:
     """The results of a TMDB search answer as catalogue movies, best first (malformed skipped)."""
     results = body.get("results") if isinstance(body, dict) else None
@@ -69,7 +57,7 @@ def search_hits(body: Any) -> list[CatalogueMovie]:
             CatalogueMovie(
                 tmdb_id=tmdb_id,
                 names=tuple(dict.fromkeys(n[:500] for n in names if isinstance(n, str) and n)),
-                year=search_year(result),
+                year=release_year(result),
                 popularity=-float(rank),  # TMDB's order breaks ties
             )
         )

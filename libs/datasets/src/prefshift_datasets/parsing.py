@@ -23,12 +23,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from prefshift_common.movies import year_from_title
 from prefshift_datasets.errors import MalformedFileError
 
 RATING_MIN = 0.5
 RATING_MAX = 5.0
 INT32_MAX = 2**31 - 1
-YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
 _PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _PARSER_ROW = re.compile(r"(?:row|line) (\d+)")
 
@@ -119,12 +119,6 @@ class _BoundedReader(io.RawIOBase):
         if self._on_read is not None and size:
             self._on_read(size)
         return size
-
-
-def year_from_title(title: str) -> int | None:
-    """The year MovieLens puts at the end of a title: ``Toy Story (1995)`` → 1995."""
-    match = YEAR_IN_TITLE.search(title)
-    return int(match.group(1)) if match else None
 
 
 # --- ratings.csv ------------------------------------------------------------------------------

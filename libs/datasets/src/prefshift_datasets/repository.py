@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_common.db import create_sync_db_engine
+from prefshift_common.movies import split_movielens_genres
 from prefshift_datasets.errors import DatasetNotFoundError
 from prefshift_datasets.models import Dataset, DatasetUser, Movie, Rating
 
@@ -81,13 +82,6 @@ class DatasetUserInfo:
     archetype: str | None
 
 
-def split_genres(genres: str | None) -> tuple[str, ...]:
-    """MovieLens's ``Adventure|Comedy`` → ``("Adventure", "Comedy")``; no genres → ``()``."""
-    if not genres or genres == "(no genres listed)":
-        return ()
-    return tuple(genres.split("|"))
-
-
 def _dataset_info(row: Any) -> DatasetInfo:
     return DatasetInfo(
         id=row.id,
@@ -109,7 +103,7 @@ def _movie_record(movie: Movie) -> MovieRecord:
         imdb_id=movie.imdb_id,
         title=movie.title,
         year=movie.year,
-        genres=split_genres(movie.genres),
+        genres=split_movielens_genres(movie.genres),
         overview=movie.overview,
         tmdb_genres=tuple(movie.tmdb_genres or ()),
         tmdb_vote_average=movie.tmdb_vote_average,
@@ -337,7 +331,7 @@ def load_movies(connection: Connection, dataset_id: int) -> pd.DataFrame:
     for column in ("tmdb_id", "year", "tmdb_vote_count"):
         frame[column] = frame[column].astype("Int64")
     frame["tmdb_vote_average"] = frame["tmdb_vote_average"].astype(np.float64)
-    frame["genres"] = [list(split_genres(genres)) for genres in frame["genres"]]
+    frame["genres"] = [list(split_movielens_genres(genres)) for genres in frame["genres"]]
     frame["tmdb_genres"] = [list(genres or ()) for genres in frame["tmdb_genres"]]
     return frame
 
@@ -407,7 +401,7 @@ async def user_ratings(session: AsyncSession, dataset_id: int, user_id: int) -> 
             tmdb_id=movie.tmdb_id,
             title=movie.title,
             year=movie.year,
-            genres=split_genres(movie.genres),
+            genres=split_movielens_genres(movie.genres),
             tmdb_genres=tuple(movie.tmdb_genres or ()),
             overview=movie.overview,
             rating=float(rating),

@@ -22,13 +22,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefshift_common.contracts import Seed, UserId
+from prefshift_common.movies import NO_GENRES_LISTED, split_movielens_genres
 
 SPECIALIST = "Specialist"
 EXPLORER = "Explorer"
 GENERALIST = "Generalist"
 ARCHETYPES = (SPECIALIST, EXPLORER, GENERALIST)
-#: MovieLens marks a movie without genres this way; it is not a genre.
-NO_GENRES = "(no genres listed)"
 MAX_COHORT = 10_000
 
 
@@ -125,8 +124,8 @@ def _check_ratings(ratings: pd.DataFrame) -> None:
 
 def _genre_names(genres: Sequence[str] | str) -> list[str]:
     """Distinct genre names; a MovieLens ``"A|B"`` string is split."""
-    names = genres.split("|") if isinstance(genres, str) else genres
-    return [str(name) for name in dict.fromkeys(names) if name]
+    names = split_movielens_genres(genres) if isinstance(genres, str) else genres
+    return [str(name) for name in dict.fromkeys(names) if name and name != NO_GENRES_LISTED]
 
 
 def genre_entropy(
@@ -143,7 +142,6 @@ def genre_entropy(
         (int(movie), genre)
         for movie, genres in movie_genres.items()
         for genre in _genre_names(genres)
-        if genre != NO_GENRES
     ]
     genre_table = pd.DataFrame(rows, columns=["movielens_id", "genre"])
     genre_table["movielens_id"] = genre_table["movielens_id"].astype("int64")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from prefshift_common.movies import display_title, title_names
 from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
 from prefshift_recommender.repository import DatasetRef, MovieRows
-from prefshift_recommender.titles import display_title, split_alternates, strip_year
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Catalog:
             [
                 CatalogueMovie(
                     tmdb_id=movie.tmdb_id,
-                    names=tuple(split_alternates(strip_year(raw)[0])),
+                    names=tuple(title_names(raw)),
                     year=movie.year,
                     popularity=float(movie.rating_count),
                 )

@@ -20,6 +20,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from prefshift_common.contracts import RecommendedItem, RecommenderInfo
 from prefshift_common.errors import Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.movies import release_year
 from prefshift_recommender.config import Settings
 from prefshift_recommender.implementations import Kind, Page, Query
 from prefshift_recommender.prompts import (
@@ -126,14 +127,13 @@ class LlmRecommender:
                 log.warning("history_titles_failed", status=response.status_code)
                 return named
             for record in response.json().get("movies", []):
-                release = str(record.get("release_date") or "")
-                year = int(release[:4]) if release[:4].isdigit() else record.get("year")
+                year = release_year(record)
                 genres = tuple(
                     str(g["name"]) for g in record.get("genres") or [] if isinstance(g, dict)
                 )
                 named[int(record["id"])] = (
                     str(record.get("title")),
-                    year if isinstance(year, int) else None,
+                    year,
                     genres,
                 )
         return named

@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prefshift_common.movies import movie_label, split_year, year_from_date
+
 #: History movies put into a prompt at most (best and worst rated first).
 MAX_PROMPT_HISTORY = 120
 
@@ -30,7 +32,7 @@ class HistoryMovie:
 
     @property
     def label(self) -> str:
-        return f"{self.title} ({self.year})" if self.year else self.title
+        return movie_label(self.title, self.year)
 
 
 @dataclass(frozen=True)
@@ -156,23 +158,15 @@ _LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])?\s*\**\"?(.+?)\"?\**\s*\((\d{4})\)"
 
 
 def _as_suggestion(entry: object) -> Suggestion | None:
-    year: int | None = None
     if isinstance(entry, str):
-        text = entry
-        match = re.search(r"\((\d{4})\)\s*$", entry)
-        if match:
-            text, year = entry[: match.start()], int(match.group(1))
+        text, year = split_year(entry)
         return Suggestion(text.strip()[:300], year) if text.strip() else None
     if not isinstance(entry, dict):
         return None
     title = entry.get("title") or entry.get("name") or entry.get("movie")
     if not isinstance(title, str) or not title.strip():
         return None
-    raw_year = entry.get("year") or entry.get("release_year")
-    if isinstance(raw_year, int) and not isinstance(raw_year, bool):
-        year = raw_year
-    elif isinstance(raw_year, str) and raw_year.strip()[:4].isdigit():
-        year = int(raw_year.strip()[:4])
+    year = year_from_date(entry.get("year") or entry.get("release_year"))
     if year is not None and not 1870 <= year <= 2100:
         year = None
     return Suggestion(title.strip()[:300], year)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from prefshift_common.contracts import Backend, Persona, RatedMovie, RatingsRequest
 from prefshift_common.db import create_sync_db_engine
+from prefshift_common.movies import readable_title, tmdb_genres
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.split import (
     DEFAULT_PERSONA_SIZE,
@@ -34,12 +35,7 @@ from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.main import persona_models
-from prefshift_simulator.metadata import (
-    MovieFacts,
-    StaticMetadata,
-    display_title,
-    normalise_genres,
-)
+from prefshift_simulator.metadata import MovieFacts, StaticMetadata
 from prefshift_simulator.repository import rating_triples
 from prefshift_simulator.service import RatingBackend, RatingService
 
@@ -139,9 +135,9 @@ def _movie_facts(movies: pd.DataFrame) -> dict[int, MovieFacts]:
         genres = row["tmdb_genres"] or row["genres"]
         facts[int(row["tmdb_id"])] = MovieFacts(
             tmdb_id=int(row["tmdb_id"]),
-            title=display_title(str(row["title"])),
+            title=readable_title(str(row["title"])),
             year=None if _missing(row["year"]) else int(row["year"]),
-            genres=normalise_genres(genres),
+            genres=tmdb_genres(genres),
             overview=str(row["overview"] or ""),
             vote_average=None
             if _missing(row["tmdb_vote_average"])

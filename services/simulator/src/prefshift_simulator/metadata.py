@@ -7,10 +7,9 @@ movie table instead (:class:`DatasetMetadata`), so an offline evaluation needs n
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,77 +18,9 @@ import structlog
 
 from prefshift_common.contracts import MovieBatchRequest, MovieBatchResponse, TmdbMovie
 from prefshift_common.errors import Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.movies import movie_label, readable_title, tmdb_genres
 
 log = structlog.get_logger(__name__)
-
-#: MovieLens genre names → TMDB's, so both kinds of records share one genre vocabulary.
-MOVIELENS_TO_TMDB_GENRE = {
-    "Action": "Action",
-    "Adventure": "Adventure",
-    "Animation": "Animation",
-    "Children": "Family",
-    "Comedy": "Comedy",
-    "Crime": "Crime",
-    "Documentary": "Documentary",
-    "Drama": "Drama",
-    "Fantasy": "Fantasy",
-    "Film-Noir": "Crime",
-    "Horror": "Horror",
-    "Musical": "Music",
-    "Mystery": "Mystery",
-    "Romance": "Romance",
-    "Sci-Fi": "Science Fiction",
-    "Thriller": "Thriller",
-    "War": "War",
-    "Western": "Western",
-}
-
-#: TMDB's movie genres (the vocabulary of the embedded persona's genre preferences).
-TMDB_GENRES = (
-    "Action",
-    "Adventure",
-    "Animation",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Family",
-    "Fantasy",
-    "History",
-    "Horror",
-    "Music",
-    "Mystery",
-    "Romance",
-    "Science Fiction",
-    "TV Movie",
-    "Thriller",
-    "War",
-    "Western",
-)
-
-
-_TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>The|A|An)$")
-
-
-def display_title(title: str) -> str:
-    """A title as people write it: MovieLens's ``Godfather, The (1972)`` → ``The Godfather``
-    (offline records can carry MovieLens titles; the year is shown separately)."""
-    title = _TRAILING_YEAR.sub("", title.strip())
-    match = _TRAILING_ARTICLE.match(title)
-    if match:
-        title = f"{match.group('article')} {match.group('rest')}"
-    return title
-
-
-def normalise_genres(names: Iterable[str]) -> tuple[str, ...]:
-    """TMDB genre names, in the given order, with MovieLens names translated, no duplicates."""
-    seen: list[str] = []
-    for name in names:
-        genre = MOVIELENS_TO_TMDB_GENRE.get(name, name)
-        if genre in TMDB_GENRES and genre not in seen:
-            seen.append(genre)
-    return tuple(seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +37,15 @@ class MovieFacts:
 
     @property
     def label(self) -> str:
-        return f"{self.title} ({self.year})" if self.year else self.title
+        return movie_label(self.title, self.year)
 
     @classmethod
     def from_tmdb(cls, movie: TmdbMovie) -> MovieFacts:
         return cls(
             tmdb_id=movie.id,
-            title=display_title(movie.title),
+            title=readable_title(movie.title),
             year=movie.year,
-            genres=normalise_genres(movie.genre_names),
+            genres=tmdb_genres(movie.genre_names),
             overview=(movie.overview or "").strip(),
             vote_average=movie.vote_average or None,
             vote_count=movie.vote_count,

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from prefshift_common.db import create_sync_db_engine
-from prefshift_tmdb_proxy.records import year_of
+from prefshift_common.movies import release_year
 from prefshift_tmdb_proxy.repository import offline_upsert_statement
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ def offline_row(record: dict[str, Any]) -> dict[str, Any]:
         "payload": record,
         "title": title,
         "original_title": original_title if isinstance(original_title, str) else None,
-        "year": year_of(record),
+        "year": release_year(record),
         "imdb_id": imdb_id if isinstance(imdb_id, str) and len(imdb_id) <= 16 else None,
     }
 

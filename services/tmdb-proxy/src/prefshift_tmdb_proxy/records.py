@@ -1,72 +1,17 @@
-"""TMDB-shaped records: genre tables, MovieLens → TMDB mapping, and the typed columns of a
-payload."""
+"""TMDB-shaped records: TMDB ``genres`` objects and the typed columns of a payload,
+and records built from a dataset's own movies (the vocabulary is ``prefshift_common.movies``)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from prefshift_tmdb_proxy.titles import display_titles
-
-#: TMDB's movie genre list (``GET /3/genre/movie/list``).
-TMDB_GENRES: dict[int, str] = {
-    28: "Action",
-    12: "Adventure",
-    16: "Animation",
-    35: "Comedy",
-    80: "Crime",
-    99: "Documentary",
-    18: "Drama",
-    10751: "Family",
-    14: "Fantasy",
-    36: "History",
-    27: "Horror",
-    10402: "Music",
-    9648: "Mystery",
-    10749: "Romance",
-    878: "Science Fiction",
-    10770: "TV Movie",
-    53: "Thriller",
-    10752: "War",
-    37: "Western",
-}
-TMDB_GENRE_IDS: dict[str, int] = {name.lower(): genre_id for genre_id, name in TMDB_GENRES.items()}
-
-#: MovieLens genres whose TMDB name differs; IMAX and "(no genres listed)" have no counterpart.
-MOVIELENS_TO_TMDB: dict[str, str] = {
-    "Children": "Family",
-    "Sci-Fi": "Science Fiction",
-    "Musical": "Music",
-    "Film-Noir": "Crime",
-}
-
-_YEAR = re.compile(r"^(\d{4})")
+from prefshift_common.movies import TMDB_GENRE_IDS, display_titles, tmdb_genres
 
 
 def genres_from_names(names: Iterable[str]) -> list[dict[str, Any]]:
     """TMDB ``genres`` objects for genre names (MovieLens or TMDB spelling), unknown dropped."""
-    genres: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for raw in names:
-        name = MOVIELENS_TO_TMDB.get(raw.strip(), raw.strip())
-        genre_id = TMDB_GENRE_IDS.get(name.lower())
-        if genre_id is not None and genre_id not in seen:
-            seen.add(genre_id)
-            genres.append({"id": genre_id, "name": TMDB_GENRES[genre_id]})
-    return genres
-
-
-def year_of(payload: dict[str, Any]) -> int | None:
-    """The release year of a TMDB-shaped record (release date, else the ``year`` fields)."""
-    match = _YEAR.match(str(payload.get("release_date") or ""))
-    if match:
-        return int(match.group(1))
-    for key in ("year", "_year_from_movielens"):
-        value = payload.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+    return [{"id": TMDB_GENRE_IDS[name.lower()], "name": name} for name in tmdb_genres(names)]
 
 
 def normalise(payload: dict[str, Any], source: str) -> dict[str, Any]:

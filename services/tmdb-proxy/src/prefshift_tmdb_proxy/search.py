@@ -2,8 +2,8 @@
 matched with rapidfuzz, filtered and ranked by the year (TMDB's release year, else the MovieLens
 year), TMDB vote counts as the last resort.
 
-Every title and its MovieLens alternatives become keys with the article in front (see
-:mod:`titles`), so "The Matrix", "Matrix, The", "Se7en" and "La cité des enfants perdus" match.
+Every title and its MovieLens alternatives become keys (``prefshift_common.movies.title_keys``),
+so "The Matrix", "Matrix, The", "Se7en" and "La cité des enfants perdus" match.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
+from prefshift_common.movies import title_key, title_keys
 from prefshift_tmdb_proxy.repository import TitleRow
-from prefshift_tmdb_proxy.titles import normalise_query, title_keys
 
 #: Score (0–100) below which a title is not a match.
 MIN_SCORE = 60.0
@@ -69,7 +69,7 @@ class TitleIndex:
         """Movies matching ``query`` best first: title similarity, then the year (exact +8,
         one off +4), then TMDB vote count. With a year, movies of other years (more than one
         off) are left out, as TMDB's ``year`` filter does; movies of unknown year stay."""
-        needle = normalise_query(query)
+        needle = title_key(query)
         if not needle or not self._keys:
             return []
         best: dict[int, float] = {}

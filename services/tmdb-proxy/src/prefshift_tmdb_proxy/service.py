@@ -23,8 +23,9 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prefshift_common.movies import release_year
 from prefshift_tmdb_proxy import repository
-from prefshift_tmdb_proxy.records import normalise, search_result, year_of
+from prefshift_tmdb_proxy.records import normalise, search_result
 from prefshift_tmdb_proxy.repository import CacheEntry
 from prefshift_tmdb_proxy.schemas import CacheStats
 from prefshift_tmdb_proxy.search import TitleIndex
@@ -284,7 +285,7 @@ class MovieService:
             "payload": payload,
             "title": payload.get("title"),
             "original_title": payload.get("original_title"),
-            "year": year_of(payload),
+            "year": release_year(payload),
             "fetched_at": now,
             "expires_at": now + self._ttl,
         }

@@ -38,16 +38,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from prefshift_common.movies import TMDB_GENRE_NAMES
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.content import ContentEncoder
 from prefshift_simulator.embedded.dynamics import DynamicsParams, PreferenceState, evolve
 from prefshift_simulator.embedded.noise import response_noise
-from prefshift_simulator.metadata import TMDB_GENRES, MovieFacts
+from prefshift_simulator.metadata import MovieFacts
 
 FloatArray = npt.NDArray[np.float64]
 
-GENRE_INDEX = {genre: i for i, genre in enumerate(TMDB_GENRES)}
-N_GENRES = len(TMDB_GENRES)
+GENRE_INDEX = {genre: i for i, genre in enumerate(TMDB_GENRE_NAMES)}
+N_GENRES = len(TMDB_GENRE_NAMES)
 VOTE_CENTRE = 6.5
 
 
@@ -324,12 +325,12 @@ class EmbeddedPersonaModel:
                     level=level,
                     quality=float(quality[i]),
                     taste=float(taste[i]),
-                    genre=TMDB_GENRES[int(best_genre[i])] if has_genres[i] else None,
+                    genre=TMDB_GENRE_NAMES[int(best_genre[i])] if has_genres[i] else None,
                     genre_effect=float(taste_parts[i, best_genre[i]]) if has_genres[i] else 0.0,
                     neighbour=neighbour,
                     neighbour_effect=float(totals[i]),
                     shift=float(shifts[i]),
-                    shift_genre=TMDB_GENRES[int(best_shift[i])] if shifted else None,
+                    shift_genre=TMDB_GENRE_NAMES[int(best_shift[i])] if shifted else None,
                     satiation=float(satiation[i]) if shifted else 0.0,
                 )
             )
