@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from prefshift_common.movies import release_year
 from prefshift_common.title_matching import match_score, title_form
-from prefshift_common.title_resolver import search_hits, search_year
+from prefshift_common.title_resolver import search_hits
 
 
 @pytest.mark.parametrize(
@@ -85,5 +86,5 @@ def test_search_results_carry_the_movielens_year_when_tmdb_has_no_date() -> None
         (2, ("B",), 2016),
         (3, ("C",), None),
     ]
-    assert search_year({"release_date": None, "year": 1980}) == 1980
+    assert release_year({"release_date": None, "year": 1980}) == 1980
     assert search_hits({"results": None}) == [] and search_hits([]) == []

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from prefshift_common.movies import display_title, split_title, split_year, title_names
 from prefshift_common.title_matching import title_form
-from prefshift_recommender.titles import display_title, front_article, split_alternates, strip_year
 
 Label = Literal["real", "near-miss", "invented"]
 LABELS: tuple[Label, ...] = ("real", "near-miss", "invented")
@@ -92,7 +92,7 @@ def _films(folder: Path) -> list[Film]:
         counts[row["movieId"]] += 1
     films = []
     for row in _rows(folder / "movies.csv"):
-        year = strip_year(row["title"])[1]
+        year = split_year(row["title"])[1]
         if row["movieId"] in links and year is not None:
             films.append(Film(links[row["movieId"]], row["title"], year, counts[row["movieId"]]))
     return sorted(films, key=lambda f: (-f.ratings, f.tmdb_id))
@@ -108,7 +108,7 @@ class World:
         self.keys: dict[str, set[tuple[int, int | None]]] = defaultdict(set)
         self.mains: dict[str, set[tuple[int, int | None]]] = defaultdict(set)
         for film in [*self.catalogue, *self.cohort]:
-            for name in split_alternates(strip_year(film.movielens_title)[0]):
+            for name in title_names(film.movielens_title):
                 self._add(name, film.tmdb_id, film.year)
         with (shared_data / "tmdb-offline" / "movies.jsonl").open(encoding="utf-8") as lines:
             for line in lines:
@@ -162,8 +162,8 @@ def _typo(title: str) -> str | None:
 
 
 def _alternate(film: Film) -> str | None:
-    names = split_alternates(strip_year(film.movielens_title)[0])
-    return front_article(names[1]) if len(names) > 1 else None
+    names = title_names(film.movielens_title)
+    return names[-1] if len(names) > 1 else None  # the last bracketed name
 
 
 def _sequel_pairs(world: World) -> list[tuple[Film, Film]]:
@@ -201,7 +201,7 @@ class _Maker:
     # --- real ----------------------------------------------------------------------------------
 
     def movielens_form(self, film: Film) -> Labelled:
-        main = split_alternates(strip_year(film.movielens_title)[0])[0]
+        main = split_title(film.movielens_title, articles_in_front=False)[0]
         return self._real("movielens-form", main, film, film.year)
 
     def article_front(self, film: Film) -> Labelled:

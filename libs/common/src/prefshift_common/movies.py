@@ -178,10 +178,12 @@ def front_article(title: str) -> str:
     return f"{article}{joiner}{match.group('body').strip()}"
 
 
-def split_title(title: str) -> tuple[str, list[str], list[bool]]:
+def split_title(title: str, *, articles_in_front: bool = True) -> tuple[str, list[str], list[bool]]:
     """A MovieLens title's main title (year removed, article in front), its parenthesised
     alternatives (articles in front, "a.k.a." removed) and, for each alternative, whether
-    MovieLens marked it "a.k.a." (a better-known name) rather than the original title."""
+    MovieLens marked it "a.k.a." (a better-known name) rather than the original title.
+    ``articles_in_front=False`` leaves the articles where MovieLens wrote them."""
+    arrange = front_article if articles_in_front else str.strip
     rest = split_year(title)[0]
     alternatives: list[str] = []
     aka: list[bool] = []
@@ -192,11 +194,11 @@ def split_title(title: str) -> tuple[str, list[str], list[bool]]:
         inner = match.group(1).strip()
         if inner:
             aka.append(bool(_AKA.match(inner)))
-            alternatives.append(front_article(_AKA.sub("", inner)))
+            alternatives.append(arrange(_AKA.sub("", inner)))
         rest = rest[: match.start()]
     alternatives.reverse()
     aka.reverse()
-    return front_article(rest), alternatives, aka
+    return arrange(rest), alternatives, aka
 
 
 def title_names(movielens_title: str) -> list[str]:
