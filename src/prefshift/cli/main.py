@@ -10,6 +10,7 @@ from prefshift.cli import (
     eval_personas,
     eval_recommenders,
     evaluate,
+    persona,
     simulate,
     stack,
     tmdb,
@@ -30,6 +31,7 @@ tmdb.register_data_commands(data.app)
 eval_recommenders.register(evaluate.app)
 eval_personas.register(evaluate.app)
 stack.register(app)
+persona.register(app)
 simulate.register(app)
 
 if __name__ == "__main__":

@@ -96,6 +96,22 @@ class Reasons:
 
 
 @dataclass(frozen=True, slots=True)
+class StaticScores:
+    """The scores of some movies before experiences and noise, with their parts."""
+
+    item_ids: list[int]
+    scores: FloatArray  # b_u + b_m + taste + neighbours
+    genres: FloatArray  # genre weights, one row per movie
+    reference: float  # r̄, the persona's mean history rating
+    level: float
+    quality: FloatArray
+    taste: FloatArray
+    taste_parts: FloatArray
+    contributions: FloatArray
+    neighbour_names: list[tuple[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
     tmdb_id: int
     score: float
@@ -175,19 +191,17 @@ class EmbeddedPersonaModel:
             params=self.params.dynamics,
         )
 
-    def predict(
+    def static_scores(
         self,
         *,
         user_id: int | None,
         history: Sequence[tuple[int, float]],
-        experiences: Sequence[tuple[int, float]],
         items: Sequence[int],
         facts: Mapping[int, MovieFacts],
         stats: CollaborativeStats | None,
-        seed: int,
-        occasion: int | None = None,
-    ) -> list[Prediction]:
-        """Score and rate ``items`` for the persona (CPU only; call it off the event loop)."""
+    ) -> StaticScores:
+        """The parts of the scores of ``items`` that experiences and noise do not touch:
+        ``b_u + b_m + taste(m) + neighbours(m)`` (CPU only; call it off the event loop)."""
         p = self.params
         rated = dict(history)  # a movie listed twice counts once, with its last rating
         history_ids = list(rated)
@@ -238,33 +252,60 @@ class EmbeddedPersonaModel:
                 denominator = overview.sum(axis=1, keepdims=True) + p.content_damping
                 contributions += p.content_weight * overview * residuals / denominator
         neighbours = contributions.sum(axis=1)
-
-        state = self.evolve(experiences, facts, reference)
-        item_genres = item_features[:, :N_GENRES]
-        per_genre_shift = item_genres * state.genre_shifts()
-        shifts = per_genre_shift.sum(axis=1)
-
-        noise = response_noise(
-            user_id=user_id,
-            movies=item_ids,
-            seed=seed,
-            occasion=occasion,
-            lasting=p.lasting_noise,
-            per_occasion=p.occasion_noise,
-        )
-        scores = level + item_quality + taste + neighbours + shifts + noise
-
-        reasons = self._reasons(
+        return StaticScores(
+            item_ids=item_ids,
+            scores=level + item_quality + taste + neighbours,
+            genres=item_features[:, :N_GENRES],
+            reference=reference,
             level=level,
             quality=item_quality,
             taste=taste,
-            taste_parts=taste_parts[:, :N_GENRES] * (item_genres > 0),
+            taste_parts=taste_parts,
             contributions=contributions,
             neighbour_names=[
                 (m.label if m is not None else f"TMDB {t}", rated[t])
                 for t, m in zip(history_ids, history_movies, strict=True)
             ],
-            item_genres=item_genres,
+        )
+
+    def predict(
+        self,
+        *,
+        user_id: int | None,
+        history: Sequence[tuple[int, float]],
+        experiences: Sequence[tuple[int, float]],
+        items: Sequence[int],
+        facts: Mapping[int, MovieFacts],
+        stats: CollaborativeStats | None,
+        seed: int,
+        occasion: int | None = None,
+    ) -> list[Prediction]:
+        """Score and rate ``items`` for the persona (CPU only; call it off the event loop)."""
+        p = self.params
+        static = self.static_scores(
+            user_id=user_id, history=history, items=items, facts=facts, stats=stats
+        )
+        state = self.evolve(experiences, facts, static.reference)
+        per_genre_shift = static.genres * state.genre_shifts()
+        shifts = per_genre_shift.sum(axis=1)
+        noise = response_noise(
+            user_id=user_id,
+            movies=static.item_ids,
+            seed=seed,
+            occasion=occasion,
+            lasting=p.lasting_noise,
+            per_occasion=p.occasion_noise,
+        )
+        scores = static.scores + shifts + noise
+
+        reasons = self._reasons(
+            level=static.level,
+            quality=static.quality,
+            taste=static.taste,
+            taste_parts=static.taste_parts[:, :N_GENRES] * (static.genres > 0),
+            contributions=static.contributions,
+            neighbour_names=static.neighbour_names,
+            item_genres=static.genres,
             per_genre_shift=per_genre_shift,
             shifts=shifts,
             state=state,
@@ -276,7 +317,7 @@ class EmbeddedPersonaModel:
                 rating=round_rating(float(scores[i])),
                 reasons=reasons[i],
             )
-            for i, tmdb_id in enumerate(item_ids)
+            for i, tmdb_id in enumerate(static.item_ids)
         ]
 
     @staticmethod

@@ -1,0 +1,1 @@
+"""Calibration of the embedded persona to recorded behaviour (``prefshift persona calibrate``)."""

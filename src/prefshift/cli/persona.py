@@ -1,0 +1,260 @@
+"""`prefshift persona`: the embedded persona's named parameter sets, and their calibration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from prefshift_simulator.calibration.fit import Calibration
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+
+MOMENT_LABELS = {
+    "shift": "shift",
+    "abs_change": "|Δ|",
+    "changed": "changed",
+    "kendall_tau": "τ",
+    "appraisal": "appraisal",
+    "baseline_mean": "mean",
+    "baseline_sd": "sd",
+    "baseline_rmse": "RMSE vs real",
+}
+
+
+def _cell(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:+.3f}" if value < 0 else f"{value:.3f}"
+
+
+def moments_table(calibration: Calibration, pages: set[int] | None = None) -> Table:
+    """Recorded vs simulated moments, before and after the fit, side by side."""
+    table = Table(title="recorded vs simulated (before → after the fit)")
+    for column in ("arm", "page", "moment", "recorded", "± se", "before", "after"):
+        table.add_column(column, justify="left" if column in ("arm", "moment") else "right")
+    rows = zip(
+        calibration.labels,
+        calibration.recorded,
+        calibration.standard_errors,
+        calibration.before,
+        calibration.after,
+        strict=True,
+    )
+    for (arm, page, name), recorded, se, before, after in rows:
+        if math.isnan(recorded) or (pages is not None and page not in pages and page != 0):
+            continue
+        table.add_row(
+            arm,
+            str(page),
+            MOMENT_LABELS.get(name, name),
+            _cell(recorded),
+            f"{se:.3f}",
+            _cell(before),
+            _cell(after),
+        )
+    return table
+
+
+def parameters_table(calibration: Calibration, start: dict[str, float]) -> Table:
+    table = Table(title=f"parameters ({calibration.bootstrap} bootstrap resamples over users)")
+    for column in ("parameter", "start", "estimate", "95% interval"):
+        table.add_column(column, justify="left" if column == "parameter" else "right")
+    for name, value in calibration.parameters.items():
+        interval = calibration.intervals.get(name)
+        fitted = name in calibration.fitted
+        table.add_row(
+            name,
+            f"{start.get(name, math.nan):.4g}",
+            f"{value:.4g}" if fitted else f"{value:.4g} (fixed)",
+            f"{interval[0]:.4g} – {interval[1]:.4g}" if interval else "",
+        )
+    return table
+
+
+@app.command("list")
+def list_models() -> None:
+    """The named parameter sets (shipped, and PREFSHIFT_SIMULATOR_PERSONA_DIR's)."""
+    from prefshift_simulator.config import Settings
+    from prefshift_simulator.main import persona_models
+
+    models, default = persona_models(Settings())
+    table = Table(title="embedded persona parameter sets")
+    for column in ("name", "default", "source", "estimator", "created"):
+        table.add_column(column)
+    for model in models.values():
+        table.add_row(
+            model.name,
+            "yes" if model.name == default else "",
+            model.source,
+            model.estimator,
+            model.created,
+        )
+    console.print(table)
+
+
+@app.command("calibrate")
+def calibrate(
+    experiment: Annotated[int, typer.Option(help="Experiment whose recorded ratings to fit.")],
+    name: Annotated[
+        str | None, typer.Option(help="Name of the parameter set to save (default: exp-ID).")
+    ] = None,
+    start: Annotated[str, typer.Option(help="Parameter set to start from.")] = "literature",
+    bootstrap: Annotated[int, typer.Option(min=0, max=500, help="Bootstrap resamples.")] = 20,
+    replications: Annotated[
+        int, typer.Option(min=1, max=16, help="Noise replications per replay.")
+    ] = 2,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the search and bootstrap.")] = 0,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to save the set (default: PREFSHIFT_SIMULATOR_PERSONA_DIR)."),
+    ] = None,
+    pages: Annotated[
+        str, typer.Option(help="Pages to show in the table, comma-separated (all: '').")
+    ] = "1,4",
+) -> None:
+    """Fit the embedded persona's dynamics and noise to an experiment's recorded ratings by
+    the method of simulated moments: its recorded pages are replayed through the embedded
+    persona in process, and per arm and page the mean shift, |Δ|, share changed, Kendall τ
+    and appraisal, plus the baseline's mean, spread and RMSE, are matched."""
+    from prefshift.recorded_runs import (
+        ExperimentNotFound,
+        load_recorded_experiment,
+        offline_facts,
+    )
+    from prefshift_common.db import create_sync_db_engine
+    from prefshift_simulator.calibration.fit import calibrate as fit
+    from prefshift_simulator.calibration.replay import prepare
+    from prefshift_simulator.config import Settings
+    from prefshift_simulator.embedded.collaborative import CollaborativeStats
+    from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+    from prefshift_simulator.embedded.persona_models import (
+        PersonaModel,
+        flat_parameters,
+        save_persona_model,
+        with_parameters,
+    )
+    from prefshift_simulator.evaluation import read_dataset
+    from prefshift_simulator.main import persona_models
+
+    settings = Settings()
+    models, _ = persona_models(settings)
+    if start not in models:
+        raise typer.BadParameter(f"--start: no parameter set {start!r} ({sorted(models)})")
+    directory = output_dir or settings.simulator_persona_dir
+    if directory is None:
+        raise typer.BadParameter("give --output-dir or set PREFSHIFT_SIMULATOR_PERSONA_DIR")
+    name = name or f"exp-{experiment}"
+    started = time.perf_counter()
+    engine = create_sync_db_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            try:
+                recorded = load_recorded_experiment(connection, experiment)
+            except ExperimentNotFound as exc:
+                errors.print(f"[red]{exc}[/red]")
+                raise typer.Exit(1) from exc
+            if not recorded.users:
+                errors.print(f"[red]experiment {experiment} has no run with a baseline[/red]")
+                raise typer.Exit(1)
+            snapshot = read_dataset(settings.resolved_database_url, recorded.dataset)
+            wanted = {
+                t
+                for user in recorded.users
+                for arm_pages in user.arms.values()
+                for page in arm_pages
+                for t in page.shown
+            }
+            facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
+    finally:
+        engine.dispose()
+    stats = CollaborativeStats(
+        dataset=snapshot.name,
+        user_ids=snapshot.ratings["user_id"].to_numpy(),
+        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
+        ratings=snapshot.ratings["rating"].to_numpy(),
+    )
+    base = models[start]
+    errors.print(
+        f"experiment {experiment} ({recorded.name or 'unnamed'}): {len(recorded.users)} users "
+        f"on {recorded.dataset}; replaying with {start!r}"
+    )
+    prepared = prepare(
+        recorded.users, model=EmbeddedPersonaModel(base.params), facts=facts, stats=stats
+    )
+    start_values = flat_parameters(base.params)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+    ) as progress:
+        search = progress.add_task("search (generations)", total=16)
+        resamples = progress.add_task("bootstrap", total=bootstrap)
+
+        def step(kind: str) -> None:
+            progress.advance(search if kind == "search" else resamples)
+
+        calibration = fit(
+            prepared,
+            start=start_values,
+            bootstrap=bootstrap,
+            replications=replications,
+            seed=seed,
+            on_step=step,
+        )
+    elapsed = time.perf_counter() - started
+    shown_pages = {int(p) for p in pages.split(",") if p.strip()} or None
+    console.print(moments_table(calibration, shown_pages))
+    console.print(parameters_table(calibration, start_values))
+    console.print(
+        f"objective {calibration.objective_before:.1f} → {calibration.objective_after:.1f} "
+        f"({calibration.evaluations} replays, {elapsed:.0f} s)"
+    )
+    fitted = PersonaModel(
+        name=name,
+        params=with_parameters(base.params, calibration.parameters),
+        description=f"Calibrated on experiment {experiment} ({recorded.name or 'unnamed'}).",
+        source=f"experiment {experiment} ({recorded.name or 'unnamed'}) on "
+        f"{recorded.dataset}: {len(recorded.users)} users, arms {', '.join(prepared.arms)}",
+        created=dt.date.today().isoformat(),
+        estimator="method of simulated moments (diagonal bootstrap weights; differential "
+        f"evolution + Nelder-Mead; {replications} noise replications, common random numbers), "
+        f"percentile intervals from {calibration.bootstrap} bootstrap resamples of users; "
+        f"started from {start!r}",
+        intervals=calibration.intervals,
+        extra={
+            "fit": {
+                "users": calibration.users,
+                "objective_before": calibration.objective_before,
+                "objective_after": calibration.objective_after,
+                "moments": [
+                    {
+                        "arm": arm,
+                        "page": page,
+                        "moment": moment,
+                        "recorded": None if math.isnan(rec) else round(float(rec), 4),
+                        "simulated": None if math.isnan(sim) else round(float(sim), 4),
+                    }
+                    for (arm, page, moment), rec, sim in zip(
+                        calibration.labels, calibration.recorded, calibration.after, strict=True
+                    )
+                ],
+            }
+        },
+    )
+    path = save_persona_model(fitted, directory)
+    console.print(f"saved parameter set {name!r} to {path}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="persona", help="The embedded persona's parameter sets.")

@@ -1,0 +1,122 @@
+"""An experiment's recorded runs as the plain data a persona calibration is fitted to
+(:mod:`prefshift_simulator.calibration.recorded`), read straight from the database."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from prefshift_common.contracts import TmdbMovie
+from prefshift_orchestrator.models import Experiment, ExperimentRun, Run, RunPage, RunRating
+from prefshift_orchestrator.schemas import BASELINE
+from prefshift_simulator.calibration.recorded import RecordedPage, RecordedUser
+from prefshift_simulator.metadata import MovieFacts
+from prefshift_tmdb_proxy.models import OfflineMovie
+
+
+class ExperimentNotFound(LookupError):
+    """No experiment has this id."""
+
+
+@dataclass(frozen=True)
+class RecordedExperiment:
+    experiment_id: int
+    name: str | None
+    dataset: str
+    users: list[RecordedUser]
+
+
+def _pages_of(
+    ratings: Iterable[RunRating], pages: Iterable[RunPage]
+) -> tuple[dict[int, float], dict[str, list[RecordedPage]]]:
+    tests: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)
+    experiences: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)
+    for rating in ratings:
+        target = tests if rating.phase == "test" else experiences
+        target[(rating.arm, rating.page)][rating.tmdb_id] = rating.rating
+    shown: dict[tuple[str, int], list[int]] = {
+        (page.arm, page.page): [int(item["tmdb_id"]) for item in page.recommended or []]
+        for page in pages
+    }
+    baseline = tests.pop((BASELINE, 0), {})
+    arms: dict[str, list[RecordedPage]] = defaultdict(list)
+    for arm, page in sorted({*tests, *shown}):
+        if arm == BASELINE:
+            continue
+        arms[arm].append(
+            RecordedPage(
+                shown=shown.get((arm, page), []),
+                experience_ratings=experiences.get((arm, page), {}),
+                test_ratings=tests.get((arm, page), {}),
+            )
+        )
+    return baseline, dict(arms)
+
+
+def load_recorded_experiment(connection: Connection, experiment_id: int) -> RecordedExperiment:
+    """Every run of the experiment that has a baseline: its persona and test movies (with the
+    real ratings), and per arm and page what was shown and how the persona rated."""
+    experiment = connection.execute(
+        select(Experiment).where(Experiment.id == experiment_id)
+    ).first()
+    if experiment is None:
+        raise ExperimentNotFound(f"experiment {experiment_id} does not exist")
+    runs = connection.execute(
+        select(Run, ExperimentRun.archetype)
+        .join(ExperimentRun, ExperimentRun.run_id == Run.id)
+        .where(ExperimentRun.experiment_id == experiment_id)
+        .order_by(Run.user_id)
+    ).all()
+    run_ids = [run.id for run, _ in runs]
+    ratings: dict[int, list[Any]] = defaultdict(list)
+    pages: dict[int, list[Any]] = defaultdict(list)
+    if run_ids:
+        for rating in connection.execute(select(RunRating).where(RunRating.run_id.in_(run_ids))):
+            ratings[rating.run_id].append(rating)
+        for page in connection.execute(select(RunPage).where(RunPage.run_id.in_(run_ids))):
+            pages[page.run_id].append(page)
+    users: list[RecordedUser] = []
+    for run, archetype in runs:
+        if not run.selection:
+            continue
+        baseline, arms = _pages_of(ratings[run.id], pages[run.id])
+        if not baseline:
+            continue
+        test = run.selection["test"]
+        users.append(
+            RecordedUser(
+                user_id=run.user_id,
+                history=[(int(m["tmdb_id"]), float(m["rating"])) for m in run.selection["persona"]],
+                test=[int(m["tmdb_id"]) for m in test],
+                real={int(m["tmdb_id"]): float(m["rating"]) for m in test},
+                baseline=baseline,
+                arms=arms,
+                archetype=archetype,
+            )
+        )
+    return RecordedExperiment(
+        experiment_id=experiment_id,
+        name=experiment.name,
+        dataset=experiment.dataset,
+        users=users,
+    )
+
+
+def offline_facts(connection: Connection, tmdb_ids: Iterable[int]) -> dict[int, MovieFacts]:
+    """What the tmdb-proxy's offline store knows of these movies (for movies outside the
+    dataset, e.g. an LLM's recommendations)."""
+    ids = sorted(set(tmdb_ids))
+    facts: dict[int, MovieFacts] = {}
+    for start in range(0, len(ids), 500):
+        rows = connection.execute(
+            select(OfflineMovie.payload).where(OfflineMovie.tmdb_id.in_(ids[start : start + 500]))
+        )
+        for (payload,) in rows:
+            movie = TmdbMovie.model_validate(payload)
+            facts[movie.id] = MovieFacts.from_tmdb(movie)
+    return facts
