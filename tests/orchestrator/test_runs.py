@@ -73,6 +73,18 @@ def test_a_run_follows_the_protocol_and_stores_every_rating(
             if set(r["items"]) == test_ids and len(r["persona"]["experiences"]) > 0
         ]
         assert sorted(len(r["persona"]["experiences"]) for r in tests_of_als) == [5, 5, 10, 10]
+        # Every rating names its occasion, the page: 0 for the baseline, p on page p (5
+        # experiences per page before it); no persona model asked: the simulator's default.
+        for request in simulator.requests:
+            experienced = len(request["persona"]["experiences"]) // 5
+            if set(request["items"]) != test_ids:  # a page's recommendations
+                assert request["occasion"] == experienced + 1
+            elif experienced:  # a re-rating in a recommender arm
+                assert request["occasion"] == experienced
+            assert request.get("persona_model") is None
+        unexposed = [r["occasion"] for r in simulator.requests if not r["persona"]["experiences"]]
+        assert unexposed.count(0) == 1  # the baseline; control re-rates on pages 1 and 2
+        assert {r["occasion"] for r in simulator.requests} == {0, 1, 2}
 
         # The stand-in's ratings are a known function of each request: the stored ones match.
         baseline_request = next(

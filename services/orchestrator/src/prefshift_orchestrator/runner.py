@@ -343,7 +343,13 @@ class RunExecutor:
     # --- protocol steps -----------------------------------------------------------------------
 
     async def _rate(
-        self, context: _RunContext, items: list[int], experiences: list[Experience], seed: int
+        self,
+        context: _RunContext,
+        items: list[int],
+        experiences: list[Experience],
+        seed: int,
+        *,
+        occasion: int,
     ) -> tuple[list[NewRating], float]:
         persona = Persona(
             user_id=context.user_id,
@@ -352,7 +358,12 @@ class RunExecutor:
             experiences=experiences,
         )
         request = RatingsRequest(
-            persona=persona, items=items, backend=context.protocol.backend, seed=seed
+            persona=persona,
+            items=items,
+            backend=context.protocol.backend,
+            seed=seed,
+            occasion=occasion,  # the page: re-rating on another page may differ
+            persona_model=context.protocol.persona_model,
         )
         timed = await self.clients.rate(request)
         by_id = {rating.tmdb_id: rating for rating in timed.value.ratings}
@@ -366,7 +377,7 @@ class RunExecutor:
         if checkpoint is not None and checkpoint.completed_at is not None:
             return
         seed = call_seed(context.seed, BASELINE, 0, "test")
-        ratings, latency = await self._rate(context, context.test_ids, [], seed)
+        ratings, latency = await self._rate(context, context.test_ids, [], seed, occasion=0)
         async with self.writing() as session:
             await RunRepository(session).save_ratings(
                 context.claim,
@@ -431,7 +442,9 @@ class RunExecutor:
                     experiences.extend(_experiences(page_experiences))
                 else:
                     seed = call_seed(context.seed, arm.name, page, "experience")
-                    ratings, latency = await self._rate(context, items, experiences, seed)
+                    ratings, latency = await self._rate(
+                        context, items, experiences, seed, occasion=page
+                    )
                     await saver.submit(
                         self._save_ratings(context, arm, page, "experience", ratings, latency)
                     )
@@ -440,7 +453,9 @@ class RunExecutor:
                         for r in ratings
                     )
             seed = call_seed(context.seed, "test", page)
-            ratings, latency = await self._rate(context, context.test_ids, experiences, seed)
+            ratings, latency = await self._rate(
+                context, context.test_ids, experiences, seed, occasion=page
+            )
             await saver.submit(self._save_ratings(context, arm, page, "test", ratings, latency))
 
     async def _recommendations(

@@ -86,6 +86,11 @@ class Protocol(Strict):
     backend: Backend | None = Field(
         default=None, description="Simulator backend; default: the simulator's default."
     )
+    persona_model: Name | None = Field(
+        default=None,
+        description="Named parameter set of the embedded persona (simulator GET /backends); "
+        "default: the simulator's.",
+    )
 
     @model_validator(mode="after")
     def _distinct_arm_names(self) -> Protocol:

@@ -44,9 +44,12 @@ RATING_COLUMNS = ["arm", "page", "phase", "tmdb_id", "rating"]
 
 def protocol_params(request: Protocol) -> dict[str, Any]:
     """The protocol part of a request, with defaults filled in, as stored on the run."""
-    return Protocol.model_validate(
+    params = Protocol.model_validate(
         request.model_dump(include=set(Protocol.model_fields))
     ).model_dump(mode="json")
+    if params.get("persona_model") is None:
+        params.pop("persona_model", None)  # runs stored before it existed keep their hash
+    return params
 
 
 def params_hash(user_id: int, dataset: str, params: dict[str, Any], seed: int) -> str:
