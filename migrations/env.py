@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import prefshift_tmdb_proxy.models  # noqa: F401  (each import registers its tables)
+import prefshift_common.llm.models  # noqa: F401  (each import registers its tables)
+import prefshift_tmdb_proxy.models  # noqa: F401
 from prefshift_common.db import Base, create_sync_db_engine
 from prefshift_common.settings import CommonSettings
 

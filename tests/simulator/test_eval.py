@@ -3,7 +3,6 @@ mean and the user + movie bias baseline, and scores RMSE under 0.95."""
 
 from __future__ import annotations
 
-import json
 import re
 
 from typer.testing import CliRunner
@@ -11,8 +10,7 @@ from typer.testing import CliRunner
 from prefshift.cli.main import app
 from prefshift_simulator.config import Settings
 from prefshift_simulator.evaluation import DatasetSnapshot, evaluate_personas
-from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.simulator.test_llm import asked_items
+from tests.fakes.openai_server import FakeOpenAI, persona_responder
 
 
 async def test_embedded_personas_on_the_seed_cohort_score_rmse_under_095(
@@ -47,15 +45,7 @@ def test_cli_prints_the_table(seed_cohort_database_url: str) -> None:
 
 
 def test_cli_llm_backend_rates_through_the_endpoint(seed_cohort_database_url: str) -> None:
-    def all_fours(body: dict[str, object]) -> Reply:
-        numbers = asked_items(body)  # type: ignore[arg-type]
-        return Reply(
-            content=json.dumps(
-                {"ratings": [{"item": n, "rating": 4.0, "feeling": "Fine."} for n in numbers]}
-            )
-        )
-
-    fake = FakeOpenAI(responder=all_fours)
+    fake = FakeOpenAI(responder=persona_responder(lambda n: 4.0))
     with fake.serve() as base_url:
         result = CliRunner().invoke(
             app,

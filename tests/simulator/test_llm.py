@@ -1,11 +1,13 @@
-"""The llm backend through the real ``openai`` client against a fake OpenAI-compatible server:
-JSON and line answers, wrong echoed titles, missing and invalid items, garbage, 429/500, a slow
-answer past the timeout, recorded calls replayed, and the key kept out of everything."""
+"""The llm backend through the real ``openai`` client against a fake OpenAI-compatible server at
+its worst: wrong echoed titles, omitted and invalid items, answers cut off mid-JSON, ratings in
+prose, refusals of the response format (400 and llama.cpp's 500), 429 with Retry-After, 5xx,
+answers past the timeout; valid calls replayed, invalid ones never; the key kept out of it all."""
 
 from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,48 +16,64 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from prefshift_common.db import create_sync_db_engine
-from prefshift_simulator.models import LlmCall
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from prefshift_common.llm.models import LlmCall, LlmFormatDecision, LlmRateBudget
+from tests.fakes.openai_server import (
+    LLAMA_CPP_REFUSAL,
+    FakeOpenAI,
+    Misbehaviour,
+    Reply,
+    prompt_text,
+)
 from tests.simulator.conftest import PersonaCase, SimulatorFactory
 
 API_KEY = "sk-test-5f0c2b7d9e114a3c8f6e"
 ITEM_LINE = re.compile(r"^\[(\d+)\] (.+?) \|", re.MULTILINE)
+GRID = [x / 2 for x in range(1, 11)]
 
 
 def last_user_message(body: dict[str, Any]) -> str:
-    return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    return str(next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user"))
 
 
-def asked_items(body: dict[str, Any]) -> list[int]:
-    """Numbers of the movies the latest message asks about."""
-    return [int(n) for n, _ in ITEM_LINE.findall(last_user_message(body))]
+def asked(body: dict[str, Any]) -> dict[int, str]:
+    """The movies a request asks about: number → label."""
+    return {int(n): label for n, label in ITEM_LINE.findall(last_user_message(body))}
 
 
-def rating_for(number: int) -> float:
-    """A rating that differs between neighbouring numbers, to prove matching by number."""
-    return 0.5 + (number * 7 % 10) * 0.5
+def rating_of(label: str) -> float:
+    """The fake persona's rating of a movie, from its label alone (so re-asks that number the
+    movies afresh still get the same rating)."""
+    return GRID[zlib.crc32(label.encode()) % 10]
 
 
-def json_answer(numbers: list[int], *, title: str = "Some Other Film") -> str:
+def keyed(numbers: dict[int, str]) -> str:
+    return json.dumps(
+        {
+            "ratings": {
+                str(n): {"rating": rating_of(t), "feeling": f"F {t}."} for n, t in numbers.items()
+            }
+        }
+    )
+
+
+def listed(numbers: dict[int, str]) -> str:
     entries = [
-        {"item": n, "title": f"{title} {n + 1}", "rating": rating_for(n), "feeling": f"F{n}."}
-        for n in reversed(numbers)
+        {"item": n, "title": "Some Other Film", "rating": rating_of(t), "feeling": f"F {t}."}
+        for n, t in reversed(numbers.items())
     ]
     return json.dumps({"ratings": entries})
 
 
-def line_answer(numbers: list[int]) -> str:
+def lines(numbers: dict[int, str]) -> str:
     return "\n".join(
-        f"MOVIE: [{n}] Definitely Not The Title; RATING: {rating_for(n)}; FEELING: F{n}.;"
-        for n in numbers
+        f"MOVIE: [{n}] Definitely Not The Title; RATING: {rating_of(t)}; FEELING: F {t}.;"
+        for n, t in numbers.items()
     )
 
 
 def answer_all(body: dict[str, Any]) -> Reply:
-    numbers = asked_items(body)
-    if body.get("response_format", {}).get("type") == "json_schema":
-        return Reply(content=json_answer(numbers))
-    return Reply(content=line_answer(numbers))
+    numbers = asked(body)
+    return Reply(content=keyed(numbers) if body.get("response_format") else lines(numbers))
 
 
 @pytest.fixture
@@ -89,16 +107,23 @@ def body_for(case: PersonaCase, **extra: Any) -> dict[str, Any]:
     }
 
 
-def expected(case: PersonaCase) -> dict[int, float]:
-    return {t: rating_for(n) for n, t in enumerate(case.test[1:11], start=1)}
+def expected(case: PersonaCase, fake: FakeOpenAI) -> dict[int, float]:
+    """What the fake persona rates each movie, read off the first request's numbered list."""
+    labels = asked(fake.requests[0])
+    return {t: rating_of(labels[n]) for n, t in enumerate(case.test[1:11], start=1)}
 
 
-def records(database_url: str) -> list[LlmCall]:
+def ratings(response: Any) -> dict[int, float]:
+    return {r["tmdb_id"]: r["rating"] for r in response.json()["ratings"]}
+
+
+def rows(database_url: str, model: Any) -> list[Any]:
     engine = create_sync_db_engine(database_url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(select(LlmCall.__table__).order_by(LlmCall.id)).all()
-            return [LlmCall(**row._mapping) for row in rows]
+            table = model.__table__
+            order = table.c.id if "id" in table.c else table.c.scope
+            return [model(**r._mapping) for r in connection.execute(select(table).order_by(order))]
     finally:
         engine.dispose()
 
@@ -106,6 +131,7 @@ def records(database_url: str) -> list[LlmCall]:
 async def test_json_answer_is_matched_by_number_and_the_prompt_is_grounded(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
+    fake.responder = lambda body: Reply(content=listed(asked(body)))
     async with simulator(**llm_settings(fake)) as client:
         backends = (await client.get("/backends")).json()["backends"]
         response = await client.post("/ratings", json=body_for(case))
@@ -113,51 +139,62 @@ async def test_json_answer_is_matched_by_number_and_the_prompt_is_grounded(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["backend"] == "llm" and body["model"] == "persona-model-1"
-    assert {r["tmdb_id"]: r["rating"] for r in body["ratings"]} == expected(case)
-    assert body["ratings"][0]["feeling"] == "F1."
+    assert ratings(response) == expected(case, fake)
+    assert body["missing"] == []
     assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["cached"] is False
 
     assert fake.calls == 1
     sent = fake.requests[0]
     assert sent["model"] == "persona-model-1" and sent["temperature"] == 0.3
     assert sent["seed"] == 3
+    # constrained decoding cannot leave a movie out: every number a required key, the rating
+    # one of the 0.5 grid
     assert sent["response_format"]["type"] == "json_schema"
+    schema = sent["response_format"]["json_schema"]["schema"]["properties"]["ratings"]
+    assert schema["required"] == [str(n) for n in range(1, 11)]
+    assert schema["properties"]["7"]["properties"]["rating"]["enum"] == GRID
     prompt = last_user_message(sent)
-    # history: title, the user's own rating, TMDB genres, overview
     assert "your rating:" in prompt and "genres:" in prompt
-    history_ratings = {f"your rating: {m.rating:.1f}" for m in case.history}
-    assert all(text in prompt for text in history_ratings)
+    assert all(f"your rating: {m.rating:.1f}" in prompt for m in case.history)
     assert "you felt: Gripping from start to finish." in prompt
-    assert asked_items(sent) == list(range(1, 11))
+    assert list(asked(sent)) == list(range(1, 11))
 
 
-async def test_endpoint_without_json_schema_gets_the_seed_line_format(
-    simulator: SimulatorFactory, case: PersonaCase, seed_cohort_database_url: str
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "response_format json_schema is not supported"),
+        (422, "Unsupported value: 'response_format.type' json_schema"),
+        (500, LLAMA_CPP_REFUSAL),
+    ],
+)
+async def test_a_refused_response_format_steps_down_the_ladder_whatever_the_status(
+    simulator: SimulatorFactory,
+    case: PersonaCase,
+    seed_cohort_database_url: str,
+    status: int,
+    message: str,
 ) -> None:
-    fake = FakeOpenAI(responder=answer_all, api_key=API_KEY, reject_json_schema=True)
+    bad = Misbehaviour(refuse_formats=frozenset({"json_schema"}), refusal_status=status)
+    fake = FakeOpenAI(responder=answer_all, api_key=API_KEY, misbehaviour=bad)
     with fake.serve() as base_url:
         fake.base_url = base_url  # type: ignore[attr-defined]
         async with simulator(**llm_settings(fake)) as client:
             response = await client.post("/ratings", json=body_for(case))
             again = await client.post("/ratings", json=body_for(case, seed=4))
         assert response.status_code == 200, response.text
-        # titles echoed wrongly ("Definitely Not The Title"): matched by the number anyway
-        assert {r["tmdb_id"]: r["rating"] for r in response.json()["ratings"]} == expected(case)
         assert again.status_code == 200
-        # one 400 about the response format, then line-format calls only
-        assert [r.get("response_format") is not None for r in fake.requests] == [
-            True,
-            False,
-            False,
-        ]
-        assert "MOVIE: [number] title; RATING: rating; FEELING: one sentence;" in (
-            last_user_message(fake.requests[1])
-        )
-        statuses = [r.status for r in records(seed_cohort_database_url)]
-        assert statuses == ["unsupported", "ok", "ok"]
+        assert ratings(response) == expected(case, fake)
+        formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
+        # json_schema refused once; json_object with the schema from then on
+        assert formats == ["json_schema", "json_object", "json_object"]
+        assert fake.requests[1]["response_format"]["schema"]["required"] == ["ratings"]
+        calls = rows(seed_cohort_database_url, LlmCall)
+        assert [c.status for c in calls] == ["unsupported", "valid", "valid"]
+        (decision,) = rows(seed_cohort_database_url, LlmFormatDecision)
+        assert decision.response_format == "json_object" and str(status) in decision.reason
 
-        # a restarted simulator knows the refusal from the records: the identical request is
-        # replayed without any call, the refused one included
+        # a restarted simulator replays the valid call, whichever format answered it
         async with simulator(**llm_settings(fake)) as client:
             replayed = await client.post("/ratings", json=body_for(case))
         assert replayed.json()["usage"]["cached"] is True
@@ -165,99 +202,198 @@ async def test_endpoint_without_json_schema_gets_the_seed_line_format(
         assert fake.calls == 3
 
 
-async def test_missing_and_invalid_items_are_asked_again(
+async def test_the_format_decision_is_revisited_and_the_ladder_reaches_lines(
+    simulator: SimulatorFactory, case: PersonaCase
+) -> None:
+    # refused twice (json_schema, then json_object): lines; the endpoint then accepts JSON again
+    bad = Misbehaviour(refuse_formats=frozenset({"json_schema", "json_object"}), refusals=2)
+    fake = FakeOpenAI(responder=answer_all, api_key=API_KEY, misbehaviour=bad)
+    with fake.serve() as base_url:
+        fake.base_url = base_url  # type: ignore[attr-defined]
+        settings = llm_settings(fake, llm_format_revisit_seconds=0)
+        async with simulator(**settings) as client:
+            first = await client.post("/ratings", json=body_for(case))
+            second = await client.post("/ratings", json=body_for(case, seed=4))
+    assert first.status_code == 200 and second.status_code == 200, first.text
+    formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
+    # a 400 today does not bind the process forever: the next request offers json_schema again
+    assert formats == ["json_schema", "json_object", None, "json_schema"]
+    assert "MOVIE: [number] title; RATING: rating; FEELING: one sentence;" in (
+        last_user_message(fake.requests[2])
+    )
+    assert ratings(first) == expected(case, fake)
+
+
+async def test_omitted_and_invalid_items_are_asked_again_alone_in_a_fresh_request(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
-    first = [n for n in range(1, 11) if n not in (3, 5)]
-    broken = json.loads(json_answer(first))
-    broken["ratings"].append({"item": 5, "rating": 7.5, "feeling": "Off the scale."})
-    fake.script(Reply(content=json.dumps(broken)))
+    def first_answer(body: dict[str, Any]) -> Reply:
+        numbers = asked(body)
+        payload = json.loads(keyed({n: t for n, t in numbers.items() if n not in (3, 5)}))
+        payload["ratings"]["5"] = {"rating": "off the scale", "feeling": "?"}
+        return Reply(content=json.dumps(payload))
+
+    fake.responder = lambda body: first_answer(body) if fake.calls == 1 else answer_all(body)
     async with simulator(**llm_settings(fake)) as client:
         response = await client.post("/ratings", json=body_for(case))
     assert response.status_code == 200, response.text
-    assert {r["tmdb_id"]: r["rating"] for r in response.json()["ratings"]} == expected(case)
+    assert ratings(response) == expected(case, fake)
     assert fake.calls == 2
-    reask = last_user_message(fake.requests[1])
-    assert asked_items(fake.requests[1]) == [3, 5]
-    assert "missing from the answer" in reask and "7.5" in reask
-    # the re-ask continues the conversation: the model sees its own first answer
-    assert fake.requests[1]["messages"][2]["role"] == "assistant"
+    again = fake.requests[1]
+    first_labels = asked(fake.requests[0])
+    # a fresh, smaller request naming only the two movies (the history kept, no old answer)
+    assert list(asked(again).values()) == [first_labels[3], first_labels[5]]
+    assert [m["role"] for m in again["messages"]] == ["system", "user"]
+    assert again["response_format"]["json_schema"]["schema"]["properties"]["ratings"][
+        "required"
+    ] == ["1", "2"]
 
 
-async def test_items_still_missing_after_the_reasks_fail_naming_them(
+async def test_a_few_movies_still_missing_are_returned_as_missing_more_fail_the_request(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
-    def never_item_2(body: dict[str, Any]) -> Reply:
-        return Reply(content=json_answer([n for n in asked_items(body) if n != 2]))
+    hated: set[str] = set()
 
-    fake.responder = never_item_2
+    def never(body: dict[str, Any]) -> Reply:
+        numbers = asked(body)
+        if not hated:
+            hated.add(numbers[2])
+        return Reply(content=keyed({n: t for n, t in numbers.items() if t not in hated}))
+
+    fake.responder = never
     async with simulator(**llm_settings(fake, simulator_reasks=2)) as client:
         response = await client.post("/ratings", json=body_for(case))
-    assert response.status_code == 502
-    error = response.json()
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["ratings"]) == 9
+        assert body["missing"] == [{"tmdb_id": case.test[2], "reason": "missing from the answer"}]
+        assert fake.calls == 3  # asked once, then twice again alone
+
+        hated.update(asked(fake.requests[0]).values())  # now it omits every movie
+        failed = await client.post("/ratings", json=body_for(case, seed=8))
+    assert failed.status_code == 502
+    error = failed.json()
     assert error["error"] == "upstream_error"
-    assert "[2]" in error["detail"] and f"tmdb {case.test[2]}" in error["detail"]
-    assert "1 of 10" in error["detail"]
-    assert fake.calls == 3
+    assert "10 of 10" in error["detail"] and "at most 1 may be missing" in error["detail"]
 
 
-async def test_garbage_is_asked_again_then_reported(
+async def test_a_cut_off_answer_keeps_its_complete_entries_and_splits_the_rest(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
-    fake.script(Reply(content="I'm sorry, but I can't help with rating movies."))
-    async with simulator(**llm_settings(fake, simulator_reasks=1)) as client:
+    def cut_first(body: dict[str, Any]) -> Reply:
+        content = keyed(asked(body))
+        if fake.calls == 1:
+            cut = content.index('"5":') + 12  # entries 1-4 complete, 5 cut mid-way
+            return Reply(content=content[:cut], finish_reason="length")
+        return Reply(content=content)
+
+    fake.responder = cut_first
+    settings = llm_settings(fake, simulator_max_output_tokens=4000)
+    async with simulator(**settings) as client:
+        response = await client.post("/ratings", json=body_for(case))
+    assert response.status_code == 200, response.text
+    assert ratings(response) == expected(case, fake)
+    first = asked(fake.requests[0])
+    later = [list(asked(r).values()) for r in fake.requests[1:]]
+    # the six movies after the cut, in two smaller requests with a larger output budget
+    assert sorted(later, key=len) == [[first[n] for n in (5, 6, 7)], [first[n] for n in (8, 9, 10)]]
+    assert all(r["max_tokens"] >= 120 for r in fake.requests[1:])
+
+
+async def test_ratings_written_as_people_write_them_are_understood(
+    simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
+) -> None:
+    prose = [
+        "4 out of 5",
+        "★★★½☆",
+        "8/10",
+        "four",
+        "4 stars",
+        "4/5",
+        "4.0",
+        "two and a half",
+        "★★★★★",
+        "1/5",
+    ]
+    meant = [4.0, 3.5, 4.0, 4.0, 4.0, 4.0, 4.0, 2.5, 5.0, 1.0]
+
+    def written(body: dict[str, Any]) -> Reply:
+        entries = {str(n): {"rating": prose[n - 1], "feeling": "."} for n in asked(body)}
+        return Reply(content=json.dumps({"ratings": entries}))
+
+    fake.responder = written
+    async with simulator(**llm_settings(fake)) as client:
+        response = await client.post("/ratings", json=body_for(case))
+    assert response.status_code == 200, response.text
+    assert [r["rating"] for r in response.json()["ratings"]] == meant
+    assert fake.calls == 1
+
+
+async def test_429_slows_the_shared_budget_and_waits_instead_of_failing(
+    simulator: SimulatorFactory,
+    case: PersonaCase,
+    fake: FakeOpenAI,
+    seed_cohort_database_url: str,
+) -> None:
+    limited = Reply(status=429, headers={"retry-after": "0.2"}, error_message="Rate limit")
+    async with simulator(**llm_settings(fake, llm_rate_limit_retries=3)) as client:
+        fake.script(limited, limited)
         recovered = await client.post("/ratings", json=body_for(case))
         assert recovered.status_code == 200, recovered.text
-        assert fake.calls == 2
+        assert fake.calls == 3
+        (budget,) = rows(seed_cohort_database_url, LlmRateBudget)
+        assert budget.throttled == 2 and budget.factor < 1.0  # halved twice, +0.02 once
 
-        fake.responder = lambda body: Reply(content="<html>not json, not lines</html>")
-        failed = await client.post("/ratings", json=body_for(case, seed=9))
-    assert failed.status_code == 502
-    assert "10 of 10" in failed.json()["detail"]
-    assert fake.calls == 4
-
-
-async def test_rate_limit_is_retried_by_the_client_only(
-    simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
-) -> None:
-    limited = Reply(status=429, headers={"retry-after": "0"}, error_message="Rate limit reached")
-    async with simulator(**llm_settings(fake, simulator_max_retries=2)) as client:
-        fake.script(limited)
-        recovered = await client.post("/ratings", json=body_for(case))
-        assert recovered.status_code == 200
-        assert fake.calls == 2
-
-        fake.script(limited, limited, limited, limited)
+        fake.script(*[limited] * 5)
         response = await client.post("/ratings", json=body_for(case, seed=5))
     assert response.status_code == 429
     assert response.json()["error"] == "rate_limited"
-    assert fake.calls == 2 + 3  # 1 call + max_retries, not multiplied by the re-asks
+    assert fake.calls == 3 + 4  # one call and three waits, not multiplied by anything
 
 
-async def test_server_errors_become_502_after_the_client_retries(
+async def test_server_errors_become_502_after_the_retries(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
-    fake.script(Reply(status=500), Reply(status=500))
+    fake.script(Reply(status=500), Reply(status=503))
     async with simulator(**llm_settings(fake, simulator_max_retries=1)) as client:
         response = await client.post("/ratings", json=body_for(case))
     assert response.status_code == 502
-    assert "500" in response.json()["detail"]
+    assert "503" in response.json()["detail"]
     assert fake.calls == 2
 
 
-async def test_slow_answer_past_the_timeout_is_504(
+async def test_a_timed_out_request_is_split_with_a_shorter_prompt_and_abandoned_calls_close(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
-    fake.script(Reply(content=json_answer(list(range(1, 11))), delay=5.0))
-    settings = llm_settings(fake, simulator_timeout=0.5, simulator_max_retries=0)
+    fake.script(Reply(content="{}", delay=30.0))
+    settings = llm_settings(fake, simulator_timeout=1.0)
     async with simulator(**settings) as client:
         response = await client.post("/ratings", json=body_for(case))
-    assert response.status_code == 504
-    assert response.json()["error"] == "upstream_timeout"
+    assert response.status_code == 200, response.text
+    assert ratings(response) == expected(case, fake)
+    assert fake.calls == 3  # the 10 movies timed out; then 5 and 5, never the same request
+    assert [len(asked(r)) for r in fake.requests] == [10, 5, 5]
+    assert all(len(prompt_text(r)) < len(prompt_text(fake.requests[0])) for r in fake.requests[1:])
+    assert fake.abandoned == 1  # the server saw the client close the abandoned call
 
 
-async def test_identical_request_is_replayed_without_a_second_call(
+async def test_a_single_movie_that_times_out_fails_fast_with_the_reason(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
+) -> None:
+    fake.responder = lambda body: Reply(content="{}", delay=30.0)
+    settings = llm_settings(fake, simulator_timeout=0.5)
+    async with simulator(**settings) as client:
+        response = await client.post("/ratings", json=body_for(case, items=case.test[1:2]))
+    assert response.status_code == 502
+    assert "did not answer within 0.5 s" in response.json()["detail"]
+    assert fake.calls == 1
+
+
+async def test_valid_calls_are_replayed_invalid_ones_never(
+    simulator: SimulatorFactory,
+    case: PersonaCase,
+    fake: FakeOpenAI,
+    seed_cohort_database_url: str,
 ) -> None:
     async with simulator(**llm_settings(fake)) as client:
         first = await client.post("/ratings", json=body_for(case))
@@ -265,14 +401,28 @@ async def test_identical_request_is_replayed_without_a_second_call(
         assert fake.calls == 1
         other_seed = await client.post("/ratings", json=body_for(case, seed=99))
         assert fake.calls == 2
-    assert second.json()["ratings"] == first.json()["ratings"]
-    assert second.json()["usage"]["cached"] is True
-    assert second.json()["usage"]["prompt_tokens"] == 0
-    assert other_seed.json()["usage"]["cached"] is False
+        assert second.json()["ratings"] == first.json()["ratings"]
+        assert second.json()["usage"]["cached"] is True
+        assert second.json()["usage"]["prompt_tokens"] == 0
+        assert other_seed.json()["usage"]["cached"] is False
+
+        # garbage is recorded as invalid, with its cost, and asked again next time
+        fake.script(Reply(content="I'm sorry, but I can't help with rating movies."))
+        fake.script(Reply(content="<html>not json, not lines</html>"))
+        fake.script(Reply(content="<html>still not</html>"))
+        failed = await client.post("/ratings", json=body_for(case, seed=7))
+        assert failed.status_code == 502 and "10 of 10" in failed.json()["detail"]
+        retried = await client.post("/ratings", json=body_for(case, seed=7))
+        assert retried.status_code == 200
+    assert fake.calls == 2 + 3 + 1
+    calls = rows(seed_cohort_database_url, LlmCall)
+    assert [c.status for c in calls] == ["valid", "valid", "invalid", "invalid", "invalid", "valid"]
+    assert all(c.completion_tokens > 0 for c in calls)
+    assert calls[2].detail == "no valid rating of 10 movies"
 
     async with simulator(**llm_settings(fake, simulator_replay=False)) as client:
         await client.post("/ratings", json=body_for(case))
-    assert fake.calls == 3
+    assert fake.calls == 7
 
 
 async def test_calls_are_recorded_without_the_key(
@@ -287,20 +437,17 @@ async def test_calls_are_recorded_without_the_key(
         ok = await client.post("/ratings", json=body_for(case))
     assert failed.status_code == 502 and API_KEY not in failed.text
     assert ok.status_code == 200
-    calls = records(seed_cohort_database_url)
-    assert [c.status for c in calls] == ["error", "ok"]
+    calls = rows(seed_cohort_database_url, LlmCall)
+    assert [c.status for c in calls] == ["error", "valid"]
     good = calls[1]
-    assert good.model == "persona-model-1" and len(good.request_hash) == 64
+    assert good.model == "persona-model-1" and len(good.replay_key) == 64
+    assert good.service == "simulator" and good.purpose == "persona_ratings"
     assert good.prompt[1]["content"] == last_user_message(fake.requests[1])
-    assert good.response == fake_response_text(fake)
+    assert good.response == keyed(asked(fake.requests[1]))
     assert good.prompt_tokens > 0 and good.completion_tokens > 0 and good.latency_ms > 0
     assert good.parameters["temperature"] == 0.3
     everything = json.dumps([{k: str(v) for k, v in vars(c).items()} for c in calls])
     assert API_KEY not in everything
-
-
-def fake_response_text(fake: FakeOpenAI) -> str:
-    return json_answer(asked_items(fake.requests[-1]))
 
 
 async def test_wrong_key_is_a_502_that_does_not_echo_it(

@@ -31,21 +31,16 @@ async def _run(
     from prefshift_common.db import create_async_db_engine, create_session_factory
     from prefshift_simulator.config import Settings
     from prefshift_simulator.evaluation import evaluate_personas, read_dataset
-    from prefshift_simulator.llm.backend import LlmBackend, create_openai_client
-    from prefshift_simulator.repository import LlmCallRepository
+    from prefshift_simulator.llm.backend import LlmBackend, create_llm_client
 
     settings = Settings()
     database_url = settings.resolved_database_url
     snapshot = await asyncio.to_thread(read_dataset, database_url, dataset)
     engine = create_async_db_engine(database_url)
-    client = create_openai_client(settings) if backend == "llm" else None
-    if backend == "llm" and client is None:
+    client = create_llm_client(settings, create_session_factory(engine))
+    if backend == "llm" and not client.configured:
         raise typer.BadParameter("--backend llm needs OPENAI_BASE_URL or OPENAI_API_KEY")
-    llm = (
-        LlmBackend(client, settings, LlmCallRepository(create_session_factory(engine)))
-        if client is not None
-        else None
-    )
+    llm = LlmBackend(client, settings) if backend == "llm" else None
     n_users = snapshot.ratings["user_id"].nunique()
     total = min(n_users, users) if users else n_users
     try:
@@ -64,8 +59,7 @@ async def _run(
                 on_user=lambda _user: progress.advance(task),
             )
     finally:
-        if client is not None:
-            await client.close()
+        await client.aclose()
         await engine.dispose()
 
 

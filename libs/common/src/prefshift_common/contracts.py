@@ -177,6 +177,13 @@ class Usage(Contract):
     latency_ms: float = Field(default=0.0, ge=0.0)
 
 
+class MissingRating(Contract):
+    """A requested movie the persona gave no valid rating for, and why."""
+
+    tmdb_id: TmdbId
+    reason: Annotated[str, Field(max_length=500), NoNul]
+
+
 class RatingsResponse(Contract):
     backend: Backend
     model: str | None = None
@@ -184,6 +191,12 @@ class RatingsResponse(Contract):
         default=None, description="The embedded persona's parameter set that rated (embedded)."
     )
     ratings: list[ItemRating]
+    missing: list[MissingRating] = Field(
+        default_factory=list,
+        description="Requested movies left unrated after every re-ask (llm backend only, and "
+        "only up to the simulator's PREFSHIFT_SIMULATOR_MAX_MISSING_SHARE; past it the request "
+        "fails with 502).",
+    )
     usage: Usage
 
 

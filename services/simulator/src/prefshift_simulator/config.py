@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field
 
-from prefshift_common.settings import CommonSettings
+from prefshift_common.llm import LlmSettings
 
 BackendName = Literal["llm", "embedded"]
 
 
-class Settings(CommonSettings):
+class Settings(LlmSettings):
     """simulator settings.
 
     The LLM endpoint is any OpenAI-compatible server: ``OPENAI_BASE_URL`` (OpenRouter, vLLM,
@@ -38,12 +38,6 @@ class Settings(CommonSettings):
     )
 
     # --- llm backend ---
-    openai_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
-    )
-    openai_base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
-    )
     simulator_model: str = "gpt-4o-mini"
     simulator_temperature: float = Field(default=0.3, ge=0.0, le=2.0)
     simulator_timeout: float = Field(
@@ -53,21 +47,32 @@ class Settings(CommonSettings):
         default=2,
         ge=0,
         le=10,
-        description="Retries of a failed LLM call (429, 5xx, timeouts), done by the openai client "
-        "alone: the service adds none of its own on top.",
+        description="Retries of an LLM call that failed with 5xx or an unreachable endpoint (a "
+        "429 waits for the shared budget instead, see PREFSHIFT_LLM_RATE_LIMIT_RETRIES).",
     )
     simulator_reasks: int = Field(
-        default=2, ge=0, le=5, description="Follow-up calls asking again for missing items."
+        default=2, ge=0, le=5, description="Times a movie without a valid rating is asked again."
     )
-    simulator_concurrency: int = Field(
-        default=8, ge=1, le=256, description="LLM calls in flight at once."
+    simulator_max_missing_share: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=0.5,
+        description="Share of a request's movies that may stay unrated after the re-asks "
+        "(returned as `missing`, at least one of two or more); past it the request fails.",
+    )
+    simulator_max_output_tokens: int | None = Field(
+        default=None,
+        ge=64,
+        description="The largest output budget (max_tokens) a re-ask after a cut-off answer may "
+        "ask for; unset: never send max_tokens.",
     )
     simulator_replay: bool = Field(
         default=True, description="Answer an identical LLM call from its recorded response."
     )
     simulator_json_schema: bool = Field(
         default=True,
-        description="Ask for a JSON-schema response format (falls back to lines on a 400).",
+        description="Start the structured-output ladder at a JSON-schema response format "
+        "(json_schema, then json_object with the schema, then lines); off: lines only.",
     )
 
     # --- embedded backend (equations in prefshift_simulator.embedded.model and .dynamics) ---

@@ -248,16 +248,18 @@ async def evaluate_personas(
         async with limit:
             response = await service.rate(request)
         predicted = {r.tmdb_id: r.rating for r in response.ratings}
-        real = np.array([real_by_movie[t] for t in split.test], dtype=np.float64)
+        # an LLM may leave a few movies unrated (response.missing): compare over the rated ones
+        rated = np.array([t in predicted for t in split.test])
+        real = np.array([real_by_movie[t] for t in split.test], dtype=np.float64)[rated]
         if on_user is not None:
             on_user(user_id)
         return UserResult(
             user_id=user_id,
             archetype=snapshot.archetypes.get(user_id),
             real=real,
-            persona=np.array([predicted[t] for t in split.test], dtype=np.float64),
+            persona=np.array([predicted[t] for t in split.test if t in predicted]),
             user_mean=np.full(len(real), np.mean([m.rating for m in history])),
-            user_movie_bias=user_movie_bias(stats, user_id, history, split.test),
+            user_movie_bias=user_movie_bias(stats, user_id, history, split.test)[rated],
         )
 
     results = await asyncio.gather(*(one(u) for u in user_ids))

@@ -24,9 +24,8 @@ from prefshift_simulator.embedded.persona_models import (
     load_persona_models,
     with_parameters,
 )
-from prefshift_simulator.llm.backend import LlmBackend, create_openai_client
+from prefshift_simulator.llm.backend import LlmBackend, create_llm_client
 from prefshift_simulator.metadata import CachedMetadata, ProxyMetadata
-from prefshift_simulator.repository import LlmCallRepository
 from prefshift_simulator.service import RatingService
 
 
@@ -57,9 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Build the rating service; what must be closed goes on ``stack``."""
         proxy = create_http_client(settings.tmdb_proxy_url, api_token=settings.api_token)
         stack.push_async_callback(proxy.aclose)
-        openai_client = create_openai_client(settings)
-        if openai_client is not None:
-            stack.push_async_callback(openai_client.close)
+        llm_client = create_llm_client(settings, database.sessions)
+        stack.push_async_callback(llm_client.aclose)
         stats = DatasetStatsCache(settings.resolved_database_url)
         models, default_model = persona_models(settings)
         embedded = EmbeddedBackend(
@@ -72,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stack.enter_async_context(
                 background_task(stats.get(settings.simulator_dataset), name="dataset_stats_warm_up")
             )
-        llm = LlmBackend(openai_client, settings, LlmCallRepository(database.sessions))
+        llm = LlmBackend(llm_client, settings)
         app.state.rating_service = RatingService(
             backends={"embedded": embedded, "llm": llm},
             default_backend=settings.default_backend,
@@ -80,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.simulator_metadata_ttl > 0
             else ProxyMetadata(proxy),
             llm_model=settings.simulator_model,
-            llm_available=openai_client is not None,
+            llm_available=llm_client.configured,
             persona_models=embedded.describe_models(),
         )
 

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from prefshift_common.contracts import Backend, ItemRating, Usage
+from prefshift_common.contracts import Backend, ItemRating, MissingRating, Usage
 
 
 @dataclass(frozen=True, slots=True)
 class BackendResult:
-    """Ratings of the requested items, what producing them cost, and the model used."""
+    """Ratings of the requested items, what producing them cost, and the model used;
+    ``missing``: requested items left unrated, with the reason (the llm backend only)."""
 
     ratings: list[ItemRating]
     usage: Usage
     model: str | None
     persona_model: str | None = None
+    missing: list[MissingRating] = field(default_factory=list)
 
 
 class PersonaModelInfo(BaseModel):

@@ -64,7 +64,8 @@ class RatingService:
         ]
 
     async def rate(self, request: RatingsRequest) -> RatingsResponse:
-        """Rate every requested movie exactly once (duplicates in ``items`` are rated once)."""
+        """Rate every requested movie exactly once (duplicates in ``items`` are rated once); the
+        llm backend may leave a few ``missing``, with the reason."""
         name = request.backend or self.default_backend
         backend = self.backends.get(name)
         if backend is None:
@@ -78,7 +79,7 @@ class RatingService:
         ]
         facts = await self.metadata.fetch(list(dict.fromkeys(wanted)))
         result = await backend.rate(request, items, facts)
-        rated = [r.tmdb_id for r in result.ratings]
+        rated = [r.tmdb_id for r in result.ratings] + [m.tmdb_id for m in result.missing]
         if sorted(rated) != sorted(items):
             # A backend bug, never the caller's: say which movies went wrong.
             raise ServiceError(
@@ -89,5 +90,6 @@ class RatingService:
             model=result.model,
             persona_model=result.persona_model,
             ratings=result.ratings,
+            missing=result.missing,
             usage=result.usage,
         )

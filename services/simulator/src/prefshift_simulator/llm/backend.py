@@ -1,74 +1,83 @@
-"""The ``llm`` backend: the persona prompt sent to any OpenAI-compatible endpoint.
+"""The ``llm`` backend: the persona prompt sent to any OpenAI-compatible endpoint through the
+shared client (:mod:`prefshift_common.llm`: format ladder, rate budget, record and replay).
 
-One request is one conversation: the persona prompt, then (bounded by
-``PREFSHIFT_SIMULATOR_REASKS``) follow-ups asking again for the movies whose rating was missing or
-invalid. Every call is recorded (request hash, model, prompt, response, tokens, latency) and an
-identical call is answered from its record when ``PREFSHIFT_SIMULATOR_REPLAY`` is on. Transport
-retries (429, 5xx, timeouts) are the ``openai`` client's alone (``max_retries``); this module
-adds none, so the two never multiply.
+Salvage, then narrow. Every valid rating of an answer is kept, even of a cut-off one; only the
+movies still missing are asked again, each time in a fresh request that names only them:
+
+* an answer cut off (``finish_reason: "length"``): the missing movies are split in two requests,
+  and the output budget is raised (up to ``PREFSHIFT_SIMULATOR_MAX_OUTPUT_TOKENS``);
+* a request that timed out: split in two, with a shorter prompt (the history's overviews left
+  out); a single movie that times out is not asked again;
+* movies omitted or rated invalidly: asked again together.
+
+Each movie is asked at most ``1 + PREFSHIFT_SIMULATOR_REASKS`` times. Movies still without a
+valid rating then are returned as ``missing`` with the reason, as long as they are at most
+``PREFSHIFT_SIMULATOR_MAX_MISSING_SHARE`` of the request (at least one movie of a request of
+two or more); past that the request fails with 502, naming them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import math
 import time
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-import openai
 import structlog
-from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prefshift_common.contracts import Backend, ItemRating, RatingsRequest, Usage
-from prefshift_common.errors import (
-    NotFound,
-    ServiceError,
-    TooManyRequests,
-    Unavailable,
-    UpstreamError,
-    UpstreamTimeout,
+from prefshift_common.contracts import (
+    Backend,
+    ItemRating,
+    MissingRating,
+    RatingsRequest,
+    Usage,
 )
+from prefshift_common.errors import NotFound, Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.llm import Answer, ChatTask, Format, LlmClient, Verdict
 from prefshift_simulator.config import Settings
 from prefshift_simulator.llm.parsing import parse_answer
-from prefshift_simulator.llm.prompts import (
-    RESPONSE_FORMAT,
-    ResponseFormat,
-    persona_messages,
-    reask_message,
-)
+from prefshift_simulator.llm.prompts import SCHEMA_NAME, persona_messages, ratings_schema
 from prefshift_simulator.metadata import MovieFacts
-from prefshift_simulator.repository import LlmCallRepository
 from prefshift_simulator.schemas import BackendResult
 
 log = structlog.get_logger(__name__)
 
+#: Tokens of answer a movie needs at most (its rating and a one-sentence feeling, in JSON).
+TOKENS_PER_ITEM = 60
 
-def create_openai_client(settings: Settings) -> AsyncOpenAI | None:
-    """The client of the configured endpoint, or None when no LLM is configured."""
-    if not settings.llm_configured:
-        return None
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-    return AsyncOpenAI(
-        api_key=key,
-        base_url=settings.openai_base_url,
+
+def create_llm_client(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> LlmClient:
+    """The shared LLM client configured for the persona."""
+    return LlmClient(
+        service="simulator",
+        settings=settings,
+        model=settings.simulator_model,
+        temperature=settings.simulator_temperature,
         timeout=settings.simulator_timeout,
         max_retries=settings.simulator_max_retries,
+        sessions=sessions,
+        replay=settings.simulator_replay,
+        top_format="json_schema" if settings.simulator_json_schema else "lines",
     )
 
 
-#: Status of the record of a call the endpoint refused for its JSON-schema response format.
-UNSUPPORTED = "unsupported"
+@dataclass
+class _Chunk:
+    """Movies asked together in one request."""
 
-
-class _SchemaUnsupported(Exception):
-    """The endpoint refused the JSON-schema response format."""
+    items: list[int]
+    compact: bool = False
+    max_tokens: int | None = None
 
 
 @dataclass
-class _Spend:
+class _Progress:
+    answers: dict[int, tuple[float, str]] = field(default_factory=dict)
+    problems: dict[int, str] = field(default_factory=dict)
+    asked: Counter[int] = field(default_factory=Counter)
     calls: int = 0
     replayed: int = 0
     prompt_tokens: int = 0
@@ -80,33 +89,25 @@ class LlmBackend:
 
     name: Backend = "llm"
 
-    def __init__(
-        self, client: AsyncOpenAI | None, settings: Settings, calls: LlmCallRepository
-    ) -> None:
+    def __init__(self, client: LlmClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.calls = calls
-        self._semaphore = asyncio.Semaphore(settings.simulator_concurrency)
-        self._json_schema = settings.simulator_json_schema
 
     @property
     def model(self) -> str:
         return self.settings.simulator_model
 
-    @property
-    def endpoint(self) -> str | None:
-        return str(self.client.base_url) if self.client is not None else None
-
-    def _secret_free(self, text: str) -> str:
-        key = self.settings.openai_api_key
-        if key is not None and key.get_secret_value():
-            text = text.replace(key.get_secret_value(), "***")
-        return text
+    def allowed_missing(self, n_items: int) -> int:
+        """Movies of a request that may stay unrated without failing it."""
+        if n_items < 2 or self.settings.simulator_max_missing_share <= 0:
+            return 0
+        share = math.floor(self.settings.simulator_max_missing_share * n_items)
+        return min(n_items - 1, max(1, share))
 
     async def rate(
         self, request: RatingsRequest, items: list[int], facts: Mapping[int, MovieFacts]
     ) -> BackendResult:
-        if self.client is None:
+        if not self.client.configured:
             raise Unavailable("the llm backend needs OPENAI_BASE_URL or OPENAI_API_KEY")
         unknown = [tmdb_id for tmdb_id in items if tmdb_id not in facts]
         if unknown:
@@ -114,6 +115,51 @@ class LlmBackend:
                 f"TMDB does not know these movies, so the persona cannot be told what they "
                 f"are: {unknown[:20]}"
             )
+        started = time.perf_counter()
+        progress = _Progress()
+        chunks = [_Chunk(list(items))]
+        while chunks:
+            outcomes = await asyncio.gather(
+                *(self._ask(request, chunk, facts, progress) for chunk in chunks)
+            )
+            chunks = [later for outcome in outcomes for later in outcome]
+        missing = [tmdb_id for tmdb_id in items if tmdb_id not in progress.answers]
+        if len(missing) > self.allowed_missing(len(items)):
+            described = "; ".join(
+                f"{facts[m].label} (tmdb {m}): {progress.problems.get(m, 'missing')}"
+                for m in missing[:10]
+            )
+            raise UpstreamError(
+                f"the LLM gave no valid rating for {len(missing)} of {len(items)} movies after "
+                f"{self.settings.simulator_reasks + 1} asks each (at most "
+                f"{self.allowed_missing(len(items))} may be missing): {described}"
+            )
+        if missing:
+            log.warning("llm_ratings_missing", n=len(missing), of=len(items))
+        ratings = [
+            ItemRating(tmdb_id=m, rating=progress.answers[m][0], feeling=progress.answers[m][1])
+            for m in items
+            if m in progress.answers
+        ]
+        usage = Usage(
+            prompt_tokens=progress.prompt_tokens,
+            completion_tokens=progress.completion_tokens,
+            cached=progress.calls == 0 and progress.replayed > 0,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+        return BackendResult(
+            ratings=ratings,
+            usage=usage,
+            model=self.model,
+            missing=[
+                MissingRating(tmdb_id=m, reason=progress.problems.get(m, "missing")[:500])
+                for m in missing
+            ],
+        )
+
+    def _task(
+        self, request: RatingsRequest, chunk: _Chunk, facts: Mapping[int, MovieFacts]
+    ) -> ChatTask:
         persona = request.persona
         history = [(facts[m.tmdb_id], m.rating) for m in persona.history if m.tmdb_id in facts]
         experiences = [
@@ -121,191 +167,99 @@ class LlmBackend:
             for e in persona.experiences
             if e.tmdb_id in facts
         ]
-        movies = [facts[tmdb_id] for tmdb_id in items]
-        started = time.perf_counter()
-        spend = _Spend()
+        movies = [facts[tmdb_id] for tmdb_id in chunk.items]
+        n_items = len(movies)
 
-        response_format: ResponseFormat = "json_schema" if self._json_schema else "lines"
-        conversation = persona_messages(
-            history=history, experiences=experiences, items=movies, response_format=response_format
-        )
-        answers: dict[int, tuple[float, str]] = {}
-        problems: dict[int, str] = {}
-        wanted = set(range(1, len(movies) + 1))
-        for attempt in range(self.settings.simulator_reasks + 1):
-            try:
-                content = await self._complete(
-                    conversation, response_format, request, attempt, spend
-                )
-            except _SchemaUnsupported:
-                # The endpoint has no structured outputs: ask again in the seed's line format.
-                self._json_schema = False
-                response_format = "lines"
-                conversation = persona_messages(
-                    history=history,
-                    experiences=experiences,
-                    items=movies,
-                    response_format=response_format,
-                )
-                content = await self._complete(
-                    conversation, response_format, request, attempt, spend
-                )
-            parsed = parse_answer(content, len(movies))
-            for number in sorted(wanted):
-                if number in parsed.ratings:
-                    answers[number] = parsed.ratings[number]
-                    problems.pop(number, None)
-                else:
-                    problems[number] = parsed.problems.get(number, "missing from the answer")
-            wanted = {n for n in wanted if n not in answers}
-            if not wanted:
-                break
-            log.info("llm_reask", attempt=attempt, missing=sorted(wanted)[:20], n=len(wanted))
-            conversation = [
-                *conversation,
-                {"role": "assistant", "content": content},
-                reask_message(
-                    {n: problems[n] for n in wanted}, movies, response_format=response_format
-                ),
-            ]
-        if wanted:
-            described = "; ".join(
-                f"[{n}] {movies[n - 1].label} (tmdb {movies[n - 1].tmdb_id}): {problems[n]}"
-                for n in sorted(wanted)[:10]
+        def messages(response_format: Format) -> list[dict[str, str]]:
+            return persona_messages(
+                history=history,
+                experiences=experiences,
+                items=movies,
+                response_format=response_format,
+                compact=chunk.compact,
             )
-            raise UpstreamError(
-                f"the LLM gave no valid rating for {len(wanted)} of {len(movies)} movies after "
-                f"{self.settings.simulator_reasks + 1} attempts: {described}"
-            )
-        ratings = [
-            ItemRating(tmdb_id=movies[n - 1].tmdb_id, rating=answers[n][0], feeling=answers[n][1])
-            for n in range(1, len(movies) + 1)
-        ]
-        usage = Usage(
-            prompt_tokens=spend.prompt_tokens,
-            completion_tokens=spend.completion_tokens,
-            cached=spend.calls == 0 and spend.replayed > 0,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
+
+        def validate(content: str, finish_reason: str | None) -> Verdict:
+            parsed = parse_answer(content, n_items)
+            missing = n_items - len(parsed.ratings)
+            cut = " (cut off)" if finish_reason == "length" else ""
+            if not parsed.ratings:
+                return Verdict(False, f"no valid rating of {n_items} movies{cut}")
+            if missing:
+                return Verdict(True, f"{missing} of {n_items} movies without a valid rating{cut}")
+            return Verdict(True)
+
+        return ChatTask(
+            purpose="persona_ratings",
+            messages=messages,
+            validate=validate,
+            schema=ratings_schema(n_items),
+            schema_name=SCHEMA_NAME,
+            seed=request.seed,
+            max_tokens=chunk.max_tokens,
+            user_id=persona.user_id,
         )
-        return BackendResult(ratings=ratings, usage=usage, model=self.model)
 
-    def _parameters(
-        self, messages: list[dict[str, str]], response_format: ResponseFormat, seed: int | None
-    ) -> dict[str, Any]:
-        parameters: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": self.settings.simulator_temperature,
-        }
-        if seed is not None:
-            parameters["seed"] = seed
-        if response_format == "json_schema":
-            parameters["response_format"] = RESPONSE_FORMAT
-        return parameters
+    @staticmethod
+    def _split(items: list[int], *, compact: bool, max_tokens: int | None) -> list[_Chunk]:
+        half = (len(items) + 1) // 2
+        parts = [items[:half], items[half:]] if len(items) > 1 else [items]
+        return [_Chunk(part, compact, max_tokens) for part in parts if part]
 
-    def _hash(self, parameters: dict[str, Any]) -> str:
-        canonical = json.dumps(
-            {"endpoint": self.endpoint, **parameters}, sort_keys=True, ensure_ascii=False
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    async def _complete(
+    async def _ask(
         self,
-        messages: list[dict[str, str]],
-        response_format: ResponseFormat,
         request: RatingsRequest,
-        attempt: int,
-        spend: _Spend,
-    ) -> str:
-        assert self.client is not None
-        parameters = self._parameters(messages, response_format, request.seed)
-        request_hash = self._hash(parameters)
-        if self.settings.simulator_replay:
-            recorded = await self.calls.find(request_hash)
-            if recorded is not None:
-                spend.replayed += 1
-                log.info("llm_replayed", call_id=recorded.id, request_hash=request_hash[:12])
-                return recorded.response
-            if response_format == "json_schema" and await self.calls.find(
-                request_hash, status=UNSUPPORTED
-            ):
-                spend.replayed += 1  # the endpoint said so before: go to lines, no call
-                raise _SchemaUnsupported()
-        record: dict[str, Any] = {
-            "request_hash": request_hash,
-            "model": self.model,
-            "endpoint": self.endpoint,
-            "user_id": request.persona.user_id,
-            "attempt": attempt,
-            "response_format": response_format,
-            "prompt": messages,
-            "parameters": {k: v for k, v in parameters.items() if k != "messages"},
-        }
-        started = time.perf_counter()
+        chunk: _Chunk,
+        facts: Mapping[int, MovieFacts],
+        progress: _Progress,
+    ) -> list[_Chunk]:
+        """Ask for one chunk; the chunks to ask next."""
+        progress.asked.update(chunk.items)
         try:
-            async with self._semaphore:
-                completion = await self.client.chat.completions.create(**parameters)
-        except openai.APIError as exc:
-            latency = (time.perf_counter() - started) * 1000.0
-            error = self._translate(exc, response_format)
-            await self.calls.record(
-                **record,
-                response=None,
-                status=UNSUPPORTED if isinstance(error, _SchemaUnsupported) else "error",
-                error=self._secret_free(f"{type(exc).__name__}: {exc}")[:2000],
-                prompt_tokens=0,
-                completion_tokens=0,
-                latency_ms=latency,
-            )
-            raise error from exc
-        latency = (time.perf_counter() - started) * 1000.0
-        spend.calls += 1
-        content = completion.choices[0].message.content if completion.choices else None
-        usage = completion.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
-        spend.prompt_tokens += prompt_tokens
-        spend.completion_tokens += completion_tokens
-        await self.calls.record(
-            **record,
-            response=content or "",
-            status="ok" if content else "empty",
-            error=None,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=latency,
-        )
-        return content or ""
+            answer = await self.client.complete(self._task(request, chunk, facts))
+        except UpstreamTimeout as exc:
+            for tmdb_id in chunk.items:
+                progress.problems[tmdb_id] = exc.detail
+            again = [m for m in chunk.items if self._may_ask(m, progress)]
+            if len(chunk.items) == 1 or not again:
+                return []  # one movie that times out is not asked again: it fails fast
+            log.info("llm_timeout_split", n=len(chunk.items))
+            return self._split(again, compact=True, max_tokens=chunk.max_tokens)
+        self._count(answer, progress)
+        parsed = parse_answer(answer.content, len(chunk.items))
+        for number, tmdb_id in enumerate(chunk.items, start=1):
+            if number in parsed.ratings:
+                progress.answers[tmdb_id] = parsed.ratings[number]
+                progress.problems.pop(tmdb_id, None)
+            elif tmdb_id not in progress.answers:
+                reason = parsed.problems.get(number, "missing from the answer")
+                if answer.truncated:
+                    reason += " (the answer was cut off)"
+                progress.problems[tmdb_id] = reason
+        again = [m for m in chunk.items if m not in progress.answers and self._may_ask(m, progress)]
+        if not again:
+            return []
+        log.info("llm_reask", n=len(again), of=len(chunk.items), cut=answer.truncated)
+        if answer.truncated:
+            return self._split(again, compact=chunk.compact, max_tokens=self._more(chunk, answer))
+        return [_Chunk(again, compact=chunk.compact, max_tokens=chunk.max_tokens)]
 
-    def _translate(self, exc: openai.APIError, response_format: ResponseFormat) -> Exception:
-        """The typed error (or the schema fallback signal) for an error of the openai client."""
-        message = self._secret_free(str(getattr(exc, "message", "") or exc))[:300]
-        if isinstance(exc, openai.BadRequestError) and response_format == "json_schema":
-            lowered = message.lower()
-            if "response_format" in lowered or "json_schema" in lowered:
-                return _SchemaUnsupported()
-        error: ServiceError
-        if isinstance(exc, openai.APITimeoutError):
-            error = UpstreamTimeout(
-                f"the LLM did not answer within {self.settings.simulator_timeout:g} s "
-                f"({self.settings.simulator_max_retries} retries)"
-            )
-        elif isinstance(exc, openai.APIConnectionError):
-            error = Unavailable(f"the LLM endpoint {self.endpoint} is unreachable")
-        elif isinstance(exc, openai.RateLimitError):
-            retry_after = exc.response.headers.get("retry-after")
-            error = TooManyRequests(
-                f"the LLM endpoint is rate limiting (429) after "
-                f"{self.settings.simulator_max_retries} retries: {message}",
-                headers={"Retry-After": retry_after} if retry_after else None,
-            )
-        elif isinstance(exc, openai.AuthenticationError):
-            error = UpstreamError("the LLM endpoint rejected the API key (401)")
-        elif isinstance(exc, openai.APIStatusError):
-            error = UpstreamError(
-                f"the LLM endpoint answered {exc.status_code}"
-                f"{' after retries' if exc.status_code >= 500 else ''}: {message}"
-            )
+    def _may_ask(self, tmdb_id: int, progress: _Progress) -> bool:
+        return progress.asked[tmdb_id] <= self.settings.simulator_reasks
+
+    def _more(self, chunk: _Chunk, answer: Answer) -> int | None:
+        """A larger output budget after a cut, within the configured ceiling."""
+        ceiling = self.settings.simulator_max_output_tokens
+        if ceiling is None:
+            return chunk.max_tokens
+        used = max(answer.completion_tokens, chunk.max_tokens or 0, TOKENS_PER_ITEM)
+        return min(ceiling, used * 2)
+
+    @staticmethod
+    def _count(answer: Answer, progress: _Progress) -> None:
+        if answer.replayed:
+            progress.replayed += 1
         else:
-            error = UpstreamError(f"the LLM call failed: {type(exc).__name__}")
-        return error
+            progress.calls += 1
+        progress.prompt_tokens += answer.prompt_tokens
+        progress.completion_tokens += answer.completion_tokens

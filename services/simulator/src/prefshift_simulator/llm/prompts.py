@@ -8,12 +8,12 @@ matched back by the number, never by the title the model echoes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
+from prefshift_common.llm import Format
+from prefshift_simulator.llm.parsing import GRID
 from prefshift_simulator.metadata import MovieFacts
-
-ResponseFormat = Literal["json_schema", "lines"]
 
 HISTORY_OVERVIEW_CHARS = 300
 ITEM_OVERVIEW_CHARS = 600
@@ -26,8 +26,8 @@ SYSTEM_PROMPT = (
 )
 
 JSON_INSTRUCTIONS = (
-    'Answer with JSON only: {"ratings": [{"item": <number>, "rating": <0.5-5.0>, '
-    '"feeling": "<one sentence>"}]}, with exactly one entry for every numbered movie.'
+    'Answer with JSON only: {"ratings": {"1": {"rating": <0.5-5.0>, "feeling": "<one '
+    'sentence>"}, "2": {...}, ...}}, with exactly one key for every numbered movie.'
 )
 
 LINE_INSTRUCTIONS = (
@@ -35,32 +35,37 @@ LINE_INSTRUCTIONS = (
     "MOVIE: [number] title; RATING: rating; FEELING: one sentence;"
 )
 
-#: The JSON schema the model's answer must follow (OpenAI structured outputs, strict mode).
-RATINGS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "ratings": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "item": {"type": "integer"},
-                    "rating": {"type": "number"},
-                    "feeling": {"type": "string"},
-                },
-                "required": ["item", "rating", "feeling"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["ratings"],
-    "additionalProperties": False,
-}
+#: Name of the response schema (OpenAI structured outputs).
+SCHEMA_NAME = "persona_ratings"
 
-RESPONSE_FORMAT: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {"name": "persona_ratings", "strict": True, "schema": RATINGS_SCHEMA},
-}
+
+def ratings_schema(n_items: int) -> dict[str, Any]:
+    """The answer's JSON schema for ``n_items`` numbered movies, written so that constrained
+    decoding cannot leave one out: every movie's number is a required key, and a rating is one
+    of the ten values of the 0.5 grid."""
+    entry = {
+        "type": "object",
+        "properties": {
+            "rating": {"type": "number", "enum": list(GRID)},
+            "feeling": {"type": "string"},
+        },
+        "required": ["rating", "feeling"],
+        "additionalProperties": False,
+    }
+    numbers = [str(n) for n in range(1, n_items + 1)]
+    return {
+        "type": "object",
+        "properties": {
+            "ratings": {
+                "type": "object",
+                "properties": {number: entry for number in numbers},
+                "required": numbers,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["ratings"],
+        "additionalProperties": False,
+    }
 
 
 def _clip(text: str, limit: int) -> str:
@@ -76,9 +81,9 @@ def _rating(value: float) -> str:
     return f"{value:.1f}"
 
 
-def history_line(movie: MovieFacts, rating: float) -> str:
+def history_line(movie: MovieFacts, rating: float, *, compact: bool = False) -> str:
     line = f"- {movie.label} | your rating: {_rating(rating)} | genres: {_genres(movie)}"
-    if movie.overview:
+    if movie.overview and not compact:
         line += f" | {_clip(movie.overview, HISTORY_OVERVIEW_CHARS)}"
     return line
 
@@ -97,8 +102,8 @@ def item_line(number: int, movie: MovieFacts) -> str:
     return line
 
 
-def instructions(response_format: ResponseFormat) -> str:
-    return JSON_INSTRUCTIONS if response_format == "json_schema" else LINE_INSTRUCTIONS
+def instructions(response_format: Format) -> str:
+    return LINE_INSTRUCTIONS if response_format == "lines" else JSON_INSTRUCTIONS
 
 
 def persona_messages(
@@ -106,11 +111,13 @@ def persona_messages(
     history: Sequence[tuple[MovieFacts, float]],
     experiences: Sequence[tuple[MovieFacts, float, str]],
     items: Sequence[MovieFacts],
-    response_format: ResponseFormat,
+    response_format: Format,
+    compact: bool = False,
 ) -> list[dict[str, str]]:
-    """The chat messages asking the persona to rate ``items`` (numbered from 1)."""
+    """The chat messages asking the persona to rate ``items`` (numbered from 1); ``compact``
+    leaves the history's overviews out (a shorter prompt, after a timeout)."""
     sections = ["Movies you have rated before:"]
-    sections.extend(history_line(movie, rating) for movie, rating in history)
+    sections.extend(history_line(movie, rating, compact=compact) for movie, rating in history)
     if experiences:
         sections.append("")
         sections.append("Movies you watched recently, in order, and how you felt about them:")
@@ -127,19 +134,3 @@ def persona_messages(
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": "\n".join(sections)},
     ]
-
-
-def reask_message(
-    problems: Mapping[int, str], items: Sequence[MovieFacts], response_format: ResponseFormat
-) -> dict[str, str]:
-    """The follow-up asking again for the movies that were missing or invalid."""
-    lines = [
-        "Some movies did not get a valid rating. Rate only these, by their numbers:",
-        *(
-            f"{item_line(number, items[number - 1])} (problem: {problem})"
-            for number, problem in sorted(problems.items())
-        ),
-        "",
-        instructions(response_format),
-    ]
-    return {"role": "user", "content": "\n".join(lines)}

