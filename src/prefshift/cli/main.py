@@ -11,6 +11,7 @@ from prefshift.cli import (
     eval_recommenders,
     evaluate,
     persona,
+    replication,
     simulate,
     stack,
     tmdb,
@@ -33,6 +34,7 @@ eval_personas.register(evaluate.app)
 stack.register(app)
 persona.register(app)
 simulate.register(app)
+replication.register(simulate.experiment_app)
 
 if __name__ == "__main__":
     app()

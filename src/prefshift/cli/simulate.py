@@ -342,6 +342,61 @@ def print_statistics(report: Mapping[str, Any], console: Console = console) -> N
     console.print(table)
 
 
+#: The report's per-page measurements as the CLI prints them: (metric, header, as a percentage).
+MEASUREMENTS = (
+    ("shift", "Δ", False),
+    ("mean_abs_shift", "|Δ|", False),
+    ("share_changed", "chg", True),
+    ("kendall_tau", "τ", False),
+    ("appraisal", "appr", False),
+)
+
+
+def print_measurements(report: Mapping[str, Any], console: Console = console) -> None:
+    """Mean of every per-page measurement across users, by arm and page, for all users and for
+    each archetype (the shift's interval and tests are in ``print_statistics``); the report's
+    notes; the baseline's fidelity on all test movies and on those the persona never saw."""
+    statistics = report["statistics"]
+    cells = {
+        (c["metric"], c["arm"], c["page"], c["archetype"]): c
+        for c in statistics["cells"]
+        if c["genre"] == ""
+    }
+    keys = sorted({(arm, page) for (_, arm, page, _) in cells if page > 0})
+    for archetype in [None, *statistics.get("archetypes", [])]:
+        users = "all users" if archetype is None else f"archetype {archetype}"
+        table = Table(title=f"Mean per user, {users}")
+        table.add_column("arm", no_wrap=True)
+        table.add_column("page", justify="right")
+        for _, header, _ in MEASUREMENTS:
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("n", justify="right")
+        for arm, page in keys:
+            row = [cells.get((metric, arm, page, archetype)) for metric, _, _ in MEASUREMENTS]
+            if not any(row):
+                continue
+            values = [
+                "–"
+                if cell is None or cell["mean"] is None
+                else (f"{cell['mean']:.0%}" if percent else f"{cell['mean']:+.2f}")
+                for cell, (_, _, percent) in zip(row, MEASUREMENTS, strict=True)
+            ]
+            n = max((cell["n"] for cell in row if cell), default=0)
+            table.add_row(arm, str(page), *values, str(n))
+        console.print(table)
+    for note in report.get("notes") or []:
+        console.print(f"note: {note}")
+    for key, label in (("fidelity", "all test movies"), ("fidelity_unseen", "never seen")):
+        fidelity = report.get(key) or {}
+        if fidelity.get("n"):
+            console.print(
+                f"Baseline fidelity, {label} ({fidelity['n']} pairs): "
+                f"bias {_fmt(fidelity.get('bias'))}, MAE {_fmt(fidelity.get('mae'), False)}, "
+                f"RMSE {_fmt(fidelity.get('rmse'), False)}, "
+                f"Pearson r {_fmt(fidelity.get('pearson_r'), False)}"
+            )
+
+
 @experiment_app.command("report")
 def experiment_report(
     experiment_id: int = typer.Argument(...),
@@ -365,6 +420,7 @@ def experiment_report(
                 _checked_bytes(response)
                 (out / f"{plot}.{fmt}").write_bytes(response.content)
     print_statistics(report)
+    print_measurements(report)
     console.print(f"report written to {out}/ (report.json, *.csv, *.png, *.svg)")
 
 

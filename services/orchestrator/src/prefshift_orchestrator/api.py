@@ -231,6 +231,7 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
         params=experiment.params,
         cohort=experiment.cohort,
         messages=list(experiment.messages or []),
+        provenance=experiment.provenance,
         status=status,
         created_at=as_utc(experiment.created_at),  # type: ignore[arg-type]
         progress=progress,

@@ -17,7 +17,7 @@ another page than 0 are ignored.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,11 @@ class RunShift(BaseModel):
     arms: list[ArmSummary]
     pages: list[PageShift]
     genres: list[GenreShift]
-    fidelity: Fidelity
+    fidelity: Fidelity = Field(description="Baseline against real ratings, every test movie.")
+    fidelity_unseen: Fidelity = Field(
+        description="The same on the test movies that are not persona movies (the persona never "
+        "saw their real rating); equal to fidelity when the split is disjoint."
+    )
 
 
 def _none_if_nan(value: float | np.floating | None) -> float | None:
@@ -214,10 +218,15 @@ def run_shift(
     test_genres: Mapping[int, Sequence[str] | str],
     real_ratings: Mapping[int, float] | None = None,
     control_arm: str | None = "control",
+    seen: Collection[int] = (),
 ) -> RunShift:
-    """Every measurement of one run from its stored ratings (see the module docstring)."""
+    """Every measurement of one run from its stored ratings (see the module docstring).
+
+    ``seen``: test movies the persona saw among its persona movies (the seed study's split let
+    some through); ``fidelity_unseen`` leaves them out."""
     cells = _cells(ratings)
     base = cells.get((BASELINE_ARM, 0, TEST_PHASE), {})
+    seen_ids = set(seen)
     arm_names = sorted(
         {arm for (arm, _, _) in cells if arm != BASELINE_ARM},
         key=lambda arm: (arm == control_arm, arm),
@@ -306,6 +315,9 @@ def run_shift(
         pages=pages,
         genres=_genre_shifts(aligned, test_genres, rank, control_arm if has_control else None),
         fidelity=fidelity(base, real_ratings or {}),
+        fidelity_unseen=fidelity(
+            base, {m: r for m, r in (real_ratings or {}).items() if m not in seen_ids}
+        ),
     )
 
 

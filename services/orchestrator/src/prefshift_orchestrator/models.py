@@ -1,5 +1,6 @@
 """Tables owned by the orchestrator: runs, every rating of every page, page checkpoints and
-experiments. Migration: ``migrations/versions/2026_11_26_0005-orchestrator.py`` (keep in step)."""
+experiments. Migrations: ``migrations/versions/2026_11_26_0005-orchestrator.py`` and
+``2026_11_29_0006-run_provenance.py`` (keep in step)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class Run(Base):
     # Test and persona movies (with real ratings and genres) and the arms as resolved at start.
     selection: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant)
     arms: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONVariant)
+    # Where a run came from when it was not executed here (e.g. the seed study's released runs:
+    # source files, persona model); None for runs prefshift executed.
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claim_token: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -111,6 +115,8 @@ class Experiment(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     cohort: Mapped[dict[str, Any]] = mapped_column(JSONVariant)
     messages: Mapped[list[str]] = mapped_column(JSONVariant, default=list)
+    # Imported experiments: what was imported (folder digest, study, models); else None.
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from prefshift_orchestrator import measurements, statistics
 from prefshift_orchestrator.models import Run, RunRating
 from prefshift_orchestrator.repository import ExperimentRepository, RunRepository
-from prefshift_orchestrator.service import compute_shift, ratings_frame, selection_inputs
+from prefshift_orchestrator.service import (
+    compute_shift,
+    ratings_frame,
+    seen_test_movies,
+    selection_inputs,
+)
 
 PlotName = Literal["shift_by_page", "genre_shift", "fidelity"]
 
@@ -26,6 +31,7 @@ class UserResult(BaseModel):
     archetype: str | None
     status: str
     fidelity: measurements.Fidelity | None
+    fidelity_unseen: measurements.Fidelity | None = None
     arms: list[measurements.ArmSummary]
 
 
@@ -37,6 +43,14 @@ class ExperimentReport(BaseModel):
     n_completed: int = Field(description="Completed runs; only these enter the statistics.")
     fidelity: measurements.Fidelity = Field(
         description="Baseline against real ratings, pooled over every test movie of every user."
+    )
+    fidelity_unseen: measurements.Fidelity = Field(
+        description="The same without the test movies that were also persona movies (imported "
+        "runs of the seed study); equal to fidelity for disjoint splits."
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What a reader must know to read the figures (e.g. no control arm).",
     )
     statistics: statistics.CohortStatistics
     users: list[UserResult]
@@ -72,8 +86,10 @@ def _build(
         shift = compute_shift(run, ratings)
         shifts.append((user_id, archetype, shift))
         _, real = selection_inputs(run)
+        seen = seen_test_movies(run)
+        user_pairs = measurements.fidelity_pairs(ratings_frame(ratings), real)
         pairs.append(
-            measurements.fidelity_pairs(ratings_frame(ratings), real).assign(user_id=user_id)
+            user_pairs.assign(user_id=user_id, seen=user_pairs["tmdb_id"].isin(list(seen)))
         )
         users.append(
             UserResult(
@@ -82,6 +98,7 @@ def _build(
                 archetype=archetype,
                 status=run.status,
                 fidelity=shift.fidelity,
+                fidelity_unseen=shift.fidelity_unseen,
                 arms=shift.arms,
             )
         )
@@ -90,19 +107,31 @@ def _build(
     pooled = (
         pd.concat(pairs, ignore_index=True)
         if pairs
-        else pd.DataFrame(columns=["tmdb_id", "predicted", "real", "user_id"])
+        else pd.DataFrame(columns=["tmdb_id", "predicted", "real", "user_id", "seen"])
     )
-    predicted = {i: float(v) for i, v in enumerate(pooled["predicted"])}
-    real = {i: float(v) for i, v in enumerate(pooled["real"])}
+    notes = []
+    if len(results) and summary.control_arm is None:
+        notes.append(
+            "no control arm: shifts are against the baseline only; net shifts (against a "
+            "persona that saw nothing) are not defined"
+        )
     report = ExperimentReport(
         experiment_id=experiment_id,
         n_users=len(members),
         n_completed=len(shifts),
-        fidelity=measurements.fidelity(predicted, real),
+        fidelity=_pooled_fidelity(pooled),
+        fidelity_unseen=_pooled_fidelity(pooled[~pooled["seen"].astype(bool)]),
+        notes=notes,
         statistics=summary,
         users=users,
     )
     return ReportData(report=report, results=results, fidelity_pairs=pooled)
+
+
+def _pooled_fidelity(pairs: pd.DataFrame) -> measurements.Fidelity:
+    predicted = {i: float(v) for i, v in enumerate(pairs["predicted"])}
+    real = {i: float(v) for i, v in enumerate(pairs["real"])}
+    return measurements.fidelity(predicted, real)
 
 
 def _empty_statistics() -> statistics.CohortStatistics:

@@ -140,6 +140,11 @@ class RunOut(BaseModel):
     params: dict[str, Any]
     arms: list[dict[str, Any]] | None
     messages: list[str]
+    provenance: dict[str, Any] | None = Field(
+        default=None,
+        description="Where the run came from when prefshift did not execute it (an import of "
+        "the seed study's released runs: source, files' sha256, persona model); else null.",
+    )
     error: RunError | None
     attempts: int
     claimed_by: str | None
@@ -224,6 +229,11 @@ class ExperimentOut(BaseModel):
     params: dict[str, Any]
     cohort: dict[str, Any]
     messages: list[str]
+    provenance: dict[str, Any] | None = Field(
+        default=None,
+        description="Where the experiment came from when it was imported (an import of "
+        "the seed study's released runs: source, folder sha256, persona model); else null.",
+    )
     status: Literal["running", "completed", "failed"]
     created_at: datetime
     progress: ExperimentProgress

@@ -167,6 +167,7 @@ def run_out(run: Run, pages_done: int, base: str = "") -> RunOut:
         params=run.params,
         arms=run.arms,
         messages=list(run.messages or []),
+        provenance=run.provenance,
         error=error,
         attempts=run.attempts,
         claimed_by=run.claimed_by,
@@ -207,9 +208,19 @@ def selection_inputs(run: Run) -> tuple[dict[int, list[str]], dict[int, float]]:
     return genres, real
 
 
+def seen_test_movies(run: Run) -> set[int]:
+    """Test movies that are also persona movies (possible only in imported runs)."""
+    if run.selection is None:
+        return set()
+    selection = Selection.from_json(run.selection)
+    return {m.tmdb_id for m in selection.test} & {m.tmdb_id for m in selection.persona}
+
+
 def compute_shift(run: Run, ratings: Sequence[RunRating]) -> measurements.RunShift:
     genres, real = selection_inputs(run)
-    return measurements.run_shift(ratings_frame(ratings), test_genres=genres, real_ratings=real)
+    return measurements.run_shift(
+        ratings_frame(ratings), test_genres=genres, real_ratings=real, seen=seen_test_movies(run)
+    )
 
 
 async def run_shift(session: AsyncSession, run: Run) -> measurements.RunShift:
