@@ -92,7 +92,7 @@ def test_an_experiment_runs_its_users_and_reports(
         fidelity_csv = pd.read_csv(
             io.StringIO(client.get(base, params={"format": "csv", "table": "fidelity"}).text)
         )
-        assert list(fidelity_csv.columns) == ["tmdb_id", "predicted", "real", "user_id"]
+        assert list(fidelity_csv.columns) == ["tmdb_id", "predicted", "real", "user_id", "seen"]
         assert len(fidelity_csv) == report["fidelity"]["n"]
         png = client.get(base, params={"format": "png", "plot": "shift_by_page"})
         assert png.headers["content-type"] == "image/png"
