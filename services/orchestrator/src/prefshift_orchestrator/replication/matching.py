@@ -21,16 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from prefshift_common.movies import split_year as split_trailing_year
+from prefshift_common.movies import title_names as movielens_names
 from prefshift_common.title_matching import (
     CatalogueMovie,
     TitleCatalogue,
     title_form,
     years_agree,
 )
-from prefshift_common.title_matching import split_year as split_trailing_year
-
-# MovieLens's alternate titles in trailing brackets (to move to prefshift_common.movies).
-from prefshift_recommender.titles import split_alternates
 
 _LABEL = re.compile(r"^\s*title\s*:\s*", re.I)
 _ENCLOSING = {("[", "]"), ('"', '"'), ("“", "”"), ("'", "'")}
@@ -51,7 +49,7 @@ def split_year(title: str) -> tuple[str, int | None]:
 def title_names(title: str) -> tuple[list[str], int | None]:
     """A title's names (the title, then its alternates in trailing brackets) and its year."""
     name, year = split_year(title)
-    return [part for part in split_alternates(name) if part] or [name], year
+    return movielens_names(_unwrap(title)) or [name], year
 
 
 class TitleMatcher:
