@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))  # the labelled set lives with the tests
 from prefshift_common.logging import configure_logging  # noqa: E402
 from prefshift_common.title_matching import title_form  # noqa: E402
 from prefshift_common.title_resolver import search_hits  # noqa: E402
+from prefshift_common.tmdb_client import TmdbProxyClient  # noqa: E402
 from prefshift_recommender.catalog import Catalog  # noqa: E402
 from prefshift_recommender.resolver import TitleResolver  # noqa: E402
 from tests.titles.labelled_set import LabelledTitle, labelled_titles, tally  # noqa: E402
@@ -120,7 +121,7 @@ async def measure(database_url: str, catalog: Catalog, titles: list[LabelledTitl
         ) as proxy,
     ):
         await proxy.get("/3/search/movie", params={"query": "warm up the title index"})
-        resolver = TitleResolver(catalog, proxy)
+        resolver = TitleResolver(catalog, TmdbProxyClient(proxy))
         started = time.perf_counter()
         movies = [await resolver.resolve(t.title, t.year) for t in titles]
         rules_s = time.perf_counter() - started

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from prefshift_common.db import create_sync_db_engine
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender.catalog import Catalog
 from prefshift_recommender.repository import DatasetRef, dataset_id, load_movie_rows
 from prefshift_recommender.resolver import TitleResolver
@@ -44,7 +45,7 @@ async def test_invented_titles_are_dropped_and_real_ones_resolved(
     finally:
         engine.dispose()
     async with make_proxy_factory(ml_small_offline_database_url)() as proxy:
-        resolver = TitleResolver(catalog, proxy)
+        resolver = TitleResolver(catalog, TmdbProxyClient(proxy))
         found = await asyncio.gather(*(resolver.resolve(t.title, t.year) for t in titles))
     ids = [movie.tmdb_id if movie is not None else None for movie in found]
     tallies = tally(titles, ids)

@@ -244,3 +244,31 @@ class MovieBatchRequest(Contract):
 class MovieBatchResponse(BaseModel):
     movies: list[TmdbMovie]
     missing: list[int] = Field(default_factory=list, description="Ids TMDB does not know.")
+
+
+class SearchResult(BaseModel):
+    """One item of ``GET /3/search/movie`` in TMDB's shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    title: str
+    original_title: str
+    release_date: str = Field(description='"YYYY-MM-DD", or "" when unknown.')
+    overview: str
+    genre_ids: list[int]
+    vote_average: float
+    vote_count: int
+    popularity: float
+    poster_path: str | None = None
+
+
+class SearchResults(BaseModel):
+    """TMDB's paged search answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    page: int
+    results: list[SearchResult]
+    total_pages: int
+    total_results: int

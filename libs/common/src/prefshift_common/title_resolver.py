@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import httpx
 import structlog
 
+from prefshift_common.errors import ServiceError
 from prefshift_common.movies import release_year
 from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
+from prefshift_common.tmdb_client import TmdbProxyClient
 
 log = structlog.get_logger(__name__)
 
@@ -65,12 +66,12 @@ def search_hits(body: Any) -> list[CatalogueMovie]:
 
 
 class ProxyTitleSearch:
-    """tmdb-proxy's (or TMDB's own) ``GET /3/search/movie`` over an ``httpx.AsyncClient``.
+    """tmdb-proxy's ``GET /3/search/movie`` through the :class:`TmdbProxyClient`.
 
-    After ``max_failures`` transport errors or 5xx answers it stops asking (a page of titles
-    must not wait on a dead proxy once per title)."""
+    After ``max_failures`` failed searches it stops asking (a page of titles must not wait on a
+    dead proxy once per title)."""
 
-    def __init__(self, client: httpx.AsyncClient, *, max_failures: int = 3) -> None:
+    def __init__(self, client: TmdbProxyClient, *, max_failures: int = 3) -> None:
         self.client = client
         self.max_failures = max_failures
         self.failures = 0
@@ -78,26 +79,13 @@ class ProxyTitleSearch:
     async def search(self, query: str, year: int | None) -> list[CatalogueMovie] | None:
         if self.failures >= self.max_failures:
             return None
-        params: dict[str, str | int] = {"query": query[:200]}
-        if year is not None:
-            params["year"] = year
         try:
-            response = await self.client.get("/3/search/movie", params=params)
-        except httpx.HTTPError as exc:
+            results = await self.client.search(query, year=year)
+        except ServiceError as exc:
             self.failures += 1
-            log.warning("title_search_failed", error=type(exc).__name__)
+            log.warning("title_search_failed", error=exc.detail[:200])
             return None
-        if response.status_code != 200:
-            if response.status_code >= 500:
-                self.failures += 1
-            log.warning("title_search_failed", status=response.status_code)
-            return None
-        try:
-            return search_hits(response.json())
-        except ValueError:
-            self.failures += 1
-            log.warning("title_search_failed", error="invalid JSON")
-            return None
+        return search_hits(results.model_dump())
 
 
 class TitleResolver:

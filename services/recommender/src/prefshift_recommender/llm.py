@@ -19,8 +19,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from prefshift_common.contracts import RecommendedItem, RecommenderInfo
-from prefshift_common.errors import Unavailable, UpstreamError, UpstreamTimeout
-from prefshift_common.movies import release_year
+from prefshift_common.errors import ServiceError, Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender.config import Settings
 from prefshift_recommender.implementations import Kind, Page, Query
 from prefshift_recommender.prompts import (
@@ -57,7 +57,7 @@ class LlmRecommender:
         persuasive: bool,
         settings: Settings,
         client: AsyncOpenAI | None,
-        proxy: httpx.AsyncClient | None,
+        proxy: TmdbProxyClient | None,
     ) -> None:
         self.name = name
         self.persuasive = persuasive
@@ -114,29 +114,14 @@ class LlmRecommender:
         """Titles of history movies outside the dataset (a persona may have rated any)."""
         if not tmdb_ids or self.proxy is None:
             return {}
-        named: dict[int, tuple[str, int | None, tuple[str, ...]]] = {}
-        for start in range(0, len(tmdb_ids), 500):
-            try:
-                response = await self.proxy.post(
-                    "/movies/batch", json={"tmdb_ids": list(tmdb_ids[start : start + 500])}
-                )
-            except httpx.HTTPError as exc:
-                log.warning("history_titles_failed", error=type(exc).__name__)
-                return named
-            if response.status_code != 200:
-                log.warning("history_titles_failed", status=response.status_code)
-                return named
-            for record in response.json().get("movies", []):
-                year = release_year(record)
-                genres = tuple(
-                    str(g["name"]) for g in record.get("genres") or [] if isinstance(g, dict)
-                )
-                named[int(record["id"])] = (
-                    str(record.get("title")),
-                    year,
-                    genres,
-                )
-        return named
+        try:
+            batch = await self.proxy.movies(tmdb_ids)
+        except ServiceError as exc:
+            log.warning("history_titles_failed", error=exc.detail[:200])
+            return {}
+        return {
+            movie.id: (movie.title, movie.year, tuple(movie.genre_names)) for movie in batch.movies
+        }
 
     async def _ask(self, messages: list[dict[str, str]]) -> str:
         assert self.client is not None

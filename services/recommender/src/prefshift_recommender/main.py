@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from prefshift_common.app import Database, create_service_app, serve
 from prefshift_common.db import create_sync_db_engine
-from prefshift_common.http import create_http_client
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender import repository
 from prefshift_recommender.algorithms import limit_blas_threads
 from prefshift_recommender.api import router
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=sync_engine, models_dir=settings.models_dir, threads=settings.recommender_threads
         )
         openai_client = _openai_client(settings)
-        proxy = create_http_client(
+        proxy = TmdbProxyClient.create(
             settings.tmdb_proxy_url,
             timeout=httpx.Timeout(15.0, connect=3.0),
             api_token=settings.api_token,

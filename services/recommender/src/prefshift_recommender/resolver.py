@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from prefshift_common.title_resolver import ProxyTitleSearch
 from prefshift_common.title_resolver import TitleResolver as SharedResolver
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender.catalog import Catalog
 
 
@@ -26,7 +25,7 @@ class TitleResolver:
     """Resolves titles against one catalogue and, if configured, tmdb-proxy search; ``dropped``
     counts the titles that named no movie clearly."""
 
-    def __init__(self, catalog: Catalog, proxy: httpx.AsyncClient | None) -> None:
+    def __init__(self, catalog: Catalog, proxy: TmdbProxyClient | None) -> None:
         self.catalog = catalog
         search = ProxyTitleSearch(proxy) if proxy is not None else None
         self._resolver = SharedResolver(catalog.titles, search)

@@ -6,7 +6,6 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +17,7 @@ from prefshift_common.contracts import (
 )
 from prefshift_common.errors import Conflict, NotFound, Unprocessable
 from prefshift_common.logging import current_request_id
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender import repository
 from prefshift_recommender.config import Settings
 from prefshift_recommender.implementations import ModelRecommender, Query, Recommender
@@ -34,7 +34,7 @@ class Dependencies:
     settings: Settings
     registry: ModelRegistry
     openai: AsyncOpenAI | None
-    proxy: httpx.AsyncClient | None
+    proxy: TmdbProxyClient | None
 
 
 #: name → implementation. Add one here to add a recommender.

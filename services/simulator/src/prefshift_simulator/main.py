@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from prefshift_common.app import Database, background_task, create_service_app, serve
-from prefshift_common.http import create_http_client
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_simulator.api import router
 from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def _open(app: FastAPI, database: Database, stack: AsyncExitStack) -> None:
         """Build the rating service; what must be closed goes on ``stack``."""
-        proxy = create_http_client(settings.tmdb_proxy_url, api_token=settings.api_token)
+        proxy = TmdbProxyClient.create(settings.tmdb_proxy_url, api_token=settings.api_token)
         stack.push_async_callback(proxy.aclose)
         llm_client = create_llm_client(settings, database.sessions)
         stack.push_async_callback(llm_client.aclose)

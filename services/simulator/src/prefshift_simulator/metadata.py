@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
 import structlog
 
-from prefshift_common.contracts import MovieBatchRequest, MovieBatchResponse, TmdbMovie
-from prefshift_common.errors import Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.contracts import TmdbMovie
 from prefshift_common.movies import movie_label, readable_title, tmdb_genres
+from prefshift_common.tmdb_client import TmdbProxyClient
 
 log = structlog.get_logger(__name__)
 
@@ -59,45 +58,17 @@ class MetadataSource(Protocol):
 
 
 class ProxyMetadata:
-    """Metadata from tmdb-proxy's ``POST /movies/batch`` (one call per request)."""
+    """Metadata from tmdb-proxy's ``POST /movies/batch`` (one call per request, unless a persona
+    with a very long history needs several)."""
 
-    BATCH_LIMIT = 500
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: TmdbProxyClient) -> None:
         self._client = client
 
     async def fetch(self, tmdb_ids: list[int]) -> dict[int, MovieFacts]:
-        unique = list(dict.fromkeys(tmdb_ids))
-        facts: dict[int, MovieFacts] = {}
-        # One call for a normal request; a persona with a very long history needs several.
-        for start in range(0, len(unique), self.BATCH_LIMIT):
-            chunk = unique[start : start + self.BATCH_LIMIT]
-            batch = await self._post(chunk)
-            for movie in batch.movies:
-                facts[movie.id] = MovieFacts.from_tmdb(movie)
-            if batch.missing:
-                log.info("tmdb_ids_unknown", missing=batch.missing[:20], n=len(batch.missing))
-        return facts
-
-    async def _post(self, tmdb_ids: list[int]) -> MovieBatchResponse:
-        body = MovieBatchRequest(tmdb_ids=tmdb_ids).model_dump()
-        try:
-            response = await self._client.post("/movies/batch", json=body)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout("tmdb-proxy did not answer POST /movies/batch in time") from exc
-        except httpx.TransportError as exc:
-            raise Unavailable(
-                f"tmdb-proxy is unreachable at {self._client.base_url} ({type(exc).__name__})"
-            ) from exc
-        if response.status_code != 200:
-            raise UpstreamError(
-                f"tmdb-proxy answered POST /movies/batch with {response.status_code}: "
-                f"{response.text[:300]}"
-            )
-        try:
-            return MovieBatchResponse.model_validate_json(response.content)
-        except ValueError as exc:
-            raise UpstreamError("tmdb-proxy answered POST /movies/batch with a bad body") from exc
+        batch = await self._client.movies(tmdb_ids)
+        if batch.missing:
+            log.info("tmdb_ids_unknown", missing=batch.missing[:20], n=len(batch.missing))
+        return {movie.id: MovieFacts.from_tmdb(movie) for movie in batch.movies}
 
 
 class StaticMetadata:

@@ -13,10 +13,11 @@ from prefshift_common.contracts import (
     MovieBatchRequest,
     MovieBatchResponse,
     NoNul,
+    SearchResults,
     TmdbMovie,
 )
 from prefshift_common.errors import error_responses
-from prefshift_tmdb_proxy.schemas import NOT_FOUND, CacheStats, SearchResults, TmdbStatus
+from prefshift_tmdb_proxy.schemas import NOT_FOUND, CacheStats, TmdbStatus
 from prefshift_tmdb_proxy.service import MovieService
 from prefshift_tmdb_proxy.upstream import TmdbCredentialsRejected, TmdbRejected, TmdbUnavailable
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 
 class TmdbStatus(BaseModel):
@@ -18,34 +18,6 @@ class TmdbStatus(BaseModel):
 NOT_FOUND = TmdbStatus(
     status_code=34, status_message="The resource you requested could not be found."
 )
-
-
-class SearchResult(BaseModel):
-    """One item of ``GET /3/search/movie`` in TMDB's shape."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: int
-    title: str
-    original_title: str
-    release_date: str = Field(description='"YYYY-MM-DD", or "" when unknown.')
-    overview: str
-    genre_ids: list[int]
-    vote_average: float
-    vote_count: int
-    popularity: float
-    poster_path: str | None = None
-
-
-class SearchResults(BaseModel):
-    """TMDB's paged search answer."""
-
-    model_config = ConfigDict(extra="allow")
-
-    page: int
-    results: list[SearchResult]
-    total_pages: int
-    total_results: int
 
 
 class CacheStats(BaseModel):
