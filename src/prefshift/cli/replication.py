@@ -43,21 +43,20 @@ class CatalogResolver:
 
     def __init__(self, database_url: str, dataset: str, proxy: httpx.AsyncClient | None) -> None:
         from prefshift_common.db import create_sync_db_engine
+        from prefshift_common.tmdb_client import TmdbProxyClient
         from prefshift_recommender.catalog import Catalog
-        from prefshift_recommender.repository import DatasetRef, load_movie_rows
+        from prefshift_recommender.repository import DatasetRef, dataset_id, load_movie_rows
         from prefshift_recommender.resolver import TitleResolver
 
         engine = create_sync_db_engine(database_url)
         try:
             with engine.connect() as connection:
-                from prefshift_recommender.repository import dataset_id
-
                 identifier = dataset_id(connection, dataset)
                 rows = load_movie_rows(connection, identifier)
         finally:
             engine.dispose()
         catalog = Catalog.from_rows(DatasetRef(id=identifier, name=dataset, fingerprint=""), rows)
-        self._resolver = TitleResolver(catalog, proxy)
+        self._resolver = TitleResolver(catalog, TmdbProxyClient(proxy) if proxy else None)
 
     async def resolve(self, title: str, year: int | None) -> int | None:
         found = await self._resolver.resolve(title, year)
