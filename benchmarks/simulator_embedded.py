@@ -37,6 +37,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from prefshift_simulator.embedded.persona_models import DEFAULT_PERSONA_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -135,15 +137,18 @@ async def concurrent(url: str, body: dict[str, Any], clients: int, n: int) -> fl
         return n / (time.perf_counter() - started)
 
 
-def model_alone(database_url: str, body: dict[str, Any], n: int) -> np.ndarray:
+def model_alone(database_url: str, body: dict[str, Any], n: int, persona_model: str) -> np.ndarray:
+    """Latencies of the model alone with one named parameter set (``literature``: no response
+    noise, the code path of the model before noise and parameter sets were added)."""
     from prefshift_simulator.embedded.backend import load_stats
     from prefshift_simulator.embedded.feelings import feeling
-    from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams
+    from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+    from prefshift_simulator.embedded.persona_models import shipped_persona_models
     from prefshift_simulator.evaluation import read_dataset
 
     facts = read_dataset(database_url, "seed-cohort").facts
     stats = load_stats(database_url, "seed-cohort")
-    model = EmbeddedPersonaModel(ModelParams())
+    model = EmbeddedPersonaModel(shipped_persona_models()[persona_model].params)
     persona = body["persona"]
     latencies = np.empty(n)
     for i in range(n):
@@ -156,6 +161,7 @@ def model_alone(database_url: str, body: dict[str, Any], n: int) -> np.ndarray:
             facts=facts,
             stats=stats,
             seed=1,
+            occasion=i % 5,
         )
         [feeling(p, facts.get(p.tmdb_id)) for p in predictions]
         latencies[i] = time.perf_counter() - started
@@ -235,7 +241,12 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(timeout=20)
-    alone = model_alone(database_url, body, 200)
+    # interleaved, so that both sets see the same load
+    before_runs, after_runs = [], []
+    for _ in range(4):
+        before_runs.append(model_alone(database_url, body, 100, "literature"))
+        after_runs.append(model_alone(database_url, body, 100, DEFAULT_PERSONA_MODEL))
+    before, alone = np.concatenate(before_runs), np.concatenate(after_runs)
 
     print(
         f"POST /ratings: 30 items, {len(body['persona']['history'])} history, "
@@ -256,7 +267,17 @@ def main() -> None:
         f"  of which the tmdb-proxy batch ({len(ids)} ids) p50 {ms(batch, 50)}  "
         f"p99 {ms(batch, 99)}  (measured directly)"
     )
-    print(f"  model alone  p50 {ms(alone, 50)}  p99 {ms(alone, 99)}  (no HTTP, no proxy)")
+    items = len(body["items"])
+    print(
+        f"  model alone, {DEFAULT_PERSONA_MODEL} (default, noise on)  p50 {ms(alone, 50)}  "
+        f"p99 {ms(alone, 99)}  {items * len(alone) / alone.sum():.0f} ratings/s  (no HTTP)"
+    )
+    print(
+        f"  model alone, literature (no noise: the model before noise)  p50 {ms(before, 50)}  "
+        f"p99 {ms(before, 99)}  {items * len(before) / before.sum():.0f} ratings/s  (baseline)"
+    )
+    slower = alone.sum() / before.sum() - 1
+    print(f"  default vs literature: {slower:+.0%} time per rating (goal: no more than +20%)")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     goal = np.percentile(ratings, 99) * 1000 < 20
     print(f"  goal p99 < 20 ms: {'met' if goal else 'NOT met'}")

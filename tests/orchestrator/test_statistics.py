@@ -311,3 +311,27 @@ def test_planted_effect_across_users_from_stored_ratings() -> None:
     # per genre: the planted shift is in both genres
     assert find("net_shift", "pushy", "Drama").mean > 0.35
     assert {c.archetype for c in summary.cells} == {None, "Specialist", "Explorer"}
+
+
+def test_power_from_the_control_arm_spread() -> None:
+    """The smallest detectable net shift follows (z₀.₉₇₅ + z₀.₈)·√2·sd/√n from the control
+    arm's spread, and ``users_needed`` inverts it."""
+    from prefshift_orchestrator.statistics import min_detectable_shift, summarize, users_needed
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"user_id": u, "arm": arm, "page": page, "shift": rng.normal(0.0, 0.2)}
+        for u in range(40)
+        for arm in ("control", "als")
+        for page in (1, 2)
+    ]
+    summary = summarize(pd.DataFrame(rows), metrics=["shift"], n_resamples=50)
+    assert [cell.page for cell in summary.power] == [1, 2]
+    for cell in summary.power:
+        control = [r["shift"] for r in rows if r["arm"] == "control" and r["page"] == cell.page]
+        assert cell.n == 40 and cell.control_sd == pytest.approx(np.std(control, ddof=1))
+        assert cell.min_detectable_net_shift == pytest.approx(
+            2.8016 * np.sqrt(2) * cell.control_sd / np.sqrt(40), rel=1e-3
+        )
+    assert min_detectable_shift(0.2, users_needed(0.1, 0.2)) <= 0.1
+    assert min_detectable_shift(0.2, users_needed(0.1, 0.2) - 1) > 0.1

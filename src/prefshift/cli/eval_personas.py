@@ -27,6 +27,8 @@ async def _run(
     users: int | None,
     seed: int,
     concurrency: int,
+    persona_model: str | None,
+    noise_free: bool,
 ) -> object:
     from prefshift_common.db import create_async_db_engine, create_session_factory
     from prefshift_simulator.config import Settings
@@ -56,6 +58,8 @@ async def _run(
                 max_users=users,
                 seed=seed,
                 concurrency=concurrency,
+                persona_model=persona_model,
+                noise_free=noise_free,
                 on_user=lambda _user: progress.advance(task),
             )
     finally:
@@ -80,6 +84,16 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=1, max=64, help="Personas rated at once (llm).")
         ] = 4,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+        persona_model: Annotated[
+            str | None,
+            typer.Option(help="Embedded persona parameter set (default: the simulator's)."),
+        ] = None,
+        noise_free: Annotated[
+            bool,
+            typer.Option(
+                help="Rate without response noise (the persona's expected rating, rounded)."
+            ),
+        ] = False,
     ) -> None:
         """Each user's disjoint, genre-stratified split (40 persona, 30 test movies); the
         persona's baseline ratings of the test movies against the real ones (bias, MAE, RMSE,
@@ -97,6 +111,8 @@ def register(app: typer.Typer) -> None:
                     users=users,
                     seed=seed,
                     concurrency=concurrency,
+                    persona_model=persona_model,
+                    noise_free=noise_free,
                 )
             )
         except DatasetNotFoundError as exc:

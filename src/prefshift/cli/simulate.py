@@ -340,6 +340,12 @@ def print_statistics(report: Mapping[str, Any], console: Console = console) -> N
             "–" if cell["p_vs_control"] is None else f"{cell['p_vs_control']:.3g}",
         )
     console.print(table)
+    for power in statistics.get("power", []):
+        console.print(
+            f"page {power['page']}: smallest net shift detectable with 80% power (5%, "
+            f"two-sided) from the control arm's spread (sd {power['control_sd']:.3f}, "
+            f"n {power['n']}): ±{power['min_detectable_net_shift']:.3f}"
+        )
 
 
 #: The report's per-page measurements as the CLI prints them: (metric, header, as a percentage).

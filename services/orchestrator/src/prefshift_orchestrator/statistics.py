@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
+from scipy import stats as scipy_stats
 
 from prefshift_orchestrator.measurements import SHIFT_METRICS
 
@@ -61,6 +62,17 @@ class StatCell(BaseModel):
     )
 
 
+class PowerCell(BaseModel):
+    """The smallest net shift this cohort could detect at one page (80% power, 5% two-sided):
+    ``(z₀.₉₇₅ + z₀.₈) · √2 · sd_control / √n``, from the control arm's per-user shift spread
+    (an arm as noisy as control, compared with it user by user)."""
+
+    page: int
+    n: int = Field(description="Users with a control-arm shift at this page.")
+    control_sd: float = Field(description="Standard deviation of the control arm's shift.")
+    min_detectable_net_shift: float
+
+
 class CohortStatistics(BaseModel):
     """All cells of a cohort's results, JSON-ready (part of ``GET /experiments/{id}/report``)."""
 
@@ -71,6 +83,9 @@ class CohortStatistics(BaseModel):
     n_users: int
     archetypes: list[str]
     cells: list[StatCell]
+    power: list[PowerCell] = Field(
+        default_factory=list, description="Per page, the smallest detectable net shift."
+    )
 
 
 def bootstrap_interval(
@@ -272,7 +287,40 @@ def summarize(
         n_users=int(frame["user_id"].nunique()),
         archetypes=archetypes,
         cells=cells,
+        power=_power(frame, control_arm) if has_control and "shift" in present else [],
     )
+
+
+def min_detectable_shift(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest mean difference between two arms of ``n`` users each with per-user spread
+    ``sd`` that a two-sided test at ``alpha`` detects with ``power`` (normal approximation)."""
+    z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
+    return float(z * math.sqrt(2.0) * sd / math.sqrt(n)) if n > 0 else math.inf
+
+
+def users_needed(effect: float, sd: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Users for :func:`min_detectable_shift` to reach ``effect``."""
+    z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
+    return max(2, int(math.ceil(2.0 * float(z * sd / effect) ** 2)))
+
+
+def _power(frame: pd.DataFrame, control_arm: str | None) -> list[PowerCell]:
+    control = frame[(frame["arm"] == control_arm) & (frame["genre"] == "")]
+    cells = []
+    for page in sorted(int(p) for p in control["page"].unique()):
+        values = control[control["page"] == page]["shift"].dropna().to_numpy(dtype=float)
+        if len(values) < MIN_BOOTSTRAP_USERS:
+            continue
+        sd = float(np.std(values, ddof=1))
+        cells.append(
+            PowerCell(
+                page=page,
+                n=len(values),
+                control_sd=sd,
+                min_detectable_net_shift=min_detectable_shift(sd, len(values)),
+            )
+        )
+    return cells
 
 
 def _intervals(

@@ -11,6 +11,7 @@ user), so the held-out ratings never leak into a prediction.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from prefshift_datasets.split import (
 from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
+from prefshift_simulator.embedded.persona_models import with_parameters
 from prefshift_simulator.main import persona_models
 from prefshift_simulator.metadata import MovieFacts, StaticMetadata
 from prefshift_simulator.repository import rating_triples
@@ -191,6 +193,7 @@ async def evaluate_personas(
     settings: Settings,
     backend: Backend = "embedded",
     persona_model: str | None = None,
+    noise_free: bool = False,
     llm: RatingBackend | None = None,
     max_users: int | None = None,
     seed: int = 0,
@@ -210,6 +213,12 @@ async def evaluate_personas(
     cache = DatasetStatsCache(settings.resolved_database_url)
     cache.put(stats)
     models, default_model = persona_models(settings)
+    if noise_free:
+        quiet = {"lasting_noise": 0.0, "occasion_noise": 0.0}
+        models = {
+            name: dataclasses.replace(m, params=with_parameters(m.params, quiet))
+            for name, m in models.items()
+        }
     backends: dict[Backend, RatingBackend] = {
         "embedded": EmbeddedBackend(
             models, cache, default_persona_model=persona_model or default_model
@@ -244,6 +253,8 @@ async def evaluate_personas(
             items=list(split.test),
             backend=backend,
             seed=seed,
+            occasion=0,
+            persona_model=persona_model,
         )
         async with limit:
             response = await service.rate(request)
