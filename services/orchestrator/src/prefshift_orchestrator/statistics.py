@@ -301,7 +301,7 @@ def min_detectable_shift(sd: float, n: int, *, alpha: float = 0.05, power: float
 def users_needed(effect: float, sd: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
     """Users for :func:`min_detectable_shift` to reach ``effect``."""
     z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
-    return max(2, int(math.ceil(2.0 * float(z * sd / effect) ** 2)))
+    return max(2, math.ceil(2.0 * float(z * sd / effect) ** 2))
 
 
 def _power(frame: pd.DataFrame, control_arm: str | None) -> list[PowerCell]:
