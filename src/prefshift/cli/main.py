@@ -11,6 +11,7 @@ from prefshift.cli import (
     eval_recommenders,
     evaluate,
     persona,
+    plan,
     replication,
     simulate,
     stack,
@@ -33,6 +34,7 @@ eval_recommenders.register(evaluate.app)
 eval_personas.register(evaluate.app)
 stack.register(app)
 persona.register(app)
+plan.register(simulate.experiment_app)
 simulate.register(app)
 replication.register(simulate.experiment_app)
 
