@@ -1,6 +1,6 @@
 """Tables owned by the orchestrator: runs, every rating of every page, page checkpoints and
 experiments. Migrations: ``migrations/versions/2026_11_26_0005-orchestrator.py`` and
-``2026_11_29_0006-run_provenance.py`` (keep in step)."""
+``2026_11_29_0007-run_provenance.py`` (keep in step)."""
 
 from __future__ import annotations
 
