@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -146,14 +147,38 @@ def _empty_statistics() -> statistics.CohortStatistics:
     )
 
 
+#: Reports of this process, by experiment and the state of its runs (see ``experiment_report``).
+_REPORTS: OrderedDict[tuple[object, ...], ReportData] = OrderedDict()
+_REPORTS_KEPT = 8
+
+
 async def experiment_report(session: AsyncSession, experiment_id: int) -> ReportData:
+    """The report of an experiment's completed runs.
+
+    A finished run's ratings never change and only completed runs' ratings are read, so a
+    report is determined by the linked runs and their statuses: the last few are kept, and the
+    JSON, CSV and plot requests of one report (``prefshift experiment report`` makes nine)
+    compute it once.
+    """
     links = await ExperimentRepository(session).runs(experiment_id)
+    key = (
+        experiment_id,
+        tuple((link.user_id, link.archetype, run.id, run.status) for link, run in links),
+    )
+    cached = _REPORTS.get(key)
+    if cached is not None:
+        _REPORTS.move_to_end(key)
+        return cached
     runs = RunRepository(session)
     members = []
     for link, run in links:
         ratings = await runs.ratings(run.id) if run.status == "completed" else []
         members.append((run.id, link.user_id, link.archetype, run, ratings))
-    return await asyncio.to_thread(_build, experiment_id, members)
+    data = await asyncio.to_thread(_build, experiment_id, members)
+    _REPORTS[key] = data
+    while len(_REPORTS) > _REPORTS_KEPT:
+        _REPORTS.popitem(last=False)
+    return data
 
 
 def render_plot(data: ReportData, name: PlotName, fmt: Literal["png", "svg"]) -> bytes:
