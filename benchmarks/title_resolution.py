@@ -85,7 +85,7 @@ def report(
     found: list[int | None],
     seconds: float,
     *,
-    show_wrong: bool = False,
+    show_misses: bool = False,
 ) -> None:
     print(f"\n{name}  ({len(titles)} titles, {1000 * seconds / len(titles):.1f} ms per title)")
     for label, counts in tally(titles, found).items():
@@ -96,10 +96,14 @@ def report(
             wrong[title.variant] = wrong.get(title.variant, 0) + 1
     if wrong:
         print("  wrong-resolved by variant: " + ", ".join(f"{k} {v}" for k, v in wrong.items()))
-    if show_wrong:
+    if show_misses:
         for title, tmdb_id in zip(titles, found, strict=True):
             if tmdb_id is not None and tmdb_id != title.expected:
-                print(f"    {title.title!r} ({title.year}) → {tmdb_id}, names {title.expected}")
+                print(
+                    f"    wrong: {title.title!r} ({title.year}) → {tmdb_id}, names {title.expected}"
+                )
+            elif tmdb_id is None and title.expected is not None:
+                print(f"    dropped ({title.variant}): {title.title!r} ({title.year})")
 
 
 async def measure(database_url: str, catalog: Catalog, titles: list[LabelledTitle]) -> None:
@@ -135,7 +139,7 @@ async def measure(database_url: str, catalog: Catalog, titles: list[LabelledTitl
         titles,
         found,
         rules_s,
-        show_wrong=True,
+        show_misses=True,
     )
     report("baseline: nearest title (ratio ≥ 88, year if known)", titles, baseline, baseline_s)
     print(f"\ndropped titles counted by the resolver: {resolver.dropped}")

@@ -8,8 +8,8 @@ that does not clearly name one movie is dropped, never mapped to the nearest fil
 - **same title** (the same match key, see :func:`title_form`): the years agree within one
   when both are known;
 - **shortened title** ("Borat" for "Borat: Cultural Learnings of America…"): the title is the
-  movie's main title before its subtitle, with no subtitle of its own, and both years are
-  known and agree within one;
+  movie's main title before its subtitle, with no subtitle of its own and the same numbers
+  ("Rambo" is not "Rambo: First Blood Part II"), and both years are known and agree within one;
 - **fuzzy** (typos): both years known and within one; the same sequel
   numbers (``II`` = ``2`` = ``two``; "Part 1" counts as no number); no whole word added or
   removed (apart from articles and "of"/"and"), the differing words one edit apart per five
