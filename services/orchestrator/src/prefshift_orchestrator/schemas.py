@@ -15,6 +15,7 @@ from prefshift_common.contracts import (
     Seed,
     ShortText,
 )
+from prefshift_common.errors import ServiceError
 from prefshift_orchestrator.arm_urls import ArmUrlRefused, parse_arm_url
 from prefshift_orchestrator.cohorts import CohortRule
 
@@ -123,9 +124,23 @@ class RunLinks(BaseModel):
 
 
 class RunError(BaseModel):
+    """Why a run failed (stored in ``runs.error``): the error envelope's code, its status and
+    detail."""
+
     error: str
     status: int
     detail: str
+
+
+def error_record(error: ServiceError) -> dict[str, Any]:
+    """The stored record of a run refused or failed by a typed error."""
+    return RunError(error=error.code, status=error.status_code, detail=error.detail).model_dump()
+
+
+def crash_record(exc: Exception) -> dict[str, Any]:
+    """The stored record of a run that failed on an unexpected exception."""
+    detail = f"unexpected {type(exc).__name__}: {exc}"
+    return RunError(error="internal_error", status=500, detail=detail).model_dump()
 
 
 class RunOut(BaseModel):

@@ -28,7 +28,6 @@ from prefshift_orchestrator.dataset_reads import DatasetReads
 from prefshift_orchestrator.models import Run, RunRating
 from prefshift_orchestrator.protocol import Selection
 from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc, utcnow
-from prefshift_orchestrator.runner import error_record
 from prefshift_orchestrator.schemas import (
     ArmShiftSummary,
     ExperimentRequest,
@@ -37,6 +36,7 @@ from prefshift_orchestrator.schemas import (
     RunLinks,
     RunOut,
     SimulationRequest,
+    error_record,
 )
 
 RATING_COLUMNS = ["arm", "page", "phase", "tmdb_id", "rating"]

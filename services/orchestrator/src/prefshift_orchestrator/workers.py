@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.execution import RunExecutor
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.repository import Claim, WorkQueue
-from prefshift_orchestrator.runner import RunExecutor
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +78,7 @@ class WorkerPool:
         self._tasks.clear()
         if claims:
             with contextlib.suppress(Exception):
-                async with self.executor.writing() as session:
+                async with self.executor.store.writing() as session:
                     for claim in claims:
                         await session.execute(
                             update(Run)
@@ -93,7 +93,7 @@ class WorkerPool:
                 log.info("runs_released", runs=[c.run_id for c in claims])
 
     async def _claim(self) -> Claim | None:
-        async with self.executor.writing() as session:
+        async with self.executor.store.writing() as session:
             claim = await WorkQueue(session).claim(self.worker_id)
             await session.commit()
             return claim
@@ -133,7 +133,7 @@ class WorkerPool:
             if not claims:
                 continue
             try:
-                async with self.executor.writing() as session:
+                async with self.executor.store.writing() as session:
                     lost = await WorkQueue(session).heartbeat(claims)
                     await session.commit()
             except Exception:
@@ -149,7 +149,7 @@ class WorkerPool:
         interval = max(0.5, min(self.settings.orchestrator_stall_seconds / 3, 30.0))
         while True:
             try:
-                async with self.executor.writing() as session:
+                async with self.executor.store.writing() as session:
                     changed = await WorkQueue(session).requeue_stalled(
                         stall_seconds=self.settings.orchestrator_stall_seconds,
                         max_attempts=self.settings.orchestrator_max_attempts,

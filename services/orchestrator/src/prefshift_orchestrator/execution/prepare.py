@@ -1,0 +1,108 @@
+"""Preparing a run, once, before its first step: the test and persona movies (seeded,
+stratified, disjoint; :func:`~prefshift_orchestrator.protocol.select_movies`), the test movies'
+genres, and the arms as resolved (:class:`~prefshift_orchestrator.execution.arms.ArmResolver`).
+The result is stored on the run, so a resumed run never prepares again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from prefshift_common.errors import NotFound, ServiceError, Unprocessable
+from prefshift_orchestrator.clients import ServiceClients
+from prefshift_orchestrator.dataset_reads import DatasetReads
+from prefshift_orchestrator.execution.arms import Arm, ArmResolver
+from prefshift_orchestrator.models import Run
+from prefshift_orchestrator.protocol import NotEnoughRatings, Selection, select_movies
+from prefshift_orchestrator.schemas import Protocol
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What preparing a run decided, in the shape stored on the run."""
+
+    selection: dict[str, Any]
+    arms: list[Arm]
+    messages: list[str]
+
+
+class Preparation:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clients: ServiceClients,
+        resolver: ArmResolver,
+    ) -> None:
+        self.sessions = sessions
+        self.clients = clients
+        self.resolver = resolver
+
+    async def prepare(self, run: Run, protocol: Protocol) -> Prepared:
+        started = time.perf_counter()
+        selection = await self._select(run, protocol)
+        selected = time.perf_counter()
+        messages = list(run.messages or [])
+        # The genre lookup (tmdb-proxy) and the arms' state (recommenders) are independent.
+        timed_genres = _timed(self._test_genres(selection, messages))
+        timed_arms = _timed(self.resolver.resolve(protocol.arm_specs(), run.dataset, messages))
+        (test_genres, genres_ms), (arms, arms_ms) = await asyncio.gather(timed_genres, timed_arms)
+        selection_json = {
+            **selection.to_json(),
+            "test_genres": test_genres,
+            # How long preparing took: reading the dataset (the orchestrator's own work) and
+            # the two service calls that ran side by side.
+            "prepare_ms": {
+                "dataset": (selected - started) * 1000,
+                "tmdb_proxy": genres_ms,
+                "recommenders": arms_ms,
+            },
+        }
+        return Prepared(selection=selection_json, arms=arms, messages=messages)
+
+    async def _select(self, run: Run, protocol: Protocol) -> Selection:
+        """The run's test and persona movies, drawn from the user's ratings in the dataset."""
+        async with self.sessions() as session:
+            reads = DatasetReads(session)
+            dataset_id = await reads.dataset_id(run.dataset)
+            if dataset_id is None:
+                raise NotFound(f"dataset {run.dataset!r} is not imported")
+            movies = await reads.user_movies(dataset_id, run.user_id)
+        if not movies:
+            raise NotFound(f"user {run.user_id} has no ratings in dataset {run.dataset!r}")
+        try:
+            return select_movies(
+                movies,
+                test_size=protocol.test_size,
+                persona_size=protocol.persona_size,
+                seed=run.seed,
+            )
+        except NotEnoughRatings as exc:
+            raise Unprocessable(f"user {run.user_id}: {exc}") from exc
+
+    async def _test_genres(self, selection: Selection, messages: list[str]) -> dict[str, list[str]]:
+        """TMDB genre names of the test movies, from tmdb-proxy (the dataset's genres when the
+        proxy is unreachable or lacks a movie)."""
+        genres = {str(movie.tmdb_id): list(movie.genres) for movie in selection.test}
+        try:
+            batch = await self.clients.movies([movie.tmdb_id for movie in selection.test])
+        except ServiceError as error:
+            messages.append(f"test movie genres from the dataset (tmdb-proxy: {error.detail})")
+            return genres
+        for movie in batch.movies:
+            if movie.genre_names:
+                genres[str(movie.id)] = movie.genre_names
+        return genres
+
+
+async def _timed(awaitable: Awaitable[T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = await awaitable
+    return result, (time.perf_counter() - started) * 1000
