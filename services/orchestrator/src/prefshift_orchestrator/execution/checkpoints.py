@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prefshift_common.contracts import Experience
 from prefshift_common.db import is_sqlite
+from prefshift_orchestrator.execution.arms import Page
 from prefshift_orchestrator.execution.plan import PageKey, StoredPage
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.repository import Claim, LostClaim, NewRating, RunRepository
@@ -116,24 +117,16 @@ class CheckpointStore:
             )
             await session.commit()
 
-    async def save_recommendations(
-        self,
-        claim: Claim,
-        *,
-        arm: str,
-        page: int,
-        recommended: list[dict[str, Any]],
-        recommender_info: dict[str, Any],
-        latency_ms: float,
-    ) -> None:
+    async def save_recommendations(self, claim: Claim, *, arm: str, page: int, shown: Page) -> None:
+        """Store the movies a page showed (and where they came from)."""
         async with self.writing() as session:
             await RunRepository(session).save_recommendations(
                 claim,
                 arm=arm,
                 page=page,
-                recommended=recommended,
-                recommender_info=recommender_info,
-                latency_ms=latency_ms,
+                recommended=shown.items,
+                recommender_info=shown.info,
+                latency_ms=shown.latency_ms,
             )
             await session.commit()
 
@@ -141,16 +134,7 @@ class CheckpointStore:
         self, claim: Claim, *, arm: str, page: int, ratings: list[NewRating], latency_ms: float
     ) -> None:
         """Store the persona's ratings of a page's recommendations."""
-        async with self.writing() as session:
-            await RunRepository(session).save_ratings(
-                claim,
-                arm=arm,
-                page=page,
-                phase="experience",
-                ratings=ratings,
-                latency_ms=latency_ms,
-            )
-            await session.commit()
+        await self._save_ratings(claim, arm, page, "experience", ratings, latency_ms, None)
 
     async def save_test_ratings(
         self,
@@ -164,15 +148,29 @@ class CheckpointStore:
     ) -> None:
         """Store the test re-ratings of a page (the baseline's ratings are page 0 of arm
         ``baseline``): the page is complete and the run's progress moves."""
+        await self._save_ratings(claim, arm, page, "test", ratings, latency_ms, progress)
+
+    async def _save_ratings(
+        self,
+        claim: Claim,
+        arm: str,
+        page: int,
+        phase: str,
+        ratings: list[NewRating],
+        latency_ms: float,
+        progress: Progress | None,
+    ) -> None:
         async with self.writing() as session:
+            # Counted inside the write lock, so the stored progress never goes back on SQLite.
+            fraction = None if progress is None else progress.complete(arm, page)
             await RunRepository(session).save_ratings(
                 claim,
                 arm=arm,
                 page=page,
-                phase="test",
+                phase=phase,
                 ratings=ratings,
                 latency_ms=latency_ms,
-                progress=progress.complete(arm, page),
+                progress=fraction,
             )
             await session.commit()
 

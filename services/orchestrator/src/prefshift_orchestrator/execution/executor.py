@@ -259,14 +259,7 @@ class RunExecutor:
         )
         shown_page = await source.page(request)
         await writes.submit(
-            self.store.save_recommendations(
-                run.claim,
-                arm=arm.name,
-                page=page,
-                recommended=shown_page.items,
-                recommender_info=shown_page.info,
-                latency_ms=shown_page.latency_ms,
-            )
+            self.store.save_recommendations(run.claim, arm=arm.name, page=page, shown=shown_page)
         )
         return tuple(shown_page.tmdb_ids)
 
