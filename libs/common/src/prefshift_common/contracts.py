@@ -1,4 +1,4 @@
-"""Pydantic models of every payload that crosses a service boundary (DESIGN.md, "Service
+"""Pydantic models of every payload that crosses a service boundary (docs/architecture.md, "The
 contracts"). Every list, string and number is bounded; strings with NUL bytes are refused."""
 
 from __future__ import annotations

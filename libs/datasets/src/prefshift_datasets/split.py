@@ -1,4 +1,5 @@
-"""The protocol's persona/test split: disjoint, genre-stratified, seeded (DESIGN.md, "protocol").
+"""The protocol's persona/test split: disjoint, genre-stratified, seeded (the protocol:
+docs/architecture.md).
 
 One pure function that every component needing the split calls (``prefshift eval personas`` in
 the simulator, the orchestrator's runs), so both get the same movies for the same user and seed.

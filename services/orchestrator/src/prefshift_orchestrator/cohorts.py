@@ -1,4 +1,4 @@
-"""Cohort rules: which users an experiment runs (DESIGN.md, "orchestrator"; docs/measurements.md).
+"""Cohort rules: which users an experiment runs (docs/measurements.md).
 
 Three rules, as bounded pydantic models that an experiment request can carry:
 

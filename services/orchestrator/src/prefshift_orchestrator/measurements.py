@@ -1,4 +1,4 @@
-"""Shift measurements of one run (DESIGN.md, "Measurements"); equations in docs/measurements.md.
+"""Shift measurements of one run; equations in docs/measurements.md.
 
 Pure functions over a run's ratings as a pandas DataFrame with the columns
 

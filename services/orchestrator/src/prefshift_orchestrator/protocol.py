@@ -1,5 +1,5 @@
 """The protocol's pure parts: the seeded, genre-stratified, disjoint test/persona selection and
-the seeds of each service call (DESIGN.md, "The protocol").
+the seeds of each service call (docs/architecture.md, "The protocol").
 
 Selection rule: every rated movie with a TMDB id (ordered by TMDB id) belongs to the stratum of
 its primary genre (the first TMDB genre, else the first MovieLens genre). The test set takes from

@@ -72,7 +72,8 @@ class ArmSpec(Strict):
 
 
 class Protocol(Strict):
-    """The protocol's parameters (DESIGN.md, "The protocol"); every one can be set per request."""
+    """The protocol's parameters (docs/architecture.md, "The protocol"); each can be set per
+    request."""
 
     test_size: int = Field(default=30, ge=1, le=200, description="Held-out test movies.")
     persona_size: int = Field(default=40, ge=1, le=1000, description="Persona history movies.")

@@ -1,4 +1,4 @@
-"""Statistics across users (DESIGN.md, "Measurements"); equations in docs/measurements.md.
+"""Statistics across users; equations in docs/measurements.md.
 
 The input is a long table of per-user results, one row per user × arm × page (× genre), with metric
 columns — what ``measurements.stack_shift_tables`` builds: ``user_id``, ``archetype``, ``arm``,
