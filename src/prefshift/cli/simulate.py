@@ -265,6 +265,8 @@ def experiment_run(
         if wait:
             experiment = _wait_for_experiment(client, experiment["experiment_id"])
             _print_experiment(experiment)
+            if experiment["status"] != "completed":  # failed, or completed_with_failures
+                raise typer.Exit(1)
 
 
 def _wait_for_experiment(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
@@ -299,6 +301,8 @@ def _print_experiment(experiment: Mapping[str, Any]) -> None:
         f"{counts['running']} running, {counts['queued']} queued, {counts['failed']} failed, "
         f"{counts['cancelled']} cancelled ({counts['progress']:.0%})"
     )
+    for reason, n in (counts.get("failure_reasons") or {}).items():
+        console.print(f"  {n} run(s) failed: {reason}")
 
 
 @experiment_app.command("status")

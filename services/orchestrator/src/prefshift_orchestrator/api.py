@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -222,7 +223,14 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
     if experiment is None:
         raise NotFound(f"experiment {experiment_id} does not exist")
     links = await experiments.runs(experiment_id)
-    status, progress = experiment_progress((run.status, run.progress) for _, run in links)
+    reasons = Counter(
+        f"{run.error.get('status', '?')} {run.error.get('error', 'error')}"
+        for _, run in links
+        if run.status == "failed" and run.error
+    )
+    status, progress = experiment_progress(
+        ((run.status, run.progress) for _, run in links), reasons
+    )
     return ExperimentOut(
         experiment_id=experiment.id,
         name=experiment.name,

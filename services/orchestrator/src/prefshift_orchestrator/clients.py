@@ -32,6 +32,7 @@ from prefshift_common.errors import (
     Conflict,
     NotFound,
     ServiceError,
+    TooManyRequests,
     Unavailable,
     Unprocessable,
     UpstreamError,
@@ -219,9 +220,16 @@ class ServiceClients:
                 latency = (time.perf_counter() - started) * 1000
                 if response.status_code < 500:
                     return Timed(response, latency)
-                failure = UpstreamError(
-                    f"{service} answered {_status(response)} to {method} {path}"
-                    + ("" if external else f": {_detail(response)}")
+                described = f"{service} answered {_status(response)} to {method} {path}" + (
+                    "" if external else f": {_detail(response)}"
+                )
+                # 503 and 504 keep their meaning: a page step is retried on them later
+                failure = (
+                    Unavailable(described)
+                    if response.status_code == 503
+                    else UpstreamTimeout(described)
+                    if response.status_code == 504
+                    else UpstreamError(described)
                 )
             if attempt == attempts:
                 raise failure
@@ -258,6 +266,11 @@ class ServiceClients:
             raise Conflict(detail)
         if response.status_code == 422:
             raise Unprocessable(detail)
+        if response.status_code == 429:
+            retry_after = response.headers.get("retry-after")
+            raise TooManyRequests(
+                detail, headers={"Retry-After": retry_after} if retry_after else None
+            )
         raise UpstreamError(detail)
 
     # --- recommender ---------------------------------------------------------------------------

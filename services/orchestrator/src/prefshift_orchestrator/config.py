@@ -49,6 +49,17 @@ class Settings(CommonSettings):
     orchestrator_call_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a failed call (connection errors, 5xx)."
     )
+    orchestrator_step_retries: int = Field(
+        default=6,
+        ge=0,
+        le=50,
+        description="Retries of a page step (a recommendation or rating call) that ended in 429, "
+        "503 or 504, with exponential backoff (or the answer's Retry-After); stored steps are "
+        "never repeated.",
+    )
+    orchestrator_step_backoff_seconds: float = Field(
+        default=2.0, ge=0.0, le=600.0, description="First pause before retrying a page step."
+    )
     arm_url_allow: str = Field(
         default="",
         description="PREFSHIFT_ARM_URL_ALLOW: hosts, addresses or CIDR blocks (comma-separated) "

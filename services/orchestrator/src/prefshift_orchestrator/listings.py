@@ -3,7 +3,7 @@ imported datasets, the experiments newest first, and the movies a run's persona 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -21,14 +21,16 @@ from prefshift_orchestrator.schemas import ExperimentProgress
 
 router = APIRouter()
 
-ExperimentStatus = Literal["running", "completed", "failed"]
+ExperimentStatus = Literal["running", "completed", "completed_with_failures", "failed"]
 
 
 def experiment_progress(
-    runs: Iterable[tuple[str, float]],
+    runs: Iterable[tuple[str, float]], failure_reasons: Mapping[str, int] | None = None
 ) -> tuple[ExperimentStatus, ExperimentProgress]:
     """An experiment's state from its runs' ``(status, progress)``: running while any run is
-    unfinished, failed when none completed, else completed. A failed run counts as done."""
+    unfinished, failed when none completed, ``completed_with_failures`` when some runs failed
+    (``failure_reasons``: how many failed for each reason), else completed. A failed run counts
+    as done."""
     counts = dict.fromkeys(("queued", "running", "completed", "failed", "cancelled"), 0)
     total = 0
     done = 0.0
@@ -42,6 +44,8 @@ def experiment_progress(
         state = "running"
     elif counts["completed"] == 0:
         state = "failed"
+    elif counts["failed"]:
+        state = "completed_with_failures"
     else:
         state = "completed"
     return state, ExperimentProgress(
@@ -52,6 +56,7 @@ def experiment_progress(
         failed=counts["failed"],
         cancelled=counts["cancelled"],
         progress=min(1.0, done / total) if total else 0.0,
+        failure_reasons=dict(failure_reasons or {}),
     )
 
 

@@ -243,9 +243,18 @@ class RunRepository:
             checkpoint.completed_at = now
 
     async def finish(
-        self, claim: Claim, *, status: str, error: dict[str, Any] | None = None
+        self,
+        claim: Claim,
+        *,
+        status: str,
+        error: dict[str, Any] | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
+        """End the run; ``notes`` are added to its messages (e.g. ratings an LLM left out)."""
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        if notes:
+            run = await self.get(claim.run_id)
+            values["messages"] = [*(run.messages or [] if run else []), *notes]
         if status == "completed":
             values["progress"] = 1.0
         await self.fence(claim, **values)

@@ -227,6 +227,9 @@ class ExperimentProgress(BaseModel):
     failed: int
     cancelled: int
     progress: float = Field(ge=0.0, le=1.0)
+    failure_reasons: dict[str, int] = Field(
+        default_factory=dict, description="Failed runs per reason (status and error code)."
+    )
 
 
 class ExperimentRunOut(BaseModel):
@@ -250,7 +253,7 @@ class ExperimentOut(BaseModel):
         description="Where the experiment came from when it was imported (an import of "
         "the seed study's released runs: source, folder sha256, persona model); else null.",
     )
-    status: Literal["running", "completed", "failed"]
+    status: Literal["running", "completed", "completed_with_failures", "failed"]
     created_at: datetime
     progress: ExperimentProgress
     runs: list[ExperimentRunOut]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field
 
-from prefshift_common.settings import CommonSettings
+from prefshift_common.llm import LlmSettings
 
 
-class Settings(CommonSettings):
+class Settings(LlmSettings):
     """recommender settings."""
 
     recommender_dataset: str | None = Field(
@@ -23,7 +23,11 @@ class Settings(CommonSettings):
     )
     recommender_llm_timeout: float = Field(default=60.0, gt=0.0)
     recommender_llm_max_retries: int = Field(
-        default=2, ge=0, le=10, description="Retries of a failed LLM call (the openai client's)."
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of an LLM call that failed with 5xx or an unreachable "
+        "endpoint (429 waits for the shared budget, PREFSHIFT_LLM_RATE_LIMIT_RETRIES).",
     )
     recommender_threads: int = Field(
         default=0, ge=0, description="Threads for training (0: every core)."
@@ -34,12 +38,6 @@ class Settings(CommonSettings):
             "Comma-separated implementations trained at startup on the default dataset when no "
             "model of theirs is on disk (e.g. 'als,popularity,random'); empty: none."
         ),
-    )
-    openai_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
-    )
-    openai_base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
 
     @property

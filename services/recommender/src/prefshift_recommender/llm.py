@@ -4,27 +4,30 @@ The model names movies by title and year; they are resolved to TMDB ids (dataset
 tmdb-proxy search), and anything unresolved, already rated, excluded or named twice is dropped.
 The model is asked again, told what not to repeat, until the page is full or
 ``PREFSHIFT_RECOMMENDER_LLM_ROUNDS`` calls are spent; then the page is returned short.
+
+Every call goes through the shared LLM client (:mod:`prefshift_common.llm`): recorded, replayed
+when a valid answer is on record (same prompt, model and the request's ``seed``, which is sent
+to the endpoint), paced by the shared rate budget, the response format negotiated per endpoint.
+A cut-off answer keeps its complete entries.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import cast
 
-import httpx
-import openai
 import structlog
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
 
 from prefshift_common.contracts import RecommendedItem, RecommenderInfo
-from prefshift_common.errors import ServiceError, Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.errors import ServiceError, Unavailable
+from prefshift_common.llm import ChatTask, Format, LlmClient, Verdict
 from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender.config import Settings
 from prefshift_recommender.implementations import Kind, Page, Query
 from prefshift_recommender.prompts import (
+    RECOMMENDATIONS_SCHEMA,
     HistoryMovie,
+    TasteProfile,
     build_messages,
     parse_suggestions,
     taste_profile,
@@ -56,7 +59,7 @@ class LlmRecommender:
         *,
         persuasive: bool,
         settings: Settings,
-        client: AsyncOpenAI | None,
+        client: LlmClient,
         proxy: TmdbProxyClient | None,
     ) -> None:
         self.name = name
@@ -71,7 +74,7 @@ class LlmRecommender:
         return f"{self.name}:{settings.recommender_model}@t{settings.recommender_temperature:g}"
 
     def info(self, dataset: DatasetRef | None) -> RecommenderInfo:
-        if self.client is None:
+        if not self.client.configured:
             return RecommenderInfo(
                 name=self.name,
                 kind=self.kind,
@@ -123,28 +126,40 @@ class LlmRecommender:
             movie.id: (movie.title, movie.year, tuple(movie.genre_names)) for movie in batch.movies
         }
 
-    async def _ask(self, messages: list[dict[str, str]]) -> str:
-        assert self.client is not None
-        try:
-            completion = await self.client.chat.completions.create(
-                model=self.settings.recommender_model,
-                messages=cast(list[ChatCompletionMessageParam], messages),
-                temperature=self.settings.recommender_temperature,
-                response_format={"type": "json_object"},
+    def _task(
+        self,
+        history: list[HistoryMovie],
+        profile: TasteProfile,
+        count: int,
+        avoid: list[str],
+        seed: int,
+    ) -> ChatTask:
+        def messages(response_format: Format) -> list[dict[str, str]]:
+            return build_messages(
+                persuasive=self.persuasive,
+                history=history,
+                profile=profile,
+                count=count,
+                avoid=avoid,
+                response_format=response_format,
             )
-        except openai.BadRequestError:
-            # Some OpenAI-compatible servers refuse response_format; the prompt asks for JSON.
-            completion = await self.client.chat.completions.create(
-                model=self.settings.recommender_model,
-                messages=cast(list[ChatCompletionMessageParam], messages),
-                temperature=self.settings.recommender_temperature,
-            )
-        if not completion.choices:
-            return ""
-        return completion.choices[0].message.content or ""
+
+        def validate(content: str, finish_reason: str | None) -> Verdict:
+            found = len(parse_suggestions(content))
+            cut = " (cut off)" if finish_reason == "length" else ""
+            return Verdict(found > 0, f"{found} of {count} movies named{cut}")
+
+        return ChatTask(
+            purpose=self.name,
+            messages=messages,
+            validate=validate,
+            schema=RECOMMENDATIONS_SCHEMA,
+            schema_name="recommendations",
+            seed=seed,
+        )
 
     async def recommend(self, query: Query) -> Page:
-        if self.client is None:
+        if not self.client.configured:
             raise Unavailable(f"{self.name}: {NOT_CONFIGURED}")
         history, unknown = await self._history(query)
         # The title index and genre list are built once per catalogue, off the event loop.
@@ -160,21 +175,18 @@ class LlmRecommender:
             if missing <= 0:
                 break
             count = min(MAX_PER_CALL, missing + max(3, missing // 4))
-            messages = build_messages(
-                persuasive=self.persuasive,
-                history=history,
-                profile=profile,
-                count=count,
-                avoid=avoid[-MAX_AVOID:],
-            )
+            # each round its own seed: a repeated prompt still gets a fresh (recorded) answer
+            seed = (query.seed + round_number) % 2**32
+            task = self._task(history, profile, count, avoid[-MAX_AVOID:], seed)
             try:
-                content = await self._ask(messages)
-            except (openai.APIError, httpx.HTTPError) as exc:
+                answer = await self.client.complete(task)
+            except ServiceError as error:
                 if chosen:  # keep what earlier rounds found rather than fail the page
-                    log.warning("llm_round_failed", round=round_number, error=type(exc).__name__)
+                    log.warning("llm_round_failed", round=round_number, error=error.code)
                     break
-                raise _upstream_error(self.name, exc) from exc
-            suggestions = parse_suggestions(content)[: count * 2]
+                error.detail = f"{self.name}: {error.detail}"
+                raise
+            suggestions = parse_suggestions(answer.content)[: count * 2]
             resolutions = await asyncio.gather(
                 *(resolver.resolve(s.title, s.year) for s in suggestions)
             )
@@ -224,15 +236,3 @@ class LlmRecommender:
             unknown_history=unknown,
             unresolved_titles=resolver.dropped,
         )
-
-
-def _upstream_error(name: str, exc: Exception) -> Exception:
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-        return UpstreamTimeout(f"{name}: the LLM endpoint timed out")
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-        return Unavailable(f"{name}: the LLM endpoint is unreachable ({type(exc).__name__})")
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code in (401, 403):
-            return Unavailable(f"{name}: the LLM endpoint refused the API key")
-        return UpstreamError(f"{name}: the LLM endpoint answered {exc.status_code}")
-    return UpstreamError(f"{name}: the LLM call failed ({type(exc).__name__})")

@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 import httpx
 import structlog
 from fastapi import FastAPI
-from openai import AsyncOpenAI
 from sqlalchemy.exc import SQLAlchemyError
 
 from prefshift_common.app import Database, create_service_app, serve
 from prefshift_common.db import create_sync_db_engine
+from prefshift_common.llm import LlmClient
 from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender import repository
 from prefshift_recommender.algorithms import limit_blas_threads
@@ -32,15 +32,16 @@ from prefshift_recommender.service import Dependencies, RecommenderService
 log = structlog.get_logger(__name__)
 
 
-def _openai_client(settings: Settings) -> AsyncOpenAI | None:
-    if not settings.llm_configured:
-        return None
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-    return AsyncOpenAI(
-        api_key=key,
-        base_url=settings.openai_base_url or None,
+def _llm_client(settings: Settings, database: Database) -> LlmClient:
+    """The shared LLM client of the llm recommenders (records and replays every call)."""
+    return LlmClient(
+        service="recommender",
+        settings=settings,
+        model=settings.recommender_model,
+        temperature=settings.recommender_temperature,
         timeout=settings.recommender_llm_timeout,
         max_retries=settings.recommender_llm_max_retries,
+        sessions=database.sessions,
     )
 
 
@@ -55,14 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = ModelRegistry(
             engine=sync_engine, models_dir=settings.models_dir, threads=settings.recommender_threads
         )
-        openai_client = _openai_client(settings)
+        llm_client = _llm_client(settings, database)
         proxy = TmdbProxyClient.create(
             settings.tmdb_proxy_url,
             timeout=httpx.Timeout(15.0, connect=3.0),
             api_token=settings.api_token,
         )
         service = RecommenderService(
-            Dependencies(settings=settings, registry=registry, openai=openai_client, proxy=proxy)
+            Dependencies(settings=settings, registry=registry, llm=llm_client, proxy=proxy)
         )
         app.state.recommender = service
         app.state.registry = registry
@@ -78,8 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             registry.close()
             await proxy.aclose()
-            if openai_client is not None:
-                await openai_client.close()
+            await llm_client.aclose()
             sync_engine.dispose()
 
     return create_service_app(

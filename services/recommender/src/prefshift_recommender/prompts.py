@@ -14,7 +14,10 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from prefshift_common.llm import Format
+from prefshift_common.llm.salvage import complete_objects
 from prefshift_common.movies import movie_label, split_year, year_from_date
 
 #: History movies put into a prompt at most (best and worst rated first).
@@ -99,6 +102,28 @@ ANSWER_FORMAT = (
     'Answer with JSON only, in this shape: {"recommendations": [{"title": "Movie Title", '
     '"year": 1999}, ...]}. Use each movie\'s original release year.'
 )
+LINE_FORMAT = (
+    "Answer with one movie per line and nothing else, as: Movie Title (1999). Use each "
+    "movie's original release year."
+)
+
+#: The answer's JSON schema (structured outputs; json_object with a schema on llama.cpp, vLLM).
+RECOMMENDATIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "recommendations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+                "required": ["title", "year"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["recommendations"],
+    "additionalProperties": False,
+}
 
 STANDARD_SYSTEM = (
     "You are a movie recommender system. From the movies a user has rated, you recommend "
@@ -120,6 +145,7 @@ def build_messages(
     profile: TasteProfile,
     count: int,
     avoid: Sequence[str],
+    response_format: Format = "json_schema",
 ) -> list[dict[str, str]]:
     """The chat messages asking for ``count`` movies (``avoid``: titles not to name again)."""
     parts = [
@@ -146,7 +172,8 @@ def build_messages(
             + "; ".join(avoid)
             + "."
         )
-    parts.append("Recommend only real, released movies, each once. " + ANSWER_FORMAT)
+    answer = LINE_FORMAT if response_format == "lines" else ANSWER_FORMAT
+    parts.append("Recommend only real, released movies, each once. " + answer)
     return [
         {"role": "system", "content": PERSUASIVE_SYSTEM if persuasive else STANDARD_SYSTEM},
         {"role": "user", "content": "\n\n".join(parts)},
@@ -173,7 +200,8 @@ def _as_suggestion(entry: object) -> Suggestion | None:
 
 
 def parse_suggestions(content: str) -> list[Suggestion]:
-    """The movies in a model's answer: JSON (bare, fenced or embedded), else a text list."""
+    """The movies in a model's answer: JSON (bare, fenced or embedded), the complete entries of
+    a cut-off JSON answer, else a text list."""
     candidates = [content, *_FENCE.findall(content)]
     start, end = content.find("{"), content.rfind("}")
     if 0 <= start < end:
@@ -195,6 +223,10 @@ def parse_suggestions(content: str) -> list[Suggestion]:
             found = [s for s in (_as_suggestion(e) for e in entries) if s is not None]
             if found:
                 return found
+    # cut off mid-JSON (finish_reason "length"): every complete entry before the cut
+    salvaged = [_as_suggestion(entry) for _, entry in complete_objects(content)]
+    if any(salvaged):
+        return [s for s in salvaged if s is not None]
     suggestions = []
     for line in content.splitlines():
         match = _LINE.match(line)

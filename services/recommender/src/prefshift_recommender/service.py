@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_common.contracts import (
@@ -16,6 +15,7 @@ from prefshift_common.contracts import (
     RecommenderInfo,
 )
 from prefshift_common.errors import Conflict, NotFound, Unprocessable
+from prefshift_common.llm import LlmClient
 from prefshift_common.logging import current_request_id
 from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender import repository
@@ -33,7 +33,7 @@ class Dependencies:
 
     settings: Settings
     registry: ModelRegistry
-    openai: AsyncOpenAI | None
+    llm: LlmClient
     proxy: TmdbProxyClient | None
 
 
@@ -45,13 +45,13 @@ IMPLEMENTATIONS: dict[str, Callable[[Dependencies], Recommender]] = {
     "popularity": lambda deps: ModelRecommender("popularity", "baseline", deps.registry),
     "random": lambda deps: ModelRecommender("random", "baseline", deps.registry),
     "llm": lambda deps: LlmRecommender(
-        "llm", persuasive=False, settings=deps.settings, client=deps.openai, proxy=deps.proxy
+        "llm", persuasive=False, settings=deps.settings, client=deps.llm, proxy=deps.proxy
     ),
     "llm-persuasive": lambda deps: LlmRecommender(
         "llm-persuasive",
         persuasive=True,
         settings=deps.settings,
-        client=deps.openai,
+        client=deps.llm,
         proxy=deps.proxy,
     ),
 }

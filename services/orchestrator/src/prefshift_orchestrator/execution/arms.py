@@ -28,6 +28,7 @@ from prefshift_common.contracts import RatedMovie, RecommendationRequest, Recomm
 from prefshift_common.errors import Conflict, Unprocessable, UpstreamError, UpstreamTimeout
 from prefshift_orchestrator.clients import ArmBudget, ServiceClients
 from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.execution.retry import retry_step
 from prefshift_orchestrator.schemas import CONTROL, LLM_IMPLEMENTATIONS, ArmSpec
 
 #: Arm kinds. ``control`` shows no pages; every other kind does.
@@ -222,21 +223,23 @@ class RecommenderSource:
         self.url = arm.url
         self.recommender = arm.recommender
         self.clients = deps.clients
+        self.settings = deps.settings
         # The time this run may still spend waiting on the arm (an external one).
         self.budget = ArmBudget(deps.settings.orchestrator_arm_run_budget_seconds)
 
     async def page(self, request: PageRequest) -> Page:
-        timed = await self.clients.recommend(
-            self.url,
-            RecommendationRequest(
-                recommender=self.recommender,
-                dataset=request.dataset,
-                history=request.history,
-                n=request.n,
-                exclude=request.exclude,
-                seed=request.seed,
-            ),
-            self.budget,
+        asked = RecommendationRequest(
+            recommender=self.recommender,
+            dataset=request.dataset,
+            history=request.history,
+            n=request.n,
+            exclude=request.exclude,
+            seed=request.seed,
+        )
+        timed = await retry_step(
+            self.settings,
+            "recommendations",
+            lambda: self.clients.recommend(self.url, asked, self.budget),
         )
         response = timed.value
         items = admissible(

@@ -13,7 +13,7 @@ connection writes, so this process's writers queue on one lock instead (none on 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,11 +174,18 @@ class CheckpointStore:
             )
             await session.commit()
 
-    async def finish(self, claim: Claim, status: str, error: dict[str, Any] | None) -> None:
-        """Record how the run ended (nothing when the claim was lost meanwhile)."""
+    async def finish(
+        self,
+        claim: Claim,
+        status: str,
+        error: dict[str, Any] | None,
+        notes: Sequence[str] = (),
+    ) -> None:
+        """Record how the run ended, with ``notes`` for its messages (nothing when the claim
+        was lost meanwhile)."""
         try:
             async with self.writing() as session:
-                await RunRepository(session).finish(claim, status=status, error=error)
+                await RunRepository(session).finish(claim, status=status, error=error, notes=notes)
                 await session.commit()
         except LostClaim:
             pass

@@ -19,7 +19,7 @@ baseline and the experience ratings have their own seeds. All derive from the ru
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +44,7 @@ from prefshift_orchestrator.execution.checkpoints import (
 )
 from prefshift_orchestrator.execution.plan import BASELINE, ArmPlan, PageSteps, plan_run
 from prefshift_orchestrator.execution.prepare import Preparation
+from prefshift_orchestrator.execution.retry import retry_step
 from prefshift_orchestrator.protocol import Selection, call_seed
 from prefshift_orchestrator.repository import Claim, LostClaim, NewRating
 from prefshift_orchestrator.schemas import Protocol, crash_record, error_record
@@ -62,6 +63,7 @@ class RunState:
     protocol: Protocol
     selection: Selection
     arms: list[Arm]
+    missing: list[str] = field(default_factory=list)  # ratings an LLM persona left out
 
     @property
     def test_ids(self) -> list[int]:
@@ -86,6 +88,7 @@ class RunExecutor:
         sessions: async_sessionmaker[AsyncSession],
         clients: ServiceClients,
     ) -> None:
+        self.settings = settings
         self.clients = clients
         self.store = CheckpointStore(sessions, database_url=settings.resolved_database_url)
         self.sources = SourceDeps(settings=settings, clients=clients, sessions=sessions)
@@ -141,7 +144,13 @@ class RunExecutor:
                 result.detail = f"arm {steps.arm!r}: {result.detail}"
             if isinstance(result, BaseException):
                 raise result
-        await self.store.finish(claim, "completed", None)
+        notes = []
+        if run.missing:
+            notes.append(
+                f"{len(run.missing)} ratings left unrated by the persona's LLM (the measurements "
+                f"use the rated movies): {'; '.join(run.missing[:10])}"
+            )
+        await self.store.finish(claim, "completed", None, notes)
         log.info("run_completed", user_id=run.user_id)
 
     async def _prepared(self, claim: Claim) -> RunState | None:
@@ -285,9 +294,13 @@ class RunExecutor:
             occasion=occasion,  # the page: re-rating on another page may differ
             persona_model=run.protocol.persona_model,
         )
-        timed = await self.clients.rate(request)
+        timed = await retry_step(self.settings, "ratings", lambda: self.clients.rate(request))
         by_id = {rating.tmdb_id: rating for rating in timed.value.ratings}
         ratings = [
-            NewRating(tmdb_id=i, rating=by_id[i].rating, feeling=by_id[i].feeling) for i in items
+            NewRating(tmdb_id=i, rating=by_id[i].rating, feeling=by_id[i].feeling)
+            for i in items
+            if i in by_id
         ]
+        # an LLM persona may leave a few movies unrated: the measurements use the rated ones
+        run.missing.extend(f"tmdb {m.tmdb_id}: {m.reason}" for m in timed.value.missing)
         return ratings, timed.latency_ms
