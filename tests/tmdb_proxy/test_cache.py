@@ -114,7 +114,10 @@ async def test_batch_keeps_order_reports_missing_and_reuses_the_cache(
 ) -> None:
     known = sorted(fake_tmdb.movies)[:150]
     ids = [UNKNOWN, *reversed(known), known[0], UNKNOWN - 1]  # a duplicate and two unknown
-    async with proxy(fake_tmdb, tmdb_proxy_rate_limit=1000) as client:
+    # a budget that lets the batch fetch every miss (the default answers most from copies)
+    async with proxy(
+        fake_tmdb, tmdb_proxy_rate_limit=1000, tmdb_proxy_fetches_per_request=500
+    ) as client:
         assert (await client.get(f"/3/movie/{known[5]}")).status_code == 200
         first = await client.post("/movies/batch", json={"tmdb_ids": ids})
         calls_after_first = fake_tmdb.count()

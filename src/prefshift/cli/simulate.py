@@ -31,6 +31,42 @@ def _client(url: str | None) -> httpx.Client:
     return httpx.Client(base_url=url or settings.orchestrator_url, headers=headers, timeout=120)
 
 
+#: tmdb-proxy's counters of movies it did not serve fresh from TMDB (``GET /cache/stats``).
+PROXY_COPIES = ("stale_served", "fallback_served", "deferred")
+
+
+def _proxy_copies() -> dict[str, int] | None:
+    """tmdb-proxy's counts of movies served stale, from fallbacks or left out; None when the
+    proxy does not answer (the report then says nothing about it)."""
+    settings = CommonSettings()
+    headers = {}
+    if settings.api_token is not None:
+        headers["authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+    try:
+        response = httpx.get(f"{settings.tmdb_proxy_url}/cache/stats", headers=headers, timeout=5)
+        stats = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(stats, dict):
+        return None
+    return {name: int(stats.get(name, 0)) for name in PROXY_COPIES}
+
+
+def report_proxy_copies(before: Mapping[str, int] | None, after: Mapping[str, int] | None) -> None:
+    """Say how many movies tmdb-proxy served stale or from fallbacks while the run ran."""
+    if before is None or after is None:
+        return
+    stale, fallback, deferred = (after[name] - before[name] for name in PROXY_COPIES)
+    if stale or fallback or deferred:
+        console.print(
+            f"tmdb-proxy during the run: {stale} movies served stale, {fallback} from fallbacks "
+            f"(imported records or the dataset's titles), {deferred} left out — TMDB was slow "
+            "or rate-limiting"
+        )
+    else:
+        console.print("tmdb-proxy during the run: every movie fresh from its cache or TMDB")
+
+
 def _checked(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         try:
@@ -186,6 +222,7 @@ def simulate(
         backend=backend,
     )
     with _client(url) as client:
+        copies_before = _proxy_copies() if wait else None
         run = _call(client, "POST", f"/simulate/{user_id}", json=body, params={"force": force})
         if not wait:
             if output_json:
@@ -194,12 +231,14 @@ def simulate(
                 console.print(f"run {run['run_id']}: {run['status']} ({run['links']['self']})")
             return
         run = wait_for_run(client, run["run_id"])
+        copies_after = _proxy_copies()
         _report_run_end(run)
         shift = _call(client, "GET", f"/runs/{run['run_id']}/shift")
     if output_json:
         console.print_json(json.dumps(shift))
     else:
         print_shift_table(shift)
+        report_proxy_copies(copies_before, copies_after)
 
 
 def register(app: typer.Typer) -> None:

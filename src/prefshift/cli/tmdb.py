@@ -20,7 +20,8 @@ from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 
-PREFETCH_BATCH = 200
+#: Ids per batch: the proxy's default fetch budget of one request, so each batch is fetched.
+PREFETCH_BATCH = 20
 
 
 def _progress() -> Progress:
@@ -78,7 +79,7 @@ async def _dataset_tmdb_ids(database_url: str, dataset: str, users: list[int]) -
 
 async def _prefetch(url: str, settings: CommonSettings, ids: list[int], parallel: int) -> None:
     batches = [ids[i : i + PREFETCH_BATCH] for i in range(0, len(ids), PREFETCH_BATCH)]
-    found = missing = 0
+    found = missing = not_fetched = 0
     failures: list[str] = []
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
     for batch in batches:
@@ -89,7 +90,7 @@ async def _prefetch(url: str, settings: CommonSettings, ids: list[int], parallel
             task = progress.add_task("prefetching", total=len(ids))
 
             async def worker() -> None:
-                nonlocal found, missing
+                nonlocal found, missing, not_fetched
                 while not queue.empty():
                     batch = queue.get_nowait()
                     try:
@@ -99,14 +100,21 @@ async def _prefetch(url: str, settings: CommonSettings, ids: list[int], parallel
                     else:
                         if response.status_code == 200:
                             body = response.json()
-                            found += len(body["movies"])
+                            copies = len(body.get("stale", [])) + len(body.get("fallback", []))
+                            found += len(body["movies"]) - copies
                             missing += len(body["missing"])
+                            not_fetched += copies + len(body.get("deferred", []))
                         else:
                             failures.append(f"{len(batch)} ids: HTTP {response.status_code}")
                     progress.advance(task, len(batch))
 
             await asyncio.gather(*(worker() for _ in range(parallel)))
     console.print(f"cached {found} movies; TMDB does not know {missing}")
+    if not_fetched:
+        console.print(
+            f"{not_fetched} movies were not fetched in time (TMDB slow or rate-limiting): the "
+            "proxy refreshes them in the background; re-run to check"
+        )
     if failures:
         for failure in failures[:10]:
             console.print(f"  [red]failed[/] {failure}")

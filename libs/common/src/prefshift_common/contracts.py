@@ -242,8 +242,26 @@ class MovieBatchRequest(Contract):
 
 
 class MovieBatchResponse(BaseModel):
+    """tmdb-proxy's answer to a batch. A request fetches at most a bounded number of uncached
+    ids from TMDB, for a bounded time; the others are answered from copies and listed in
+    ``stale`` or ``fallback``, or (no copy anywhere) in ``deferred``, and refreshed later."""
+
     movies: list[TmdbMovie]
     missing: list[int] = Field(default_factory=list, description="Ids TMDB does not know.")
+    stale: list[int] = Field(
+        default_factory=list,
+        description="Ids answered from an expired cached copy of TMDB's record.",
+    )
+    fallback: list[int] = Field(
+        default_factory=list,
+        description="Ids answered from imported records or the dataset's own movie (title, "
+        "year, genres) because TMDB was not asked or did not answer in time.",
+    )
+    deferred: list[int] = Field(
+        default_factory=list,
+        description="Ids with no copy that TMDB did not answer in time: left out of `movies`, "
+        "fetched in the background; ask again later.",
+    )
 
 
 class SearchResult(BaseModel):

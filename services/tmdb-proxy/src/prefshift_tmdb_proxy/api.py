@@ -3,8 +3,10 @@ its base URL), a batch endpoint and cache statistics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,6 +24,27 @@ from prefshift_tmdb_proxy.service import MovieService
 from prefshift_tmdb_proxy.upstream import TmdbCredentialsRejected, TmdbRejected, TmdbUnavailable
 
 router = APIRouter()
+T = TypeVar("T")
+#: How often a request that waits checks whether its client is still there.
+DISCONNECT_POLL_S = 0.25
+
+
+class ClientGone(Exception):
+    """The client closed the connection while its request was being worked on."""
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it as soon as the client goes away (no one would read it)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientGone
+    finally:
+        task.cancel()
 
 
 async def get_movie_service(request: Request) -> MovieService:
@@ -51,18 +74,31 @@ _UPSTREAM_ERRORS[502]["description"] = (
 async def get_movie(
     tmdb_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="TMDB movie id.")],
     movies: MovieServiceDep,
+    request: Request,
 ) -> Any:
     """A movie in the shape of TMDB's `GET /3/movie/{movie_id}`.
 
     Served from the cache (or, with no TMDB key, from imported records and then the imported
     datasets' own MovieLens title, year and genres); `prefshift_source` says which. An unknown
     id answers TMDB's own 404 body. Query parameters TMDB clients send (`api_key`, `language`)
-    are accepted and ignored.
+    are accepted and ignored. When TMDB does not answer within the request deadline, an expired
+    copy answers (header `X-Prefshift-Stale: true`), else the offline record; with no copy at
+    all, a 503.
     """
-    movie = await movies.movie(tmdb_id)
+    try:
+        batch = await unless_disconnected(request, movies.movie(tmdb_id))
+    except ClientGone:
+        return Response(status_code=499)
+    if batch.deferred:
+        raise TmdbUnavailable(
+            f"TMDB did not answer for movie {tmdb_id} in time and no copy exists; it is fetched "
+            "in the background, ask again later"
+        )
+    movie = batch.found.get(tmdb_id)
+    headers = {"x-prefshift-stale": "true"} if batch.stale else None
     if movie is None:
-        return JSONResponse(status_code=404, content=NOT_FOUND.model_dump())
-    return Response(content=movie, media_type="application/json")
+        return JSONResponse(status_code=404, content=NOT_FOUND.model_dump(), headers=headers)
+    return Response(content=movie, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -108,22 +144,44 @@ async def search_movies(
     tags=["movies"],
     responses=_UPSTREAM_ERRORS,
 )
-async def movies_batch(request: MovieBatchRequest, movies: MovieServiceDep) -> Any:
+async def movies_batch(
+    request: MovieBatchRequest, movies: MovieServiceDep, connection: Request
+) -> Any:
     """Details of up to 500 movies in one call, in the order asked (duplicates once).
 
-    Hits are read in one query; misses are fetched from TMDB concurrently within the rate limit.
-    `missing` lists the ids nobody knows. When TMDB fails for an id that has no copy at all,
-    the whole call answers 503; whatever was fetched meanwhile is cached, so retrying is cheap.
+    Hits are read in one query. Of the misses, at most `PREFSHIFT_TMDB_PROXY_FETCHES_PER_REQUEST`
+    (20) are fetched from TMDB, within the rate limit and for at most
+    `PREFSHIFT_TMDB_PROXY_REQUEST_DEADLINE_S` (5 s); every other miss is answered from an expired
+    copy (listed in `stale`), else the imported records or the dataset's own movie (`fallback`),
+    else left out (`deferred`), and refreshed in the background. `missing` lists the ids nobody
+    knows. When the client disconnects, the work for it stops.
     """
-    found = await movies.movies(request.tmdb_ids)
+    try:
+        batch = await unless_disconnected(connection, movies.movies(request.tmdb_ids))
+    except ClientGone:
+        return Response(status_code=499)
+    found = batch.found
     ordered = list(dict.fromkeys(request.tmdb_ids))
+    deferred = set(batch.deferred)
+    not_found = [tmdb_id for tmdb_id in ordered if tmdb_id not in found and tmdb_id not in deferred]
+
+    def in_order(ids: list[int]) -> bytes:
+        chosen = set(ids)
+        return json.dumps([tmdb_id for tmdb_id in ordered if tmdb_id in chosen]).encode()
+
     # The movies are already encoded: splice them rather than decode and re-encode.
     body = b"".join(
         (
             b'{"movies":[',
             b",".join(found[tmdb_id] for tmdb_id in ordered if tmdb_id in found),
             b'],"missing":',
-            json.dumps([tmdb_id for tmdb_id in ordered if tmdb_id not in found]).encode(),
+            json.dumps(not_found).encode(),
+            b',"stale":',
+            in_order(batch.stale),
+            b',"fallback":',
+            in_order(batch.fallback),
+            b',"deferred":',
+            in_order(batch.deferred),
             b"}",
         )
     )

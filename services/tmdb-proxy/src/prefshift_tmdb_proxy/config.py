@@ -50,6 +50,22 @@ class Settings(CommonSettings):
         le=500,
         description="Postgres connections kept open; above it, connections are opened per use.",
     )
+    tmdb_proxy_fetches_per_request: int = Field(
+        default=20,
+        ge=0,
+        le=500,
+        description="Uncached ids one request may fetch from TMDB; the others are answered from "
+        "copies and refreshed in the background.",
+    )
+    tmdb_proxy_request_deadline_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Longest a request waits for TMDB before answering from copies.",
+    )
+    tmdb_proxy_refresh_queue_size: int = Field(
+        default=10_000, ge=0, description="Ids queued for a background refresh at most."
+    )
     tmdb_proxy_memo_size: int = Field(
         default=20_000, ge=0, description="Encoded answers kept in memory (0: always ask the DB)."
     )

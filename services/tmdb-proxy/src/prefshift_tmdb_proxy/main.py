@@ -64,13 +64,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             index_refresh_s=settings.tmdb_proxy_index_refresh_s,
             search_cache_size=settings.tmdb_proxy_search_cache_size,
             memo_size=settings.tmdb_proxy_memo_size,
+            fetches_per_request=settings.tmdb_proxy_fetches_per_request,
+            request_deadline_s=settings.tmdb_proxy_request_deadline_s,
+            refresh_queue_size=settings.tmdb_proxy_refresh_queue_size,
         )
         app.state.movie_service = service
+        if client is not None:
+            service.refresher.start()
         log.info("tmdb_proxy_started", mode="online" if settings.online else "offline")
         try:
             async with background_task(service.warm_up(), name="title_index_warm_up"):
                 yield
         finally:
+            await service.refresher.stop()
             if http is not None:
                 await http.aclose()
             remove_key_scrubber(scrubber)

@@ -34,8 +34,15 @@ class CacheStats(BaseModel):
     hits: int = Field(description="Ids served without asking TMDB.")
     misses: int = Field(description="Ids the cache did not hold fresh.")
     stale_served: int = Field(
-        description="Ids served from an expired or offline copy because TMDB failed."
+        description="Ids served from an expired cached copy because TMDB did not answer in time."
     )
+    fallback_served: int = Field(
+        description="Ids served from imported records or the datasets' own movies because TMDB "
+        "did not answer in time or the request's fetch budget was spent."
+    )
+    deferred: int = Field(description="Ids left out: no copy, and TMDB did not answer in time.")
+    refresh_queue: int = Field(description="Ids waiting for a background refresh.")
+    refreshed: int = Field(description="Ids the background refresher fetched.")
     upstream_calls: int = Field(description="HTTP requests sent to TMDB, retries included.")
     upstream_errors: int = Field(
         description="TMDB answers that were errors (429, 5xx, 401, timeouts)."

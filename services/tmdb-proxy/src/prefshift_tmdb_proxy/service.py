@@ -7,6 +7,13 @@ answers and forgets them at their expiry, so it never outlives the database entr
 
 The cache writes are this service's own short transactions, not the request's: a fetched movie
 is worth keeping even when the request that asked for it fails or is cancelled.
+
+A request never waits long for TMDB (stale-while-revalidate): it fetches at most
+``fetches_per_request`` uncached ids, for at most ``request_deadline_s``; every other id is
+answered from the expired cache copy (``stale``), else the imported records or the dataset's own
+movie (``fallback``), else not at all (``deferred``), and queued for the :class:`Refresher`,
+which fetches it later within the rate limit. A fetch nobody waits for any more (the request
+ended or its client went away) is cancelled.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prefshift_common.movies import release_year
 from prefshift_tmdb_proxy import repository
 from prefshift_tmdb_proxy.records import normalise, search_result
+from prefshift_tmdb_proxy.refresher import Refresher
 from prefshift_tmdb_proxy.repository import CacheEntry
 from prefshift_tmdb_proxy.schemas import CacheStats
 from prefshift_tmdb_proxy.search import TitleIndex
@@ -77,6 +86,29 @@ class Memo:
         return len(self._entries)
 
 
+@dataclass
+class Batch:
+    """The answers to a batch of ids, and which of them did not come fresh from TMDB."""
+
+    found: dict[int, bytes] = field(default_factory=dict)
+    #: answered from an expired cached copy of TMDB's record
+    stale: list[int] = field(default_factory=list)
+    #: answered from imported records or the dataset's own movie, TMDB not asked in time
+    fallback: list[int] = field(default_factory=list)
+    #: no copy anywhere and TMDB did not answer in time: left out, fetched in the background
+    deferred: list[int] = field(default_factory=list)
+
+
+class _Flight:
+    """One upstream fetch, how many requests wait for it, and whether it has begun (holds a
+    fetch slot: at most ``max_concurrency`` flights have)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Answer] | None = None
+        self.waiters = 0
+        self.started = False
+
+
 class MovieService:
     """One per process, created in the app's lifespan."""
 
@@ -92,6 +124,9 @@ class MovieService:
         index_refresh_s: float,
         search_cache_size: int,
         memo_size: int,
+        fetches_per_request: int = 20,
+        request_deadline_s: float = 5.0,
+        refresh_queue_size: int = 10_000,
     ) -> None:
         self._sessions = sessions
         self._client = client
@@ -99,7 +134,10 @@ class MovieService:
         self._ttl = timedelta(seconds=cache_ttl_s)
         self._negative_ttl = timedelta(seconds=negative_ttl_s)
         self._fetch_slots = asyncio.Semaphore(max_concurrency)
-        self._inflight: dict[int, asyncio.Task[Answer]] = {}
+        self._inflight: dict[int, _Flight] = {}
+        self._fetches_per_request = fetches_per_request
+        self._deadline = request_deadline_s
+        self.refresher = Refresher(self._refresh, size=refresh_queue_size)
         self._memo = Memo(memo_size)
         self._index: TitleIndex | None = None
         self._index_signature: tuple[Any, ...] | None = None
@@ -113,6 +151,8 @@ class MovieService:
         self.hits = 0
         self.misses = 0
         self.stale_served = 0
+        self.fallback_served = 0
+        self.deferred = 0
 
     @property
     def online(self) -> bool:
@@ -120,17 +160,17 @@ class MovieService:
 
     # --- details ------------------------------------------------------------------------------
 
-    async def movie(self, tmdb_id: int) -> Answer:
-        """TMDB's details of one movie (JSON), or None when it is unknown."""
+    async def movie(self, tmdb_id: int) -> Batch:
+        """TMDB's details of one movie (JSON), as a batch of one."""
         known, answer = self._memo.get(tmdb_id)
         if known:
             self.hits += 1
-            return answer
-        return (await self.movies([tmdb_id])).get(tmdb_id)
+            return Batch(found={tmdb_id: answer} if answer is not None else {})
+        return await self.movies([tmdb_id])
 
-    async def movies(self, tmdb_ids: Sequence[int]) -> dict[int, bytes]:
+    async def movies(self, tmdb_ids: Sequence[int]) -> Batch:
         """Details (JSON) of many movies; ids nobody knows are absent. One query for the hits
-        the memo does not hold."""
+        the memo does not hold; at most ``fetches_per_request`` upstream fetches."""
         answers: dict[int, Answer] = {}
         rest: list[int] = []
         for tmdb_id in dict.fromkeys(tmdb_ids):
@@ -140,14 +180,16 @@ class MovieService:
             else:
                 rest.append(tmdb_id)
         self.hits += len(answers)
+        batch = Batch()
         if rest:
             if self._client is None:
                 answers.update(await self._offline_answers(rest))
             else:
-                answers.update(await self._cached_or_fetched(rest))
-        return {tmdb_id: answer for tmdb_id, answer in answers.items() if answer is not None}
+                answers.update(await self._cached_or_fetched(rest, batch))
+        batch.found = {tmdb_id: answer for tmdb_id, answer in answers.items() if answer is not None}
+        return batch
 
-    async def _cached_or_fetched(self, ids: list[int]) -> dict[int, Answer]:
+    async def _cached_or_fetched(self, ids: list[int], batch: Batch) -> dict[int, Answer]:
         now = _utcnow()
         async with self._sessions() as session:
             rows = await repository.cached(session, ids)
@@ -161,15 +203,65 @@ class MovieService:
             else:
                 self.misses += 1
                 pending[tmdb_id] = row
-        if pending:
-            outcomes = await asyncio.gather(
-                *(self._fetch(tmdb_id, stale) for tmdb_id, stale in pending.items()),
-                return_exceptions=True,
+        if not pending:
+            return answers
+        wanted = list(pending)
+        unanswered = wanted[self._fetches_per_request :]
+        waiters = {
+            tmdb_id: asyncio.ensure_future(self._fetch(tmdb_id))
+            for tmdb_id in wanted[: self._fetches_per_request]
+        }
+        if waiters:
+            try:
+                done, _ = await asyncio.wait(waiters.values(), timeout=self._deadline)
+            finally:
+                for waiter in waiters.values():
+                    waiter.cancel()  # a no-op when done; else the fetch may be cancelled too
+            for tmdb_id, waiter in waiters.items():
+                failure = waiter.exception() if waiter in done else None
+                if waiter in done and failure is None:
+                    answers[tmdb_id] = waiter.result()
+                    continue
+                if failure is not None and not isinstance(failure, TmdbUnavailable):
+                    raise failure
+                unanswered.append(tmdb_id)
+        if unanswered:
+            answers.update(await self._copies(unanswered, pending, batch))
+            self.refresher.add(unanswered)
+        return answers
+
+    async def _copies(
+        self, ids: list[int], pending: dict[int, CacheEntry | None], batch: Batch
+    ) -> dict[int, Answer]:
+        """Answers of ids TMDB did not give in time: the expired cache copy (a remembered 404
+        stays a 404), else the offline records or the dataset's movie. Never memoised."""
+        answers: dict[int, Answer] = {}
+        without_copy: list[int] = []
+        for tmdb_id in ids:
+            stale = pending.get(tmdb_id)
+            if stale is None:
+                without_copy.append(tmdb_id)
+                continue
+            payload = stale.payload
+            answers[tmdb_id] = encode(normalise(payload, "tmdb")) if payload is not None else None
+            batch.stale.append(tmdb_id)
+        offline = await self._offline_movies(without_copy) if without_copy else {}
+        for tmdb_id in without_copy:
+            if tmdb_id in offline:
+                answers[tmdb_id] = encode(offline[tmdb_id])
+                batch.fallback.append(tmdb_id)
+            else:
+                batch.deferred.append(tmdb_id)
+        self.stale_served += len(batch.stale)
+        self.fallback_served += len(batch.fallback)
+        self.deferred += len(batch.deferred)
+        if ids:
+            log.info(
+                "tmdb_not_asked_in_time",
+                stale=len(batch.stale),
+                fallback=len(batch.fallback),
+                deferred=len(batch.deferred),
             )
-            for tmdb_id, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome  # what was fetched is cached; a retry of the batch is cheap
-                answers[tmdb_id] = outcome
         return answers
 
     def _remember(self, tmdb_id: int, row: CacheEntry) -> Answer:
@@ -204,38 +296,51 @@ class MovieService:
                 found[tmdb_id] = normalise(from_datasets[tmdb_id], "movielens")
         return found
 
-    async def _fetch(self, tmdb_id: int, stale: CacheEntry | None) -> Answer:
-        """Single flight: concurrent misses of one id share one fetch."""
-        task = self._inflight.get(tmdb_id)
-        if task is None:
-            task = asyncio.create_task(self._fetch_and_store(tmdb_id, stale))
-            self._inflight[tmdb_id] = task
-            task.add_done_callback(lambda done: self._fetch_done(tmdb_id, done))
-        # shield: a caller that goes away must not cancel the fetch the others wait for.
-        return await asyncio.shield(task)
+    async def _fetch(self, tmdb_id: int) -> Answer:
+        """Single flight: concurrent misses of one id share one fetch. When the last request
+        waiting for it stops waiting (deadline passed, client gone), a fetch that has not begun
+        is cancelled; one that has (at most ``max_concurrency``) finishes into the cache."""
+        flight = self._inflight.get(tmdb_id)
+        if flight is None:
+            known, answer = self._memo.get(tmdb_id)
+            if known:  # a flight ended since this request read the cache
+                return answer
+            flight = _Flight()
+            flight.task = asyncio.create_task(self._fetch_and_store(tmdb_id, flight))
+            self._inflight[tmdb_id] = flight
+            flight.task.add_done_callback(lambda done: self._fetch_done(tmdb_id, done))
+        task = flight.task
+        assert task is not None
+        flight.waiters += 1
+        try:
+            # shield: one caller going away must not cancel the fetch the others wait for.
+            return await asyncio.shield(task)
+        finally:
+            flight.waiters -= 1
+            if flight.waiters == 0 and not flight.started and not task.done():
+                task.cancel()
+
+    async def _refresh(self, tmdb_id: int) -> None:
+        """A background refresh (the :class:`Refresher` calls it, one id at a time)."""
+        await self._fetch(tmdb_id)
 
     def _fetch_done(self, tmdb_id: int, task: asyncio.Task[Answer]) -> None:
-        self._inflight.pop(tmdb_id, None)
+        flight = self._inflight.get(tmdb_id)
+        if flight is not None and flight.task is task:
+            del self._inflight[tmdb_id]
         if not task.cancelled():
             task.exception()  # retrieved, even when every waiter has gone away
 
-    async def _fetch_and_store(self, tmdb_id: int, stale: CacheEntry | None) -> Answer:
+    async def _fetch_and_store(self, tmdb_id: int, flight: _Flight) -> Answer:
         assert self._client is not None
-        try:
-            async with self._fetch_slots:
-                if self._cross_process_lock:
-                    row = await self._fetch_under_lock(tmdb_id)
-                else:
-                    row = self._cache_row(tmdb_id, await self._client.movie(tmdb_id))
-                    async with self._sessions() as session, session.begin():
-                        await repository.upsert_cached(session, [row])
-        except TmdbUnavailable:
-            fallback = await self._fallback(tmdb_id, stale)
-            if fallback is None:
-                raise
-            self.stale_served += 1
-            log.warning("tmdb_unavailable_served_copy", tmdb_id=tmdb_id)
-            return fallback[0]
+        async with self._fetch_slots:
+            flight.started = True
+            if self._cross_process_lock:
+                row = await self._fetch_under_lock(tmdb_id)
+            else:
+                row = self._cache_row(tmdb_id, await self._client.movie(tmdb_id))
+                async with self._sessions() as session, session.begin():
+                    await repository.upsert_cached(session, [row])
         return self._remember(tmdb_id, CacheEntry(row["status"], row["payload"], row["expires_at"]))
 
     async def _fetch_under_lock(self, tmdb_id: int) -> dict[str, Any]:
@@ -254,17 +359,6 @@ class MovieService:
             row = self._cache_row(tmdb_id, await self._client.movie(tmdb_id))
             await repository.upsert_cached(session, [row])
         return row
-
-    async def _fallback(self, tmdb_id: int, stale: CacheEntry | None) -> tuple[Answer] | None:
-        """Stale-if-error: the expired cache copy (a remembered 404 stays a 404), else the
-        offline source; None when there is no copy at all. Never memoised."""
-        if stale is not None:
-            payload = stale.payload
-            return (encode(normalise(payload, "tmdb")) if payload is not None else None,)
-        offline = await self._offline_movies([tmdb_id])
-        if tmdb_id in offline:
-            return (encode(offline[tmdb_id]),)
-        return None
 
     def _cache_row(self, tmdb_id: int, payload: dict[str, Any] | None) -> dict[str, Any]:
         now = _utcnow()
@@ -303,8 +397,9 @@ class MovieService:
             self._search_cache.move_to_end(key)
             return dict(cached[1])
         try:
-            body = await self._client.search(query=query, year=year, page=page)
-        except TmdbUnavailable:
+            async with asyncio.timeout(self._deadline):
+                body = await self._client.search(query=query, year=year, page=page)
+        except (TmdbUnavailable, TimeoutError):
             index = await self._title_index()
             if len(index) == 0:
                 raise
@@ -373,6 +468,10 @@ class MovieService:
             hits=self.hits,
             misses=self.misses,
             stale_served=self.stale_served,
+            fallback_served=self.fallback_served,
+            deferred=self.deferred,
+            refresh_queue=len(self.refresher),
+            refreshed=self.refresher.refreshed,
             upstream_calls=upstream.calls if upstream else 0,
             upstream_errors=upstream.errors if upstream else 0,
             upstream_retries=upstream.retries if upstream else 0,
