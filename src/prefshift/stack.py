@@ -25,6 +25,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "simulator": ("prefshift_simulator", "simulator_url"),
     "recommender": ("prefshift_recommender", "recommender_url"),
     "orchestrator": ("prefshift_orchestrator", "orchestrator_url"),
+    "console": ("prefshift_console", "console_url"),
 }
 
 

@@ -33,7 +33,9 @@ class Services:
     """Ports and environment of one test's stack; start any subset of the services with it."""
 
     def __init__(self, database_url: str, data_dir: Path, **env: str) -> None:
-        self.urls = {service: f"http://127.0.0.1:{free_port()}" for service in ALL_SERVICES}
+        self.urls = {
+            service: f"http://127.0.0.1:{free_port()}" for service in (*ALL_SERVICES, "console")
+        }
         self.env: dict[str, str] = {
             "PREFSHIFT_DATABASE_URL": database_url,
             "PREFSHIFT_DATA_DIR": str(data_dir),
@@ -41,6 +43,7 @@ class Services:
             "PREFSHIFT_SIMULATOR_URL": self.urls["simulator"],
             "PREFSHIFT_RECOMMENDER_URL": self.urls["recommender"],
             "PREFSHIFT_ORCHESTRATOR_URL": self.urls["orchestrator"],
+            "PREFSHIFT_CONSOLE_URL": self.urls["console"],
             "PREFSHIFT_SIMULATOR_BACKEND": "embedded",
             "PREFSHIFT_SIMULATOR_DATASET": DATASET,
             "PREFSHIFT_RECOMMENDER_DATASET": DATASET,
@@ -63,6 +66,7 @@ class Services:
             simulator_url=self.urls["simulator"],
             recommender_url=self.urls["recommender"],
             orchestrator_url=self.urls["orchestrator"],
+            console_url=self.urls["console"],
             api_token=None,
         )
 

@@ -15,7 +15,13 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_PORTS = {"orchestrator": 8100, "recommender": 8101, "simulator": 8102, "tmdb-proxy": 8103}
+DEFAULT_PORTS = {
+    "orchestrator": 8100,
+    "recommender": 8101,
+    "simulator": 8102,
+    "tmdb-proxy": 8103,
+    "console": 8104,
+}
 
 
 def default_data_dir() -> Path:
@@ -40,6 +46,7 @@ class CommonSettings(BaseSettings):
     simulator_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['simulator']}"
     tmdb_proxy_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['tmdb-proxy']}"
     orchestrator_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['orchestrator']}"
+    console_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['console']}"
     api_token: SecretStr | None = Field(
         default=None, description="When set, every route but health and docs requires it."
     )
