@@ -23,6 +23,7 @@ COPY services/recommender/pyproject.toml services/recommender/
 COPY services/simulator/pyproject.toml services/simulator/
 COPY services/tmdb-proxy/pyproject.toml services/tmdb-proxy/
 COPY services/orchestrator/pyproject.toml services/orchestrator/
+COPY services/console/pyproject.toml services/console/
 
 # --- cli: the whole workspace and the `prefshift` command (docker-compose's `migrate` step,
 # `prefshift data import`); built with `--target cli`.

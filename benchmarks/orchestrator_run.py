@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the fake LLM lives with the tests
 
-from prefshift.stack import Stack  # noqa: E402
+from prefshift.stack import SERVICES, Stack  # noqa: E402
 from prefshift_common.db import sync_url  # noqa: E402
 from prefshift_common.settings import CommonSettings  # noqa: E402
 from tests.fakes.live import free_port  # noqa: E402
@@ -91,7 +91,10 @@ def stack(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
         "PREFSHIFT_LOG_LEVEL": "WARNING",
         **env,
     }
-    services = Stack(settings, env=environment)
+    # the four services; the console has no part in a run
+    services = Stack(
+        settings, env=environment, services=tuple(s for s in SERVICES if s != "console")
+    )
     services.start()
     try:
         services.wait_ready(timeout=600)

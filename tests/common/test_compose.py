@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings
 
 from prefshift.stack import SERVICES
 from prefshift_common.settings import DEFAULT_PORTS
+from prefshift_console.config import Settings as ConsoleSettings
 from prefshift_datasets.config import DatasetSettings
 from prefshift_orchestrator.config import Settings as OrchestratorSettings
 from prefshift_recommender.config import Settings as RecommenderSettings
@@ -32,7 +33,10 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "recommender": RecommenderSettings,
     "simulator": SimulatorSettings,
     "tmdb-proxy": TmdbProxySettings,
+    "console": ConsoleSettings,
 }
+#: The console keeps no data: it gets neither the database nor the data volume.
+STATELESS = {"console"}
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 # variables only docker compose itself reads (interpolation), never a service
 COMPOSE_ONLY = {"POSTGRES_PASSWORD", "PREFSHIFT_DATASETS_HOST_DIR"}
@@ -99,10 +103,13 @@ def test_postgres_and_migration_step(compose: dict[str, Any]) -> None:
     assert migrate["build"]["target"] == "cli"
     cli_stage = DOCKERFILE.read_text().split("FROM deps AS cli")[1]
     assert "COPY migrations migrations" in cli_stage and "COPY alembic.ini" in cli_stage
-    for name in SERVICES:
+    for name in set(SERVICES) - STATELESS:
         depends = services[name]["depends_on"]
         assert depends["migrate"] == {"condition": "service_completed_successfully"}
         assert depends["postgres"] == {"condition": "service_healthy"}
+    console = services["console"]
+    assert set(console["depends_on"]) == {"orchestrator", "recommender", "simulator", "tmdb-proxy"}
+    assert "volumes" not in console
     orchestrator_needs = set(services["orchestrator"]["depends_on"])
     assert {"recommender", "simulator", "tmdb-proxy"} <= orchestrator_needs
 
@@ -127,8 +134,13 @@ def test_the_values_validate_and_point_at_the_services(
             for key, value in environment.items():
                 patch.setenv(key, value)
             loaded: Any = settings()
-        assert loaded.resolved_database_url.startswith("postgresql://prefshift:prefshift@postgres:")
-        assert str(loaded.data_dir) == "/data"
+        if name in STATELESS:
+            assert "PREFSHIFT_DATABASE_URL" not in environment
+        else:
+            assert loaded.resolved_database_url.startswith(
+                "postgresql://prefshift:prefshift@postgres:"
+            )
+            assert str(loaded.data_dir) == "/data"
         for service, (_factory, url_field) in SERVICES.items():
             assert getattr(loaded, url_field) == f"http://{service}:{DEFAULT_PORTS[service]}"
     postgres = compose["services"]["postgres"]["environment"]

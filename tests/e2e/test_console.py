@@ -14,6 +14,8 @@ instead when ``PREFSHIFT_REQUIRE_BROWSER=1`` (CI sets it). The examples check ne
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -184,7 +186,8 @@ def test_an_experiment_from_the_form_to_its_report_and_a_run(
     assert b"<svg" in Path(download.value.path()).read_bytes()
     with page.expect_download() as download:
         page.get_by_role("link", name="fidelity (CSV)").click()
-    assert Path(download.value.path()).read_text().startswith("tmdb_id,predicted,real,user_id")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert len(rows) == 2 * 15 and set(rows[0]) == {"tmdb_id", "predicted", "real", "user_id"}
 
     page.locator("#runs a").first.click()
     expect(page.locator("h1")).to_contain_text("user 1 of ml-latest-small")
@@ -201,6 +204,8 @@ def test_an_experiment_from_the_form_to_its_report_and_a_run(
     expect(page.locator("#run-status")).to_contain_text("completed", timeout=TIMEOUT_MS)
     expect(page.locator("section.arm")).to_have_count(3)
 
+    page.get_by_role("link", name="Runs", exact=True).click()
+    expect(page.locator("#run-list tbody tr")).to_have_count(3)  # two users, one again
     page.goto(f"{console}/experiments")
     expect(page.locator("#experiments tbody tr")).to_have_count(1)
     assert experiment_url.endswith(page.locator("#experiments tbody a").first.get_attribute("href"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from tests.orchestrator.conftest import OrchestratorFactory, dataset_tmdb_ids, wait_for_run
+from tests.orchestrator.conftest import OrchestratorFactory, dataset_tmdb_ids
 from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.polling import wait_for_run
 
 PROTOCOL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 7, "seed": 2}
 
@@ -78,5 +79,13 @@ def test_datasets_experiments_and_a_runs_selection(
             if r["arm"] == "baseline"
         }
         assert baseline == test
+        runs = client.get("/runs").json()
+        assert runs["total"] == 3
+        assert [r["user_id"] for r in runs["runs"]] == [999999, 85795, 47425]
+        assert runs["runs"][2]["run_id"] == run_id and runs["runs"][2]["status"] == "completed"
+        assert (
+            client.get("/runs", params={"limit": 1, "offset": 2}).json()["runs"][0]["run_id"]
+            == run_id
+        )
         missing = client.get("/runs/424242/selection")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"

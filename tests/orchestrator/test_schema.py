@@ -29,6 +29,7 @@ class TestOrchestratorSchema(SchemaContract):
         "GET /runs/{run_id}/ratings",
         "GET /runs/{run_id}/shift",
         "GET /runs/{run_id}/selection",
+        "GET /runs",
         "POST /experiments",
         "GET /experiments/{experiment_id}",
         "GET /experiments/{experiment_id}/report",

@@ -1,4 +1,5 @@
-"""``prefshift up``: migrate, then run the four services on loopback until Ctrl-C."""
+"""``prefshift up``: migrate, then run the four services and the console on loopback until
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ console = Console(stderr=True)
 def up(
     log_level: str = typer.Option("warning", help="uvicorn log level of the services."),
 ) -> None:
-    """Migrate the database, start recommender, simulator, tmdb-proxy and orchestrator on
-    loopback (ports from PREFSHIFT_*_URL), and stop them all on Ctrl-C."""
+    """Migrate the database, start recommender, simulator, tmdb-proxy, orchestrator and the
+    console on loopback (ports from PREFSHIFT_*_URL), and stop them all on Ctrl-C."""
     settings = CommonSettings()
     migrate.upgrade(settings.resolved_database_url)
     stack = Stack(settings)
@@ -33,7 +34,9 @@ def up(
     try:
         stack.wait_ready()
         for service in stack.services:
-            console.print(f"[green]✓[/] {service:<13} {stack.url(service)}  (docs: /docs)")
+            if service != "console":
+                console.print(f"[green]✓[/] {service:<13} {stack.url(service)}  (docs: /docs)")
+        console.print(f"[green]✓[/] {'console':<13} [bold]{stack.url('console')}[/]  (open it)")
         console.print("Ctrl-C stops all services.")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(p.poll() is None for p in stack.processes.values()):
@@ -89,7 +92,7 @@ def demo(
     console.print(f"dataset: {resolved.name} ({resolved.how})")
     user_id = user or _pick_user(settings.resolved_database_url, resolved.dataset_id, 100)
     stack = Stack(settings, env={"PREFSHIFT_LOG_LEVEL": "WARNING"})
-    console.print("starting the four services…")
+    console.print("starting the four services and the console…")
     stack.start()
     try:
         stack.wait_ready()
@@ -108,6 +111,9 @@ def demo(
             wait=True,
             output_json=False,
             url=settings.orchestrator_url,
+        )
+        console.print(
+            f"The run is in the console: [bold]prefshift up[/], then {settings.console_url}/runs"
         )
     finally:
         stack.stop()

@@ -85,6 +85,9 @@ def experiment_request(fields: Mapping[str, str], arms: Sequence[str]) -> dict[s
     backend = fields.get("backend", "").strip()
     if backend:
         request["backend"] = backend
+    persona_model = fields.get("persona_model", "").strip()
+    if persona_model:
+        request["persona_model"] = persona_model
     seed = _integer(fields.get("seed", ""), "seed", errors)
     if seed is not None:
         request["seed"] = seed

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from prefshift_common.app import Health, create_documented_app
+from prefshift_common.app import Health, create_documented_app, serve
 from prefshift_common.errors import install_error_handlers
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
 from prefshift_console import api, pages
@@ -104,11 +104,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    """Run the console alone: `prefshift-console`."""
-    import uvicorn
-
-    from prefshift_common.settings import bind_address
-
+    """Run the console alone: `prefshift-console [--host H] [--port P]`."""
     settings = Settings()
-    host, port = bind_address(settings.console_url)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    serve(create_app(settings), url=settings.console_url)

@@ -238,6 +238,20 @@ async def plot_download(
     )
 
 
+@router.get("/runs", response_class=HTMLResponse)
+async def runs(
+    request: Request,
+    caller: CallerDep,
+    upstream: UpstreamDep,
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+) -> Response:
+    """The runs, newest first (single simulations, such as `make demo`'s, and experiments')."""
+    listed = await upstream.json(
+        "orchestrator", "/runs", token=caller.token, params={"limit": 50, "offset": offset}
+    )
+    return render(request, "runs.html", listed=listed, offset=offset)
+
+
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_page(
     request: Request, run_id: Id, caller: CallerDep, upstream: UpstreamDep

@@ -88,6 +88,23 @@ class ExperimentList(BaseModel):
     total: int = Field(description="Experiments in the database.")
 
 
+class RunSummary(BaseModel):
+    """A run without its parameters (``GET /runs/{id}`` has them)."""
+
+    run_id: int
+    user_id: int
+    dataset: str
+    seed: int
+    status: str
+    progress: float
+    created_at: datetime
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    total: int = Field(description="Runs in the database.")
+
+
 class SelectedMovie(BaseModel):
     """A movie the real user rated, chosen for the persona's history or the test set."""
 
@@ -158,6 +175,34 @@ async def list_experiments(
             )
         )
     return ExperimentList(experiments=summaries, total=total)
+
+
+@router.get("/runs", response_model=RunList, tags=["runs"])
+async def list_runs(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Runs per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+) -> RunList:
+    """The runs, newest first — single simulations and experiments' runs alike."""
+    total = await session.scalar(select(func.count()).select_from(Run)) or 0
+    runs = (
+        await session.scalars(select(Run).order_by(Run.id.desc()).limit(limit).offset(offset))
+    ).all()
+    return RunList(
+        runs=[
+            RunSummary(
+                run_id=run.id,
+                user_id=run.user_id,
+                dataset=run.dataset,
+                seed=run.seed,
+                status=run.status,
+                progress=run.progress,
+                created_at=as_utc(run.created_at),  # type: ignore[arg-type]
+            )
+            for run in runs
+        ],
+        total=total,
+    )
 
 
 @router.get(
