@@ -36,19 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # free_port lives with the tests
 
 from prefshift.stack import SERVICES, Stack  # noqa: E402
+from prefshift_common.examples import DEMO_PROTOCOL  # noqa: E402
 from prefshift_common.settings import CommonSettings  # noqa: E402
 from tests.fakes.live import free_port  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASET = "seed-cohort"
-PROTOCOL = {
-    "arms": ["popularity", "random", "control"],
-    "backend": "embedded",
-    "pages": 2,
-    "page_size": 10,
-    "test_size": 20,
-    "persona_size": 30,
-}
+PROTOCOL = DEMO_PROTOCOL  # the documented examples' small protocol
 console = Console()
 
 

@@ -170,18 +170,25 @@ async def start_experiment(request: Request, caller: CallerDep, upstream: Upstre
     )
 
 
+Offset = Annotated[int, Query(ge=0, le=2_147_483_647)]
+PAGE = 50
+
+
+async def _listing(
+    request: Request, caller: CallerDep, upstream: Upstream, kind: str, offset: int
+) -> Response:
+    """One page of the orchestrator's ``GET /{kind}`` (newest first) as ``{kind}.html``."""
+    params = {"limit": PAGE, "offset": offset}
+    listed = await upstream.json("orchestrator", f"/{kind}", token=caller.token, params=params)
+    return render(request, f"{kind}.html", listed=listed, offset=offset)
+
+
 @router.get("/experiments", response_class=HTMLResponse)
 async def experiments(
-    request: Request,
-    caller: CallerDep,
-    upstream: UpstreamDep,
-    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+    request: Request, caller: CallerDep, upstream: UpstreamDep, offset: Offset = 0
 ) -> Response:
     """The experiments, newest first."""
-    listed = await upstream.json(
-        "orchestrator", "/experiments", token=caller.token, params={"limit": 50, "offset": offset}
-    )
-    return render(request, "experiments.html", listed=listed, offset=offset)
+    return await _listing(request, caller, upstream, "experiments", offset)
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
@@ -240,16 +247,10 @@ async def plot_download(
 
 @router.get("/runs", response_class=HTMLResponse)
 async def runs(
-    request: Request,
-    caller: CallerDep,
-    upstream: UpstreamDep,
-    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+    request: Request, caller: CallerDep, upstream: UpstreamDep, offset: Offset = 0
 ) -> Response:
     """The runs, newest first (single simulations, such as `make demo`'s, and experiments')."""
-    listed = await upstream.json(
-        "orchestrator", "/runs", token=caller.token, params={"limit": 50, "offset": offset}
-    )
-    return render(request, "runs.html", listed=listed, offset=offset)
+    return await _listing(request, caller, upstream, "runs", offset)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -3,13 +3,14 @@ imported datasets, the experiments newest first, and the movies a run's persona 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_common.db import SessionDep
 from prefshift_common.errors import NotFound, error_responses
@@ -20,6 +21,7 @@ from prefshift_orchestrator.repository import RunRepository, as_utc
 from prefshift_orchestrator.schemas import ExperimentProgress
 
 router = APIRouter()
+Row = TypeVar("Row", Experiment, Run)
 
 ExperimentStatus = Literal["running", "completed", "completed_with_failures", "failed"]
 
@@ -138,19 +140,25 @@ async def get_datasets(session: SessionDep) -> list[DatasetOut]:
     ]
 
 
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=2_147_483_647, description="Items to skip.")]
+
+
+async def _newest_first(
+    session: AsyncSession, table: type[Row], limit: int, offset: int
+) -> tuple[int, Sequence[Row]]:
+    """How many rows ``table`` has, and one page of them, newest (highest id) first."""
+    total = await session.scalar(select(func.count()).select_from(table)) or 0
+    page = select(table).order_by(table.id.desc()).limit(limit).offset(offset)
+    return total, (await session.scalars(page)).all()
+
+
 @router.get("/experiments", response_model=ExperimentList, tags=["experiments"])
 async def list_experiments(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200, description="Experiments per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
+    session: SessionDep, limit: Limit = 50, offset: Offset = 0
 ) -> ExperimentList:
     """The experiments, newest first, each with its status and progress."""
-    total = await session.scalar(select(func.count()).select_from(Experiment)) or 0
-    experiments = (
-        await session.scalars(
-            select(Experiment).order_by(Experiment.id.desc()).limit(limit).offset(offset)
-        )
-    ).all()
+    total, experiments = await _newest_first(session, Experiment, limit, offset)
     runs: dict[int, list[tuple[str, float]]] = {experiment.id: [] for experiment in experiments}
     if runs:
         statement = (
@@ -178,16 +186,9 @@ async def list_experiments(
 
 
 @router.get("/runs", response_model=RunList, tags=["runs"])
-async def list_runs(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200, description="Runs per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
-) -> RunList:
+async def list_runs(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> RunList:
     """The runs, newest first — single simulations and experiments' runs alike."""
-    total = await session.scalar(select(func.count()).select_from(Run)) or 0
-    runs = (
-        await session.scalars(select(Run).order_by(Run.id.desc()).limit(limit).offset(offset))
-    ).all()
+    total, runs = await _newest_first(session, Run, limit, offset)
     return RunList(
         runs=[
             RunSummary(
