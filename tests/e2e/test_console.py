@@ -187,7 +187,7 @@ def test_an_experiment_from_the_form_to_its_report_and_a_run(
     with page.expect_download() as download:
         page.get_by_role("link", name="fidelity (CSV)").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert len(rows) == 2 * 15 and set(rows[0]) == {"tmdb_id", "predicted", "real", "user_id"}
+    assert len(rows) == 2 * 15 and {"tmdb_id", "predicted", "real", "user_id"} <= set(rows[0])
 
     page.locator("#runs a").first.click()
     expect(page.locator("h1")).to_contain_text("user 1 of ml-latest-small")
