@@ -398,6 +398,17 @@ class ExperimentRepository:
     async def get(self, experiment_id: int) -> Experiment | None:
         return await self.session.get(Experiment, experiment_id, populate_existing=True)
 
+    async def run_of_user(self, experiment_id: int, user_id: int) -> Run | None:
+        """The experiment's run of one user (the latest, should there be several)."""
+        statement = (
+            select(Run)
+            .join(ExperimentRun, ExperimentRun.run_id == Run.id)
+            .where(ExperimentRun.experiment_id == experiment_id, ExperimentRun.user_id == user_id)
+            .order_by(Run.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(statement)).first()
+
     async def runs(self, experiment_id: int) -> list[tuple[ExperimentRun, Run]]:
         statement = (
             select(ExperimentRun, Run)

@@ -40,18 +40,68 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+RunIdRef = Annotated[int, Field(ge=1, le=2_147_483_647)]
+
+
+class RecordedPages(Strict):
+    """Where a ``recorded`` arm's pages come from: an arm of an earlier run of the same user —
+    the run itself (``run``) or the user's run in an experiment (``experiment``, e.g. the
+    import of the seed study's released runs). ``arm`` names the arm in that run (default: the
+    recorded arm's own name)."""
+
+    run: RunIdRef | None = Field(default=None, description="A run of the same user.")
+    experiment: RunIdRef | None = Field(
+        default=None, description="An experiment holding a run of the same user."
+    )
+    arm: Name | None = Field(default=None, description="The arm in the recorded run.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RecordedPages:
+        if (self.run is None) == (self.experiment is None):
+            raise ValueError("give exactly one of 'run' and 'experiment'")
+        return self
+
+    def source(self) -> tuple[str, int]:
+        return ("run", self.run) if self.run is not None else ("experiment", self.experiment or 0)
+
+
 class ArmSpec(Strict):
-    """An arm of the experiment: a recommender implementation at a recommender service.
+    """An arm of the experiment: a recommender implementation at a recommender service, or
+    the recorded pages of an earlier run.
 
     ``name`` labels the arm in results; ``recommender`` is the implementation asked for
     (default: the name); ``url`` is the service speaking the recommender contract (default:
     ``PREFSHIFT_RECOMMENDER_URL`` or the arm's entry in ``PREFSHIFT_ORCHESTRATOR_ARMS``).
     The name ``control`` is the arm that sees nothing and only re-rates.
+
+    ``recorded`` instead replays an arm of an earlier run of the same user: the persona is
+    shown exactly that run's pages, in the same order, and the run takes that run's test and
+    persona movies (see docs/replication.md). Example: ``{"name": "llm", "recorded":
+    {"experiment": 1, "arm": "llm"}}``.
     """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "mine", "url": "http://127.0.0.1:9000", "recommender": "v2"},
+                {"name": "llm", "recorded": {"experiment": 1, "arm": "llm"}},
+            ]
+        },
+    )
 
     name: Name
     recommender: Name | None = None
     url: Url | None = None
+    recorded: RecordedPages | None = Field(
+        default=None, description="Replay an arm of an earlier run of the same user."
+    )
+
+    @model_validator(mode="after")
+    def _recorded_alone(self) -> ArmSpec:
+        if self.recorded is not None and (self.url is not None or self.recommender is not None):
+            raise ValueError("a recorded arm has no 'url' or 'recommender'")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -102,7 +152,22 @@ class Protocol(Strict):
                 raise ValueError("arm names must be distinct")
             if BASELINE in names:
                 raise ValueError("'baseline' is not an arm")
+            sources = {
+                arm.recorded.source()
+                for arm in self.arms
+                if not isinstance(arm, str) and arm.recorded is not None
+            }
+            if len(sources) > 1:
+                # The run takes the recorded run's test and persona movies: there is one.
+                raise ValueError("every recorded arm of a protocol replays the same run")
         return self
+
+    def recorded_source(self) -> RecordedPages | None:
+        """The recorded pages the run replays (its split comes from that run), if any."""
+        for arm in self.arm_specs():
+            if arm.recorded is not None:
+                return arm.recorded
+        return None
 
     def arm_specs(self) -> list[ArmSpec]:
         arms = self.arms if self.arms is not None else list(DEFAULT_ARMS)

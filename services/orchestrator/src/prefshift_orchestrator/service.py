@@ -49,6 +49,9 @@ def protocol_params(request: Protocol) -> dict[str, Any]:
     ).model_dump(mode="json")
     if params.get("persona_model") is None:
         params.pop("persona_model", None)  # runs stored before it existed keep their hash
+    for arm in params.get("arms") or []:
+        if isinstance(arm, dict) and arm.get("recorded") is None:
+            arm.pop("recorded", None)  # likewise for arms that replay nothing
     return params
 
 

@@ -29,11 +29,14 @@ from prefshift_common.errors import Conflict, Unprocessable, UpstreamError, Upst
 from prefshift_orchestrator.clients import ArmBudget, ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.execution.retry import retry_step
+from prefshift_orchestrator.replication.recorded import RecordedRun, recorded_page
 from prefshift_orchestrator.schemas import CONTROL, LLM_IMPLEMENTATIONS, ArmSpec
 
-#: Arm kinds. ``control`` shows no pages; every other kind does.
+#: Arm kinds. ``control`` shows no pages; every other kind does. ``recorded`` replays the
+#: pages of an earlier run (:mod:`prefshift_orchestrator.replication.recorded`).
 CONTROL_KIND = "control"
 RECOMMENDER_KIND = "recommender"
+RECORDED_KIND = "recorded"
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,21 @@ class Arm:
     kind: str
     url: str | None = None
     recommender: str | None = None
+    #: A recorded arm's source: ``{"run": id, "arm": name}``.
+    recorded: dict[str, Any] | None = None
 
     @property
     def shows_pages(self) -> bool:
         return self.kind != CONTROL_KIND
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        payload = {
             "name": self.name,
             "kind": self.kind,
             "url": self.url,
             "recommender": self.recommender,
         }
+        return payload | ({"recorded": self.recorded} if self.recorded is not None else {})
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Arm:
@@ -64,6 +70,7 @@ class Arm:
             kind=str(payload["kind"]),
             url=payload.get("url"),
             recommender=payload.get("recommender"),
+            recorded=payload.get("recorded"),
         )
 
 
@@ -72,6 +79,8 @@ class Arm:
 
 def spec_kind(spec: ArmSpec) -> str:
     """The kind of arm a spec asks for."""
+    if spec.recorded is not None:
+        return RECORDED_KIND
     if spec.name == CONTROL and spec.url is None and spec.recommender is None:
         return CONTROL_KIND
     return RECOMMENDER_KIND
@@ -85,16 +94,28 @@ class ArmResolver:
         self.clients = clients
 
     async def resolve(
-        self, specs: Sequence[ArmSpec], dataset: str, messages: list[str]
+        self,
+        specs: Sequence[ArmSpec],
+        dataset: str,
+        messages: list[str],
+        recorded: RecordedRun | None = None,
     ) -> list[Arm]:
         """The arms of a run, in the protocol's order; arms left out are explained in
-        ``messages``."""
+        ``messages``. ``recorded``: the run the protocol's recorded arms replay."""
         listings: dict[str, list[RecommenderInfo] | None] = {}
         arms: list[Arm] = []
         for spec in specs:
             kind = spec_kind(spec)
             if kind == CONTROL_KIND:
                 arm: Arm | None = Arm(name=spec.name, kind=CONTROL_KIND)
+            elif kind == RECORDED_KIND:
+                assert recorded is not None and spec.recorded is not None
+                source = recorded.arm(spec.recorded.arm or spec.name)
+                arm = Arm(
+                    name=spec.name,
+                    kind=RECORDED_KIND,
+                    recorded={"run": recorded.run_id, "arm": source},
+                )
             else:
                 arm = await self._recommender(spec, dataset, listings, messages)
             if arm is not None:
@@ -269,9 +290,29 @@ def admissible(items: Sequence[dict[str, Any]], *, request: PageRequest) -> list
     return kept[: request.n]
 
 
+class RecordedSource:
+    """The pages an earlier run showed, in the same order (nothing asked, nothing filtered:
+    the point is to show exactly what that run showed). A page it lacks is empty."""
+
+    def __init__(self, arm: Arm, deps: SourceDeps) -> None:
+        assert arm.recorded is not None
+        self.run_id = int(arm.recorded["run"])
+        self.arm = str(arm.recorded["arm"])
+        self.sessions = deps.sessions
+
+    async def page(self, request: PageRequest) -> Page:
+        async with self.sessions() as session:
+            items = await recorded_page(
+                session, run_id=self.run_id, arm=self.arm, page=request.page
+            )
+        info = {"recorded_run": self.run_id, "recorded_arm": self.arm, "empty": not items}
+        return Page(items=items, info=info)
+
+
 #: Arm kind → its page source. ``control`` has none: it shows no pages.
 PAGE_SOURCES: dict[str, Callable[[Arm, SourceDeps], PageSource]] = {
     RECOMMENDER_KIND: RecommenderSource,
+    RECORDED_KIND: RecordedSource,
 }
 
 

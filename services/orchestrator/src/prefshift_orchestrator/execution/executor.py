@@ -221,8 +221,11 @@ class RunExecutor:
                 experiences.extend(steps.experiences)
             else:
                 seed = call_seed(run.seed, arm.name, page, "experience")
-                ratings, latency = await self._rate(
-                    run, list(items), experiences, seed, occasion=page
+                # An empty page (a recorded page that showed nothing) has nothing to rate.
+                ratings, latency = (
+                    await self._rate(run, list(items), experiences, seed, occasion=page)
+                    if items
+                    else ([], 0.0)
                 )
                 await writes.submit(
                     self.store.save_experiences(

@@ -19,6 +19,7 @@ from prefshift_orchestrator.dataset_reads import DatasetReads
 from prefshift_orchestrator.execution.arms import Arm, ArmResolver
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.protocol import NotEnoughRatings, Selection, select_movies
+from prefshift_orchestrator.replication.recorded import RecordedRun, find_recorded_run
 from prefshift_orchestrator.schemas import Protocol
 
 T = TypeVar("T")
@@ -47,15 +48,24 @@ class Preparation:
 
     async def prepare(self, run: Run, protocol: Protocol) -> Prepared:
         started = time.perf_counter()
-        selection = await self._select(run, protocol)
-        selected = time.perf_counter()
         messages = list(run.messages or [])
+        recorded = await self._recorded(run, protocol, messages)
+        if recorded is None:
+            selection = await self._select(run, protocol)
+        else:
+            selection = Selection.from_json(recorded.selection)
+        selected = time.perf_counter()
         # The genre lookup (tmdb-proxy) and the arms' state (recommenders) are independent.
         timed_genres = _timed(self._test_genres(selection, messages))
-        timed_arms = _timed(self.resolver.resolve(protocol.arm_specs(), run.dataset, messages))
+        timed_arms = _timed(
+            self.resolver.resolve(protocol.arm_specs(), run.dataset, messages, recorded)
+        )
         (test_genres, genres_ms), (arms, arms_ms) = await asyncio.gather(timed_genres, timed_arms)
+        if recorded is not None:  # the same genres as the recorded run's figures
+            test_genres = {**test_genres, **(recorded.selection.get("test_genres") or {})}
         selection_json = {
             **selection.to_json(),
+            **({"recorded_run": recorded.run_id} if recorded is not None else {}),
             "test_genres": test_genres,
             # How long preparing took: reading the dataset (the orchestrator's own work) and
             # the two service calls that ran side by side.
@@ -66,6 +76,23 @@ class Preparation:
             },
         }
         return Prepared(selection=selection_json, arms=arms, messages=messages)
+
+    async def _recorded(
+        self, run: Run, protocol: Protocol, messages: list[str]
+    ) -> RecordedRun | None:
+        """The run the protocol's recorded arms replay, if any: the run takes its split."""
+        source = protocol.recorded_source()
+        if source is None:
+            return None
+        async with self.sessions() as session:
+            recorded = await find_recorded_run(
+                session, source, user_id=run.user_id, dataset=run.dataset
+            )
+        messages.append(
+            f"test and persona movies of the recorded run {recorded.run_id} (its split; "
+            "test_size and persona_size do not apply)"
+        )
+        return recorded
 
     async def _select(self, run: Run, protocol: Protocol) -> Selection:
         """The run's test and persona movies, drawn from the user's ratings in the dataset."""
