@@ -120,6 +120,10 @@ def calibrate(
     pages: Annotated[
         str, typer.Option(help="Pages to show in the table, comma-separated (all: '').")
     ] = "1,4",
+    fixed: Annotated[
+        list[str] | None,
+        typer.Option(help="A fitted parameter to keep at the start set's value (repeatable)."),
+    ] = None,
 ) -> None:
     """Fit the embedded persona's dynamics and noise to an experiment's recorded ratings by
     the method of simulated moments: its recorded pages are replayed through the embedded
@@ -131,6 +135,7 @@ def calibrate(
         offline_facts,
     )
     from prefshift_common.db import create_sync_db_engine
+    from prefshift_simulator.calibration.fit import DEFAULT_BOUNDS
     from prefshift_simulator.calibration.fit import calibrate as fit
     from prefshift_simulator.calibration.replay import prepare
     from prefshift_simulator.config import Settings
@@ -146,6 +151,10 @@ def calibrate(
     from prefshift_simulator.main import persona_models
 
     settings = Settings()
+    unknown = set(fixed or ()) - set(DEFAULT_BOUNDS)
+    if unknown:
+        raise typer.BadParameter(f"--fixed: not fitted anyway: {sorted(unknown)}")
+    bounds = {k: v for k, v in DEFAULT_BOUNDS.items() if k not in set(fixed or ())}
     models, _ = persona_models(settings)
     if start not in models:
         raise typer.BadParameter(f"--start: no parameter set {start!r} ({sorted(models)})")
@@ -207,6 +216,7 @@ def calibrate(
         calibration = fit(
             prepared,
             start=start_values,
+            bounds=bounds,
             bootstrap=bootstrap,
             replications=replications,
             seed=seed,
@@ -230,7 +240,8 @@ def calibrate(
         estimator="method of simulated moments (diagonal bootstrap weights; differential "
         f"evolution + Nelder-Mead; {replications} noise replications, common random numbers), "
         f"percentile intervals from {calibration.bootstrap} bootstrap resamples of users; "
-        f"started from {start!r}",
+        f"started from {start!r}"
+        + (f"; kept at the start: {', '.join(sorted(fixed))}" if fixed else ""),
         intervals=calibration.intervals,
         extra={
             "fit": {

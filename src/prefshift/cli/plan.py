@@ -113,11 +113,8 @@ def register(experiment_app: typer.Typer) -> None:
         simulator_calls, recommender_calls = call_counts(arm_names, pages, llm_arms)
         usage = recorded_usage()
         if usage is None:
-            prompt, completion, source = (
-                DEFAULT_PROMPT_TOKENS,
-                DEFAULT_COMPLETION_TOKENS,
-                "documented sizes (no recorded LLM calls)",
-            )
+            prompt, completion = float(DEFAULT_PROMPT_TOKENS), float(DEFAULT_COMPLETION_TOKENS)
+            source = "documented sizes (no recorded LLM calls)"
         else:
             prompt, completion, source = usage[0], usage[1], f"{usage[2]} recorded LLM calls"
         table = Table(title=f"LLM cost of {n_users} users ({', '.join(arm_names)}; {pages} pages)")
