@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -223,13 +222,8 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
     if experiment is None:
         raise NotFound(f"experiment {experiment_id} does not exist")
     links = await experiments.runs(experiment_id)
-    reasons = Counter(
-        f"{run.error.get('status', '?')} {run.error.get('error', 'error')}"
-        for _, run in links
-        if run.status == "failed" and run.error
-    )
     status, progress = experiment_progress(
-        ((run.status, run.progress) for _, run in links), reasons
+        (run.status, run.progress, run.error) for _, run in links
     )
     return ExperimentOut(
         experiment_id=experiment.id,

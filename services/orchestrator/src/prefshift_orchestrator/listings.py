@@ -3,9 +3,10 @@ imported datasets, the experiments newest first, and the movies a run's persona 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
@@ -27,16 +28,22 @@ ExperimentStatus = Literal["running", "completed", "completed_with_failures", "f
 
 
 def experiment_progress(
-    runs: Iterable[tuple[str, float]], failure_reasons: Mapping[str, int] | None = None
+    runs: Iterable[tuple[str, float, Mapping[str, Any] | None]],
 ) -> tuple[ExperimentStatus, ExperimentProgress]:
-    """An experiment's state from its runs' ``(status, progress)``: running while any run is
-    unfinished, failed when none completed, ``completed_with_failures`` when some runs failed
-    (``failure_reasons``: how many failed for each reason), else completed. A failed run counts
-    as done."""
+    """An experiment's state from its runs' ``(status, progress, error)``: running while any run
+    is unfinished, failed when none completed, ``completed_with_failures`` when some runs failed
+    (``failure_reasons``: how many failed for each status and error code), else completed. A
+    failed run counts as done."""
+    runs = list(runs)
+    failure_reasons = Counter(
+        f"{error.get('status', '?')} {error.get('error', 'error')}"
+        for status, _, error in runs
+        if status == "failed" and error
+    )
     counts = dict.fromkeys(("queued", "running", "completed", "failed", "cancelled"), 0)
     total = 0
     done = 0.0
-    for status, progress in runs:
+    for status, progress, _ in runs:
         counts[status] = counts.get(status, 0) + 1
         total += 1
         done += progress if status != "failed" else 1.0
@@ -58,7 +65,7 @@ def experiment_progress(
         failed=counts["failed"],
         cancelled=counts["cancelled"],
         progress=min(1.0, done / total) if total else 0.0,
-        failure_reasons=dict(failure_reasons or {}),
+        failure_reasons=dict(failure_reasons),
     )
 
 
@@ -159,15 +166,17 @@ async def list_experiments(
 ) -> ExperimentList:
     """The experiments, newest first, each with its status and progress."""
     total, experiments = await _newest_first(session, Experiment, limit, offset)
-    runs: dict[int, list[tuple[str, float]]] = {experiment.id: [] for experiment in experiments}
+    runs: dict[int, list[tuple[str, float, Any]]] = {
+        experiment.id: [] for experiment in experiments
+    }
     if runs:
         statement = (
-            select(ExperimentRun.experiment_id, Run.status, Run.progress)
+            select(ExperimentRun.experiment_id, Run.status, Run.progress, Run.error)
             .join(Run, Run.id == ExperimentRun.run_id)
             .where(ExperimentRun.experiment_id.in_(list(runs)))
         )
-        for experiment_id, run_status, run_progress in await session.execute(statement):
-            runs[experiment_id].append((run_status, run_progress))
+        for experiment_id, run_status, run_progress, error in await session.execute(statement):
+            runs[experiment_id].append((run_status, run_progress, error))
     summaries = []
     for experiment in experiments:
         status, progress = experiment_progress(runs[experiment.id])
