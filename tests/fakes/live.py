@@ -22,15 +22,22 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(app) as server: httpx.get(server.url + "/path")``."""
 
-    def __init__(self, app: Any, *, port: int | None = None, lifespan: str = "auto") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int | None = None,
+        lifespan: str = "auto",
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
-            access_log=False,
             lifespan=lifespan,
+            **{"access_log": False, **(options or {})},
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)

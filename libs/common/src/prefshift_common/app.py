@@ -6,7 +6,7 @@
   closes everything in reverse order.
 - ``serve``: runs an app under uvicorn — the services' ``run()``, ``prefshift up`` and the
   container images all start here, so server-wide limits (body size, header and idle timeouts,
-  connections) belong in :data:`SERVER_OPTIONS` and in the app built here.
+  connections) come from ``limits.server_options`` and the body limit is in the app built here.
 - ``background_task``: a start-up job (cache warm-up) cancelled at shutdown.
 - ``create_documented_app``: a FastAPI app whose ``/docs`` and ``/redoc`` work offline, with
   examples for the demo data (every service's, and the console's).
@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from prefshift_common.db import create_async_db_engine, create_session_factory, ping
 from prefshift_common.errors import ErrorEnvelope, Unauthorized, install_error_handlers
 from prefshift_common.examples import add_examples
+from prefshift_common.limits import BodyLimitMiddleware, server_options
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
 from prefshift_common.settings import CommonSettings, bind_address
 
@@ -162,12 +163,15 @@ def create_service_app(
     routers: Sequence[APIRouter],
     resources: ServiceResources | None = None,
     engine_options: Mapping[str, Any] | None = None,
+    body_limits: Mapping[str, int] | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's FastAPI app; routers get the token check, health routes do not.
 
     The lifespan opens the database (``engine_options`` go to the engine, e.g. a pool size),
-    then enters ``resources(app, database)`` for the service's own parts."""
+    then enters ``resources(app, database)`` for the service's own parts. Request bodies are
+    limited to ``PREFSHIFT_REQUEST_MAX_BODY_BYTES`` except under the path prefixes of
+    ``body_limits`` (``limits.BodyLimitMiddleware``)."""
     configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
@@ -190,6 +194,12 @@ def create_service_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.request_max_body_bytes,
+        timeout_s=settings.request_body_timeout_s,
+        per_route=body_limits,
+    )
     app.include_router(_health_router(service))
     for router in routers:
         app.include_router(
@@ -220,10 +230,6 @@ async def background_task(job: Coroutine[Any, Any, object], *, name: str) -> Asy
             await task
 
 
-#: uvicorn options every service runs with (server-wide limits go here).
-SERVER_OPTIONS: dict[str, Any] = {"access_log": False}
-
-
 def serve(app: FastAPI, *, url: str, argv: Sequence[str] | None = None) -> None:
     """Run ``app`` under uvicorn on the host and port of its URL setting, unless the command
     line says otherwise (``--host``, ``--port``, ``--log-level``)."""
@@ -235,6 +241,11 @@ def serve(app: FastAPI, *, url: str, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level")
     options = parser.parse_args(argv)
+    settings: CommonSettings = app.state.settings
     uvicorn.run(
-        app, host=options.host, port=options.port, log_level=options.log_level, **SERVER_OPTIONS
+        app,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level,
+        **server_options(settings),
     )

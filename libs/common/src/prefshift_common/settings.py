@@ -50,6 +50,21 @@ class CommonSettings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="When set, every route but health and docs requires it."
     )
+    request_max_body_bytes: int = Field(
+        default=4 << 20, ge=1024, description="Largest request body (413 above; routes may differ)."
+    )
+    request_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for the next chunk of a body (408)."
+    )
+    request_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time a connection has to send a request's headers (408)."
+    )
+    server_limit_concurrency: int = Field(
+        default=1000, ge=1, description="Connections and requests at once; above it, 503."
+    )
+    server_keep_alive_s: float = Field(
+        default=5.0, gt=0, description="Idle keep-alive connections close after this long."
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

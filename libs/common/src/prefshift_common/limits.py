@@ -1,0 +1,158 @@
+"""Request limits every service runs with (docs/security.md): body size, body and header
+timeouts, and the uvicorn options that bound connections.
+
+- :class:`BodyLimitMiddleware` (ASGI): a body larger than the limit is a **413** — refused from
+  ``Content-Length`` before it is read, or as soon as a streamed body passes the limit, so a
+  300 MB body never reaches memory; a body that stalls longer than the body timeout is a **408**.
+  Routes where larger bodies are legitimate get their own limit (longest path prefix wins).
+- :class:`HeaderTimeoutH11Protocol`: a connection that has not sent a request's complete headers
+  within the header timeout (slowloris) is answered **408** and closed; idle keep-alive
+  connections close after ``timeout_keep_alive``.
+- :func:`server_options`: uvicorn's options, incl. ``limit_concurrency`` (connections + tasks
+  above it get a 503) and h11's largest header block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from prefshift_common.settings import CommonSettings
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes`` (per path prefix in ``per_route``), 408 for bodies that
+    stall longer than ``timeout_s`` between chunks."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        timeout_s: float,
+        per_route: Mapping[str, int] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        # longest prefix first, so "/a/b" wins over "/a"
+        self.per_route = sorted((per_route or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.per_route:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, "payload_too_large", _too_large(limit))
+            return
+        received = 0
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"the request body stalled for more than {self.timeout_s:g} s"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, _too_large(limit))
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracked_send)
+        except HTTPException as exc:  # raised where no handler turned it into a response
+            if started or exc.status_code not in (408, 413):
+                raise
+            code = "payload_too_large" if exc.status_code == 413 else "request_timeout"
+            await _refuse(send, exc.status_code, code, str(exc.detail))
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit:,} bytes"
+
+
+async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
+    import json
+
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+_TIMEOUT_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"content-length: 74\r\nconnection: close\r\n\r\n"
+    b'{"error": "request_timeout", "detail": "request headers took too long"}   '
+)
+
+
+class HeaderTimeoutH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus: a request's headers must arrive within
+    ``header_timeout_s`` of the connection opening (or of the previous response)."""
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_timer()
+
+    def _arm_header_timer(self) -> None:
+        armed_for = self.cycle
+        self.loop.call_later(self.header_timeout_s, self._header_deadline, armed_for)
+
+    def _header_deadline(self, armed_for: object) -> None:
+        # No new request began since the timer was armed: headers are late (or never came).
+        if self.cycle is armed_for and not self.transport.is_closing():
+            self.transport.write(_TIMEOUT_408)
+            self.transport.close()
+
+
+def server_options(settings: CommonSettings) -> dict[str, Any]:
+    """uvicorn's options for a service: connection and header limits from ``settings``."""
+
+    class Protocol(HeaderTimeoutH11Protocol):
+        header_timeout_s = settings.request_header_timeout_s
+
+    return {
+        "access_log": False,
+        "http": Protocol,
+        "limit_concurrency": settings.server_limit_concurrency,
+        "timeout_keep_alive": settings.server_keep_alive_s,
+        "h11_max_incomplete_event_size": 64 * 1024,
+    }

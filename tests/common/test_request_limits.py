@@ -1,0 +1,154 @@
+"""Request limits on every service (issue case 6), through real HTTP on loopback with the
+server options ``serve()`` uses: a huge body is a 413 before it is read, a stalled body or
+half-sent headers a 408, connections past the limit a 503; the service stays up."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from prefshift_common.limits import server_options
+from tests.fakes.live import LiveServer
+
+LIMITS: dict[str, Any] = {
+    "_env_file": None,
+    "request_max_body_bytes": 64 * 1024,
+    "request_body_timeout_s": 0.5,
+    "request_header_timeout_s": 0.5,
+    "server_limit_concurrency": 8,
+    "api_token": None,
+}
+
+
+def _orchestrator() -> FastAPI:
+    from prefshift_orchestrator.config import Settings
+    from prefshift_orchestrator.main import create_app
+
+    return create_app(Settings(**LIMITS))
+
+
+def _recommender() -> FastAPI:
+    from prefshift_recommender.config import Settings
+    from prefshift_recommender.main import create_app
+
+    return create_app(Settings(**LIMITS))
+
+
+def _simulator() -> FastAPI:
+    from prefshift_simulator.config import Settings
+    from prefshift_simulator.main import create_app
+
+    return create_app(Settings(**LIMITS))
+
+
+def _tmdb_proxy() -> FastAPI:
+    from prefshift_tmdb_proxy.config import Settings
+    from prefshift_tmdb_proxy.main import create_app
+
+    return create_app(Settings(**LIMITS))
+
+
+SERVICES: dict[str, tuple[Callable[[], FastAPI], str]] = {
+    "orchestrator": (_orchestrator, "/simulate/1"),
+    "recommender": (_recommender, "/recommendations"),
+    "simulator": (_simulator, "/ratings"),
+    "tmdb-proxy": (_tmdb_proxy, "/movies/batch"),
+}
+
+pytestmark = pytest.mark.skipif(
+    __import__("os").environ.get("PREFSHIFT_TEST_DATABASE") == "postgres",
+    reason="no database involved: runs in the SQLite pass only",
+)
+
+
+def _serve(app: FastAPI) -> LiveServer:
+    # no lifespan: the limits sit in front of the app and need no database
+    return LiveServer(app, lifespan="off", options=server_options(app.state.settings))
+
+
+def _raw(port: int, data: bytes) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+    connection.sendall(data)
+    return connection
+
+
+def _answer(connection: socket.socket) -> bytes:
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.fixture(params=list(SERVICES))
+def service(request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, str]]:
+    build, path = SERVICES[request.param]
+    with _serve(build()) as server:
+        yield server, path
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(
+    service: tuple[LiveServer, str],
+) -> None:
+    server, path = service
+    # declares 300 MB and sends a few bytes: refused from the header alone
+    connection = _raw(
+        server.port,
+        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: 300000000\r\n\r\n{{".encode(),
+    )
+    answer = _answer(connection)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"payload_too_large"' in answer
+
+    # streamed without a length: refused once it passes the limit
+    def chunks() -> Iterator[bytes]:
+        yield b'{"tmdb_ids": ['
+        for _ in range(10_000):
+            yield b"1," * 512
+
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        streamed = client.post(path, content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.json()["error"] == "payload_too_large"
+        assert client.get("/healthz").status_code == 200
+
+
+def test_half_sent_headers_and_stalled_bodies_get_a_408_and_are_closed(
+    service: tuple[LiveServer, str],
+) -> None:
+    server, path = service
+    slow = [_raw(server.port, f"POST {path} HTTP/1.1\r\nhost: x\r\n".encode()) for _ in range(5)]
+    stalled = _raw(
+        server.port,
+        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: 100\r\n\r\n{{".encode(),
+    )
+    started = time.monotonic()
+    for connection in slow:
+        assert _answer(connection).startswith(b"HTTP/1.1 408")
+    stalled_answer = _answer(stalled)
+    assert stalled_answer.startswith(b"HTTP/1.1 408"), stalled_answer[:200]
+    assert b"stalled" in stalled_answer
+    assert time.monotonic() - started < 4  # closed at the timeouts (0.5 s), not held
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_connections_past_the_limit_are_refused_with_503(
+    service: tuple[LiveServer, str],
+) -> None:
+    server, _ = service
+    held = [_raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n") for _ in range(8)]
+    try:
+        over = _answer(_raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"))
+        assert over.startswith(b"HTTP/1.1 503"), over[:200]
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.2)
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
