@@ -72,7 +72,7 @@ def load_recorded_experiment(connection: Connection, experiment_id: int) -> Reco
         .where(ExperimentRun.experiment_id == experiment_id)
         .order_by(Run.user_id)
     ).all()
-    run_ids = [run.id for run, _ in runs]
+    run_ids = [run.id for run in runs]
     ratings: dict[int, list[Any]] = defaultdict(list)
     pages: dict[int, list[Any]] = defaultdict(list)
     if run_ids:
@@ -81,7 +81,7 @@ def load_recorded_experiment(connection: Connection, experiment_id: int) -> Reco
         for page in connection.execute(select(RunPage).where(RunPage.run_id.in_(run_ids))):
             pages[page.run_id].append(page)
     users: list[RecordedUser] = []
-    for run, archetype in runs:
+    for run in runs:  # rows: the run's columns and the archetype
         if not run.selection:
             continue
         baseline, arms = _pages_of(ratings[run.id], pages[run.id])
@@ -96,7 +96,7 @@ def load_recorded_experiment(connection: Connection, experiment_id: int) -> Reco
                 real={int(m["tmdb_id"]): float(m["rating"]) for m in test},
                 baseline=baseline,
                 arms=arms,
-                archetype=archetype,
+                archetype=run.archetype,
             )
         )
     return RecordedExperiment(

@@ -113,6 +113,9 @@ def calibrate(
         int, typer.Option(min=1, max=16, help="Noise replications per replay.")
     ] = 2,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the search and bootstrap.")] = 0,
+    generations: Annotated[
+        int, typer.Option(min=1, max=200, help="Generations of the differential evolution.")
+    ] = 15,
     output_dir: Annotated[
         Path | None,
         typer.Option(help="Where to save the set (default: PREFSHIFT_SIMULATOR_PERSONA_DIR)."),
@@ -207,7 +210,7 @@ def calibrate(
         TimeElapsedColumn(),
         console=errors,
     ) as progress:
-        search = progress.add_task("search (generations)", total=16)
+        search = progress.add_task("search (generations)", total=generations)
         resamples = progress.add_task("bootstrap", total=bootstrap)
 
         def step(kind: str) -> None:
@@ -220,6 +223,7 @@ def calibrate(
             bootstrap=bootstrap,
             replications=replications,
             seed=seed,
+            max_generations=generations,
             on_step=step,
         )
     elapsed = time.perf_counter() - started
