@@ -66,7 +66,7 @@ class CatalogResolver:
 async def _proxy_client(url: str) -> httpx.AsyncClient | None:
     client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10.0, connect=2.0))
     try:
-        response = await client.get("/health")
+        response = await client.get("/healthz")
         if response.status_code == 200:
             return client
     except httpx.HTTPError:

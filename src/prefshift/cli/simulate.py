@@ -97,7 +97,7 @@ def _protocol(
     page_size: int | None,
     test_size: int | None,
     persona_size: int | None,
-    arms: Sequence[str] | None,
+    arms: Sequence[Any] | None,
     backend: str | None,
 ) -> dict[str, Any]:
     values = {
@@ -266,15 +266,33 @@ def experiment_run(
     persona_size: int | None = typer.Option(None),
     arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
     backend: str | None = typer.Option(None),
+    recorded: int | None = typer.Option(
+        None,
+        help="Replay experiment N: its users, each shown its recorded pages (arms: N's, or "
+        "--arm names of N's arms) plus control.",
+    ),
     wait: bool = typer.Option(False, help="Wait with a progress bar."),
     url: str | None = typer.Option(None, help="Orchestrator URL."),
 ) -> None:
-    """Start an experiment over a cohort: --users, --seed-study N or --sample N."""
+    """Start an experiment over a cohort: --users, --seed-study N or --sample N; or replay an
+    experiment's recorded pages to another persona: --recorded N (e.g. the imported study)."""
     chosen = [option for option in (users, seed_study, sample) if option is not None]
-    if len(chosen) != 1:
-        errors.print("[red]give exactly one of --users, --seed-study, --sample[/]")
+    if len(chosen) != 1 and not (recorded is not None and not chosen):
+        errors.print("[red]give exactly one of --users, --seed-study, --sample (or --recorded)[/]")
         raise typer.Exit(2)
     cohort: dict[str, Any]
+    arms: list[Any] | None = list(arm) if arm else None
+    if recorded is not None:
+        with _client(url) as client:
+            source = _call(client, "GET", f"/experiments/{recorded}")
+        replayed = arms or [a for a in source["params"].get("arms") or [] if isinstance(a, str)]
+        arms = [
+            *({"name": a, "recorded": {"experiment": recorded, "arm": a}} for a in replayed),
+            "control",
+        ]
+        dataset = dataset or source["dataset"]
+        if users is None:
+            users = ",".join(str(run["user_id"]) for run in source["runs"])
     if users is not None:
         ids = [int(part) for part in users.replace(" ", "").split(",") if part]
         cohort = {"kind": "users", "user_ids": ids}
@@ -289,7 +307,7 @@ def experiment_run(
         page_size=page_size,
         test_size=test_size,
         persona_size=persona_size,
-        arms=arm,
+        arms=arms,
         backend=backend,
     ) | {"cohort": cohort}
     if name:
