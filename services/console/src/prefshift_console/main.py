@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from prefshift_common.app import Health, create_documented_app, serve
 from prefshift_common.errors import install_error_handlers
+from prefshift_common.limits import BodyLimitMiddleware
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
 from prefshift_console import api, pages
 from prefshift_console.config import Settings
@@ -65,6 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = Sessions(settings.console_session_hours * 3600)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    # the services' request limits: a form post is small
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.request_max_body_bytes,
+        timeout_s=settings.request_body_timeout_s,
+    )
 
     @app.exception_handler(SignInRequired)
     async def on_signin_required(request: Request, exc: Exception) -> Response:
