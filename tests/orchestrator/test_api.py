@@ -3,6 +3,9 @@ validation and the token."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
@@ -94,6 +97,47 @@ def test_refusals_are_clear_and_store_nothing(
         assert unknown_dataset.status_code == 404
         assert "dataset 'nope' is not imported" in unknown_dataset.json()["detail"]
         assert client.get(f"/simulate/{USER}").status_code == 404
+
+
+def test_concurrent_identical_submissions_share_one_run(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    """Two orchestrators take the same submissions at once: each user gets one run, which the
+    single POSTs and both experiments share (the loser of an insert race answers with it)."""
+    body = {**SMALL, "seed": 21}
+    other, _ = _user_with_ratings(seed_cohort_database_url, "seed-cohort", below=10_000)
+    experiment = {**body, "cohort": {"kind": "users", "user_ids": [USER, other]}}
+    with (
+        orchestrator(seed_cohort_database_url, orchestrator_workers=0) as one,
+        orchestrator(seed_cohort_database_url, orchestrator_workers=0) as two,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+
+        def post(client: httpx.Client, path: str, json: dict[str, object]) -> httpx.Response:
+            return client.post(path, json=json)
+
+        simulated = list(pool.map(post, [one, two] * 3, [f"/simulate/{USER}"] * 6, [body] * 6))
+        experiments = list(pool.map(post, [one, two], ["/experiments"] * 2, [experiment] * 2))
+
+    assert sorted(answer.status_code for answer in simulated) == [200] * 5 + [202]
+    assert len({answer.json()["run_id"] for answer in simulated}) == 1
+    assert [answer.status_code for answer in experiments] == [202, 202]
+    runs = [{r["user_id"]: r["run_id"] for r in e.json()["runs"]} for e in experiments]
+    assert runs[0] == runs[1] and runs[0][USER] == simulated[0].json()["run_id"]
+    assert _runs_of(seed_cohort_database_url, other) == 1
+
+
+def _runs_of(database_url: str, user_id: int) -> int:
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text("SELECT COUNT(*) FROM runs WHERE user_id = :user"), {"user": user_id}
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
 
 
 def test_cancel_a_queued_run(

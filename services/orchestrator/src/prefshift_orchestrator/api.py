@@ -36,10 +36,9 @@ from prefshift_orchestrator.service import (
     run_out,
     run_shift,
     shift_summary,
-    submit_experiment,
-    submit_run,
 )
 from prefshift_orchestrator.statistics import statistics_table
+from prefshift_orchestrator.submission import mark_cancelled, submit_experiment, submit_run
 
 router = APIRouter()
 
@@ -106,6 +105,7 @@ async def simulate(
         request=body or SimulationRequest(),
         force=force,
     )
+    await session.commit()
     if submitted.created:
         _wake_workers(request)
     else:
@@ -148,11 +148,9 @@ async def get_run(run_id: RunId, session: SessionDep) -> RunOut:
 async def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
     """Cancel a queued or running run (its worker stops at the next step; what was rated is
     kept). 409 when the run has already finished."""
-    run = await _get_run(session, run_id)
-    if not await RunRepository(session).cancel(run_id):
-        raise Conflict(f"run {run_id} is already {run.status}")
+    run = await mark_cancelled(session, run_id)
     await session.commit()
-    return await _run_out(session, await _get_run(session, run_id))
+    return await _run_out(session, run)
 
 
 @router.get(
@@ -258,7 +256,7 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
     "/experiments",
     status_code=202,
     response_model=ExperimentOut,
-    responses=error_responses(NotFound, Unprocessable),
+    responses=error_responses(NotFound, Unprocessable, Conflict),
     tags=["experiments"],
 )
 async def create_experiment(
@@ -268,6 +266,7 @@ async def create_experiment(
     rule. One run per user is queued (an identical existing run is reused); the workers of every
     orchestrator process execute them with bounded concurrency."""
     experiment_id = await submit_experiment(session, _settings(request), body)
+    await session.commit()
     _wake_workers(request)
     return await _experiment_out(session, experiment_id)
 

@@ -16,11 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_orchestrator.models import (
-    FINISHED_STATUSES,
     Experiment,
     ExperimentRun,
     Run,
@@ -57,6 +55,36 @@ class NewRating:
     feeling: str
 
 
+def new_run(
+    *,
+    user_id: int,
+    dataset: str,
+    params: dict[str, Any],
+    seed: int,
+    params_hash: str,
+    error: dict[str, Any] | None = None,
+) -> Run:
+    """A submitted run: ``queued`` and holding its idempotency key, or — a member of an
+    experiment that cannot run, with its ``error`` record — ``failed`` at once and holding no
+    key (so it is checked afresh next time)."""
+    now = utcnow()
+    return Run(
+        user_id=user_id,
+        dataset=dataset,
+        params=params,
+        seed=seed,
+        params_hash=params_hash,
+        idempotency_key=None if error else params_hash,
+        status="failed" if error else "queued",
+        progress=0.0,
+        error=error,
+        messages=[],
+        attempts=0,
+        created_at=now,
+        finished_at=now if error else None,
+    )
+
+
 class RunRepository:
     """Runs, ratings and checkpoints. The caller (request or worker step) commits."""
 
@@ -90,46 +118,17 @@ class RunRepository:
         statement = statement.order_by(Run.id.desc()).limit(1)
         return (await self.session.scalars(statement)).first()
 
-    async def create(
-        self,
-        *,
-        user_id: int,
-        dataset: str,
-        params: dict[str, Any],
-        seed: int,
-        params_hash: str,
-        idempotent: bool,
-        status: str = "queued",
-        error: dict[str, Any] | None = None,
-    ) -> tuple[Run, bool]:
-        """Insert a run; with ``idempotent``, return the existing one if another request created
-        it first. Returns (run, created). Commits (the idempotency check needs it)."""
-        now = utcnow()
-        run = Run(
-            user_id=user_id,
-            dataset=dataset,
-            params=params,
-            seed=seed,
-            params_hash=params_hash,
-            idempotency_key=params_hash if idempotent else None,
-            status=status,
-            progress=0.0,
-            error=error,
-            messages=[],
-            attempts=0,
-            created_at=now,
-            finished_at=now if status in FINISHED_STATUSES else None,
+    async def add(self, runs: Sequence[Run]) -> None:
+        """Insert submitted runs (:func:`new_run`). Raises ``IntegrityError`` when another
+        request holds one of their idempotency keys; the caller commits."""
+        self.session.add_all(runs)
+        await self.session.flush()
+
+    async def release_idempotency_key(self, key: str) -> None:
+        """The run holding ``key`` stops holding it (a forced re-run takes it over)."""
+        await self.session.execute(
+            update(Run).where(Run.idempotency_key == key).values(idempotency_key=None)
         )
-        self.session.add(run)
-        try:
-            await self.session.commit()
-        except IntegrityError:
-            await self.session.rollback()
-            existing = await self.by_idempotency_key(params_hash)
-            if existing is None:
-                raise
-            return existing, False
-        return run, True
 
     async def cancel(self, run_id: int) -> bool:
         """Cancel a queued or running run; False if it had already finished."""

@@ -1,0 +1,291 @@
+"""Submitting work: a run for one user (idempotent on user, dataset, protocol and seed), an
+experiment's cohort of runs, and cancelling a run. Requests that cannot run are refused before
+anything is stored; an experiment's members that cannot run are kept as failed runs. Nothing here
+commits: the route does, once per request."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prefshift_common.errors import Conflict, NotFound, ServiceError, Unprocessable
+from prefshift_orchestrator.arm_urls import ArmUrlPolicy
+from prefshift_orchestrator.cohorts import (
+    SeedStudyRule,
+    UserListRule,
+    select_cohort,
+)
+from prefshift_orchestrator.config import Settings
+from prefshift_orchestrator.dataset_reads import DatasetReads
+from prefshift_orchestrator.models import Run
+from prefshift_orchestrator.repository import (
+    ExperimentRepository,
+    RunRepository,
+    new_run,
+)
+from prefshift_orchestrator.schemas import (
+    ExperimentRequest,
+    Protocol,
+    SimulationRequest,
+    error_record,
+)
+
+
+def protocol_params(request: Protocol) -> dict[str, Any]:
+    """The protocol part of a request, with defaults filled in, as stored on the run."""
+    params = Protocol.model_validate(
+        request.model_dump(include=set(Protocol.model_fields))
+    ).model_dump(mode="json")
+    if params.get("persona_model") is None:
+        params.pop("persona_model", None)  # runs stored before it existed keep their hash
+    for arm in params.get("arms") or []:
+        if isinstance(arm, dict) and arm.get("recorded") is None:
+            arm.pop("recorded", None)  # likewise for arms that replay nothing
+    return params
+
+
+def params_hash(user_id: int, dataset: str, params: dict[str, Any], seed: int) -> str:
+    canonical = json.dumps(
+        {"user_id": user_id, "dataset": dataset, "params": params, "seed": seed},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def resolve_dataset(
+    reads: DatasetReads, requested: str | None, settings: Settings
+) -> tuple[str, int | None]:
+    """The dataset's name and id (id None when it is not imported)."""
+    name = requested or settings.orchestrator_dataset
+    if name is None:
+        names = await reads.dataset_names()
+        if len(names) == 1:
+            name = names[0]
+        elif not names:
+            raise NotFound("no dataset is imported; run `prefshift data import PATH` first")
+        else:
+            raise Unprocessable(
+                f"several datasets are imported ({', '.join(names)}); say which with 'dataset'"
+            )
+    return name, await reads.dataset_id(name)
+
+
+def refusal(
+    *, user_id: int, dataset: str, known: bool, rated: int, need: int
+) -> ServiceError | None:
+    """Why a user cannot run the protocol (unknown in the dataset → 404, fewer rated movies with a
+    TMDB id than test + persona → 422), or None."""
+    if not known:
+        return NotFound(f"user {user_id} is not in dataset {dataset!r}")
+    if rated < need:
+        return Unprocessable(
+            f"user {user_id} has {rated} rated movies with a TMDB id in {dataset!r}; the protocol "
+            f"needs {need} (test + persona)"
+        )
+    return None
+
+
+async def check_arm_urls(settings: Settings, request: Protocol) -> None:
+    """Refuse (422) a request naming an arm URL the policy does not allow (``arm_urls``)."""
+    policy = ArmUrlPolicy.from_settings(settings)
+    for spec in request.arm_specs():
+        if spec.url is not None:
+            await policy.pin(spec.url)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run: Run
+    created: bool
+
+
+async def submit_run(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    request: SimulationRequest,
+    force: bool,
+) -> Submitted:
+    """Queue a run, or return the existing one for the same user, dataset, protocol and seed.
+    The caller commits.
+
+    A request that cannot run (unknown dataset or user, too few ratings, an arm URL the policy
+    refuses) is raised without storing anything: refusals cost no row, so nobody can grow the
+    runs table by sending requests that are refused.
+    """
+    reads = DatasetReads(session)
+    await check_arm_urls(settings, request)
+    params = protocol_params(request)
+    dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
+    key = params_hash(user_id, dataset, params, request.seed)
+    runs = RunRepository(session)
+    if not force:
+        existing = await runs.by_idempotency_key(key)
+        if existing is not None:
+            return Submitted(existing, created=False)
+    if dataset_id is None:
+        raise NotFound(f"dataset {dataset!r} is not imported")
+    refused = refusal(
+        user_id=user_id,
+        dataset=dataset,
+        known=await reads.user_exists(dataset_id, user_id),
+        rated=await reads.count_user_movies(dataset_id, user_id),
+        need=request.test_size + request.persona_size,
+    )
+    if refused is not None:
+        raise refused
+    if force:
+        await runs.release_idempotency_key(key)
+    run = new_run(
+        user_id=user_id, dataset=dataset, params=params, seed=request.seed, params_hash=key
+    )
+    try:
+        await runs.add([run])
+    except IntegrityError:
+        # An identical request inserted its run first (the key is unique): that run is the answer.
+        await session.rollback()
+        existing = await runs.by_idempotency_key(key)
+        if existing is None:
+            raise
+        return Submitted(existing, created=False)
+    return Submitted(run, created=True)
+
+
+async def mark_cancelled(session: AsyncSession, run_id: int) -> Run:
+    """Cancel a queued or running run (its worker stops at its next write or heartbeat); a run
+    that has finished is a conflict. The caller commits."""
+    runs = RunRepository(session)
+    run = await runs.get(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if not await runs.cancel(run_id):
+        raise Conflict(f"run {run_id} is already {run.status}")
+    cancelled = await runs.get(run_id)
+    assert cancelled is not None
+    return cancelled
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    archetype: str | None
+
+
+async def cohort_members(
+    session: AsyncSession, dataset_id: int, request: ExperimentRequest, messages: list[str]
+) -> list[Member]:
+    reads = DatasetReads(session)
+    rule = request.cohort
+    if isinstance(rule, UserListRule):
+        stored = await reads.archetypes(dataset_id, rule.user_ids)
+        return [Member(user, stored.get(user)) for user in dict.fromkeys(rule.user_ids)]
+    ratings, genres = await reads.cohort_inputs(dataset_id)
+    cohort = await asyncio.to_thread(
+        select_cohort, rule, ratings, genres if isinstance(rule, SeedStudyRule) else None
+    )
+    if cohort.missing_user_ids:
+        messages.append(f"users not in the dataset: {cohort.missing_user_ids[:20]}")
+    for archetype, short in cohort.shortfall.items():
+        messages.append(f"cohort short of {short} users ({archetype})")
+    if cohort.thresholds:
+        messages.append(
+            "entropy thresholds: "
+            + ", ".join(f"{name} {value:.4f}" for name, value in cohort.thresholds.items())
+        )
+    stored = await reads.archetypes(dataset_id, [user.user_id for user in cohort.users])
+    return [
+        Member(user.user_id, user.archetype or stored.get(user.user_id)) for user in cohort.users
+    ]
+
+
+async def submit_experiment(
+    session: AsyncSession, settings: Settings, request: ExperimentRequest
+) -> int:
+    """Create the experiment and queue one run per cohort user (existing identical runs are
+    reused). Users that cannot run are recorded as failed runs of the experiment. The caller
+    commits."""
+    reads = DatasetReads(session)
+    await check_arm_urls(settings, request)
+    dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
+    if dataset_id is None:
+        raise NotFound(f"dataset {dataset!r} is not imported")
+    messages: list[str] = []
+    members = await cohort_members(session, dataset_id, request, messages)
+    if not members:
+        raise Unprocessable("the cohort rule selected no users")
+    for _ in range(QUEUE_ATTEMPTS):
+        try:
+            return await _queue_experiment(
+                session, request, dataset, dataset_id, members, list(messages)
+            )
+        except IntegrityError:
+            # A concurrent request queued one of these runs first: again, reusing it.
+            await session.rollback()
+    raise Conflict("other requests keep queueing the same runs; try again")
+
+
+#: Tries at queueing a cohort while concurrent requests queue some of the same runs.
+QUEUE_ATTEMPTS = 3
+
+
+async def _queue_experiment(
+    session: AsyncSession,
+    request: ExperimentRequest,
+    dataset: str,
+    dataset_id: int,
+    members: Sequence[Member],
+    messages: list[str],
+) -> int:
+    """Queue the cohort with a handful of queries (a cohort of thousands must not cost
+    thousands of round trips): existing identical runs are reused, users that cannot run are
+    recorded as failed runs. Returns the experiment's id."""
+    reads = DatasetReads(session)
+    runs = RunRepository(session)
+    params = protocol_params(request)
+    keys = {m.user_id: params_hash(m.user_id, dataset, params, request.seed) for m in members}
+    existing = await runs.by_idempotency_keys(list(keys.values()))
+    pending = [m.user_id for m in members if keys[m.user_id] not in existing]
+    known = await reads.known_users(dataset_id, pending)
+    rated = await reads.count_users_movies(dataset_id, pending)
+    created: dict[int, Run] = {}
+    for user_id in pending:
+        refused = refusal(
+            user_id=user_id,
+            dataset=dataset,
+            known=user_id in known,
+            rated=rated.get(user_id, 0),
+            need=request.test_size + request.persona_size,
+        )
+        if refused is not None:
+            messages.append(f"user {user_id}: {refused.detail}")
+        created[user_id] = new_run(
+            user_id=user_id,
+            dataset=dataset,
+            params=params,
+            seed=request.seed,
+            params_hash=keys[user_id],
+            error=error_record(refused) if refused else None,
+        )
+    await runs.add(list(created.values()))
+    experiments = ExperimentRepository(session)
+    experiment = await experiments.create(
+        name=request.name,
+        dataset=dataset,
+        params=params,
+        seed=request.seed,
+        cohort=request.cohort.model_dump(mode="json"),
+        messages=messages,
+    )
+    for member in members:
+        run = existing.get(keys[member.user_id]) or created[member.user_id]
+        await experiments.add_run(experiment.id, run.id, member.user_id, member.archetype)
+    return experiment.id
