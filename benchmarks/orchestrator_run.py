@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the fake LLM lives with the tests
 
 from prefshift.stack import SERVICES, Stack  # noqa: E402
-from prefshift_common.db import sync_url  # noqa: E402
+from prefshift_common.db import sync_connection  # noqa: E402
 from prefshift_common.settings import CommonSettings  # noqa: E402
 from tests.fakes.live import free_port  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
@@ -133,17 +133,13 @@ def critical_path(database_url: str, run_id: int) -> tuple[float, float]:
     """(critical path, sum of all call latencies) of a run in seconds, from the latencies the
     orchestrator stored around each service call: the prepare step's two concurrent calls
     (tmdb-proxy genres, the arms' state), the baseline, then the slowest arm."""
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT arm, timings FROM run_pages WHERE run_id = :r"), {"r": run_id}
-            ).all()
-            selection = connection.execute(
-                text("SELECT selection FROM runs WHERE id = :r"), {"r": run_id}
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        rows = connection.execute(
+            text("SELECT arm, timings FROM run_pages WHERE run_id = :r"), {"r": run_id}
+        ).all()
+        selection = connection.execute(
+            text("SELECT selection FROM runs WHERE id = :r"), {"r": run_id}
+        ).scalar_one()
     prepare = (_json(selection) or {}).get("prepare_ms", {})
     prepare_calls = max(prepare.get("tmdb_proxy", 0.0), prepare.get("recommenders", 0.0)) / 1000
     per_arm: dict[str, float] = {}
@@ -164,19 +160,15 @@ def run_figures(database_url: str, run: dict[str, Any]) -> dict[str, float]:
 
 
 def sample_users(database_url: str, n: int, offset: int = 0) -> list[int]:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT u.user_id FROM dataset_users u JOIN datasets d ON d.id = u.dataset_id "
-                    "WHERE d.name = :name ORDER BY u.user_id LIMIT :n OFFSET :o"
-                ),
-                {"name": DATASET, "n": n, "o": offset},
-            )
-            return [int(r[0]) for r in rows]
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        rows = connection.execute(
+            text(
+                "SELECT u.user_id FROM dataset_users u JOIN datasets d ON d.id = u.dataset_id "
+                "WHERE d.name = :name ORDER BY u.user_id LIMIT :n OFFSET :o"
+            ),
+            {"name": DATASET, "n": n, "o": offset},
+        )
+        return [int(r[0]) for r in rows]
 
 
 def experiment(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_datasets.errors import DatasetConflictError, DatasetError
 from prefshift_datasets.importer import ImportProgress, import_dataset
 from tests.datasets.helpers import counts, snapshot
@@ -20,47 +20,40 @@ def test_ml_latest_small_counts(ml_small_database_url: str) -> None:
         "ratings": 100_836,
         "dataset_users": 610,
     }
-    engine = create_sync_db_engine(ml_small_database_url)
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(
-                text(
-                    "SELECT n_ratings, n_movies, n_users, has_tmdb_metadata FROM datasets "
-                    "WHERE name = 'ml-latest-small'"
-                )
-            ).one()
-            assert tuple(row) == (100_836, 9_742, 610, False)
-            toy_story = connection.execute(
-                text(
-                    "SELECT tmdb_id, imdb_id, title, year, genres FROM movies "
-                    "WHERE movielens_id = 1"
-                )
-            ).one()
-            assert tuple(toy_story) == (
-                862,
-                "0114709",
-                "Toy Story (1995)",
-                1995,
-                "Adventure|Animation|Children|Comedy|Fantasy",
+    with sync_connection(ml_small_database_url) as connection:
+        row = connection.execute(
+            text(
+                "SELECT n_ratings, n_movies, n_users, has_tmdb_metadata FROM datasets "
+                "WHERE name = 'ml-latest-small'"
             )
-            # links.csv leaves 8 movies without a TMDB id: NULL, not 0
-            assert (
-                connection.execute(
-                    text("SELECT COUNT(*) FROM movies WHERE tmdb_id IS NULL")
-                ).scalar_one()
-                == 8
-            )
-            user_1 = connection.execute(
-                text("SELECT n_ratings, mean_rating FROM dataset_users WHERE user_id = 1")
-            ).one()
-            assert user_1.n_ratings == 232
-            assert user_1.mean_rating == pytest.approx(4.366379, abs=1e-5)
-            stamp = connection.execute(
-                text("SELECT timestamp FROM ratings WHERE user_id = 1 AND movielens_id = 1")
+        ).one()
+        assert tuple(row) == (100_836, 9_742, 610, False)
+        toy_story = connection.execute(
+            text("SELECT tmdb_id, imdb_id, title, year, genres FROM movies WHERE movielens_id = 1")
+        ).one()
+        assert tuple(toy_story) == (
+            862,
+            "0114709",
+            "Toy Story (1995)",
+            1995,
+            "Adventure|Animation|Children|Comedy|Fantasy",
+        )
+        # links.csv leaves 8 movies without a TMDB id: NULL, not 0
+        assert (
+            connection.execute(
+                text("SELECT COUNT(*) FROM movies WHERE tmdb_id IS NULL")
             ).scalar_one()
-            assert stamp == 964982703
-    finally:
-        engine.dispose()
+            == 8
+        )
+        user_1 = connection.execute(
+            text("SELECT n_ratings, mean_rating FROM dataset_users WHERE user_id = 1")
+        ).one()
+        assert user_1.n_ratings == 232
+        assert user_1.mean_rating == pytest.approx(4.366379, abs=1e-5)
+        stamp = connection.execute(
+            text("SELECT timestamp FROM ratings WHERE user_id = 1 AND movielens_id = 1")
+        ).scalar_one()
+        assert stamp == 964982703
 
 
 def test_seed_cohort_counts_tmdb_fields_and_archetypes(seed_cohort_database_url: str) -> None:
@@ -70,43 +63,39 @@ def test_seed_cohort_counts_tmdb_fields_and_archetypes(seed_cohort_database_url:
         "ratings": 100_630,
         "dataset_users": 150,
     }
-    engine = create_sync_db_engine(url)
-    try:
-        with engine.connect() as connection:
-            # every movie carries its TMDB record (9 have an empty TMDB overview: "", not NULL)
-            missing = connection.execute(
-                text(
-                    "SELECT COUNT(*) FROM movies WHERE overview IS NULL OR tmdb_genres IS NULL "
-                    "OR tmdb_id IS NULL OR tmdb_vote_count IS NULL"
-                )
+    with sync_connection(url) as connection:
+        # every movie carries its TMDB record (9 have an empty TMDB overview: "", not NULL)
+        missing = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM movies WHERE overview IS NULL OR tmdb_genres IS NULL "
+                "OR tmdb_id IS NULL OR tmdb_vote_count IS NULL"
+            )
+        ).scalar_one()
+        assert missing == 0
+        assert (
+            connection.execute(
+                text("SELECT COUNT(*) FROM movies WHERE overview <> ''")
             ).scalar_one()
-            assert missing == 0
-            assert (
-                connection.execute(
-                    text("SELECT COUNT(*) FROM movies WHERE overview <> ''")
-                ).scalar_one()
-                == 17_348
+            == 17_348
+        )
+        seven = connection.execute(
+            text(
+                "SELECT tmdb_id, year, tmdb_vote_count, tmdb_vote_average, overview "
+                "FROM movies WHERE movielens_id = 47"
             )
-            seven = connection.execute(
-                text(
-                    "SELECT tmdb_id, year, tmdb_vote_count, tmdb_vote_average, overview "
-                    "FROM movies WHERE movielens_id = 47"
-                )
-            ).one()
-            assert (seven.tmdb_id, seven.year) == (807, 1995)
-            assert seven.overview.startswith("Two homicide detectives")
-            archetypes = dict(
-                connection.execute(
-                    text("SELECT archetype, COUNT(*) FROM dataset_users GROUP BY archetype")
-                ).all()
-            )
-            assert archetypes == {"Specialist": 90, "Explorer": 37, "Generalist": 23}
-            bounds = connection.execute(
-                text("SELECT MIN(n_ratings), MAX(n_ratings) FROM dataset_users")
-            ).one()
-            assert bounds[0] >= 400 and bounds[1] <= 2_500
-    finally:
-        engine.dispose()
+        ).one()
+        assert (seven.tmdb_id, seven.year) == (807, 1995)
+        assert seven.overview.startswith("Two homicide detectives")
+        archetypes = dict(
+            connection.execute(
+                text("SELECT archetype, COUNT(*) FROM dataset_users GROUP BY archetype")
+            ).all()
+        )
+        assert archetypes == {"Specialist": 90, "Explorer": 37, "Generalist": 23}
+        bounds = connection.execute(
+            text("SELECT MIN(n_ratings), MAX(n_ratings) FROM dataset_users")
+        ).one()
+        assert bounds[0] >= 400 and bounds[1] <= 2_500
 
 
 def test_second_import_changes_nothing(ml_small_database_url: str, shared_data: Path) -> None:
@@ -181,14 +170,10 @@ def test_ml_32m_layout_in_a_zip_subfolder(database_url: str, tmp_path: Path) -> 
     assert (result.n_ratings, result.n_movies, result.n_users) == (4, 3, 2)
     assert events[-1].stage == "done"
     assert any(event.stage == "ratings" and event.done == event.total for event in events)
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            movies = connection.execute(
-                text("SELECT movielens_id, tmdb_id, year, title FROM movies ORDER BY movielens_id")
-            ).all()
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        movies = connection.execute(
+            text("SELECT movielens_id, tmdb_id, year, title FROM movies ORDER BY movielens_id")
+        ).all()
     assert [tuple(movie) for movie in movies] == [
         (1, 862, 1995, "Toy Story (1995)"),
         (2, 9087, 1995, "American President, The (1995)"),
@@ -210,18 +195,14 @@ def test_per_user_files_alone_make_a_dataset(
     assert result.n_users == 2
     # rows of quoted multi-line overviews would make this smaller than the line count
     assert 0 < result.n_ratings <= expected - 2
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            assert (
-                connection.execute(
-                    text("SELECT COUNT(*) FROM movies WHERE overview IS NULL")
-                ).scalar_one()
-                == 0
-            )
-            assert connection.execute(text("SELECT has_tmdb_metadata FROM datasets")).scalar_one()
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        assert (
+            connection.execute(
+                text("SELECT COUNT(*) FROM movies WHERE overview IS NULL")
+            ).scalar_one()
+            == 0
+        )
+        assert connection.execute(text("SELECT has_tmdb_metadata FROM datasets")).scalar_one()
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x" * 65, "../etc", "-dash"])

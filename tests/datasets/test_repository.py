@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from prefshift_common.db import (
     create_async_db_engine,
     create_session_factory,
-    create_sync_db_engine,
+    sync_connection,
 )
 from prefshift_datasets import repository
 from prefshift_datasets.errors import DatasetNotFoundError
@@ -27,18 +27,14 @@ async def session(both_datasets_template: str) -> AsyncIterator[AsyncSession]:
 
 
 def test_load_ratings_and_movies(both_datasets_template: str) -> None:
-    engine = create_sync_db_engine(both_datasets_template)
-    try:
-        with engine.connect() as connection:
-            dataset = repository.get_dataset(connection, "ml-latest-small")
-            assert (dataset.n_ratings, dataset.n_movies, dataset.n_users) == (100_836, 9_742, 610)
-            ratings = repository.load_ratings(connection, dataset.id)
-            movies = repository.load_movies(connection, dataset.id)
-            users = repository.load_users(connection, dataset.id)
-            with pytest.raises(DatasetNotFoundError):
-                repository.get_dataset(connection, "nope")
-    finally:
-        engine.dispose()
+    with sync_connection(both_datasets_template) as connection:
+        dataset = repository.get_dataset(connection, "ml-latest-small")
+        assert (dataset.n_ratings, dataset.n_movies, dataset.n_users) == (100_836, 9_742, 610)
+        ratings = repository.load_ratings(connection, dataset.id)
+        movies = repository.load_movies(connection, dataset.id)
+        users = repository.load_users(connection, dataset.id)
+        with pytest.raises(DatasetNotFoundError):
+            repository.get_dataset(connection, "nope")
     assert dict(ratings.dtypes.astype(str)) == {
         "user_id": "int32",
         "movielens_id": "int32",

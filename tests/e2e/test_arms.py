@@ -11,14 +11,14 @@ from typing import Any
 
 import pandas as pd
 from fastapi import FastAPI
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from prefshift_common.contracts import (
     RecommendationRequest,
     RecommendationResponse,
     RecommendedItem,
 )
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from prefshift_common.movies import display_title
 from tests.e2e.conftest import DATASET, USER, Services
 from tests.fakes.live import LiveServer
@@ -51,23 +51,19 @@ def external_recommender(catalogue: list[int]) -> tuple[FastAPI, list[dict[str, 
 
 
 def _movies(database_url: str) -> pd.DataFrame:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT m.tmdb_id, m.title, m.year, CAST(m.tmdb_genres AS TEXT), "
-                    "COUNT(r.user_id) FROM movies m JOIN datasets d ON d.id = m.dataset_id "
-                    "LEFT JOIN ratings r ON r.dataset_id = m.dataset_id "
-                    "AND r.movielens_id = m.movielens_id WHERE d.name = :name "
-                    "AND m.tmdb_id IS NOT NULL GROUP BY m.tmdb_id, m.title, m.year, "
-                    "CAST(m.tmdb_genres AS TEXT)"
-                ),
-                {"name": DATASET},
-            )
-            frame = pd.DataFrame(rows, columns=["tmdb_id", "title", "year", "genres", "ratings"])
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        rows = connection.execute(
+            text(
+                "SELECT m.tmdb_id, m.title, m.year, CAST(m.tmdb_genres AS TEXT), "
+                "COUNT(r.user_id) FROM movies m JOIN datasets d ON d.id = m.dataset_id "
+                "LEFT JOIN ratings r ON r.dataset_id = m.dataset_id "
+                "AND r.movielens_id = m.movielens_id WHERE d.name = :name "
+                "AND m.tmdb_id IS NOT NULL GROUP BY m.tmdb_id, m.title, m.year, "
+                "CAST(m.tmdb_genres AS TEXT)"
+            ),
+            {"name": DATASET},
+        )
+        frame = pd.DataFrame(rows, columns=["tmdb_id", "title", "year", "genres", "ratings"])
     return frame.sort_values(["ratings", "tmdb_id"], ascending=[False, True])
 
 
@@ -135,22 +131,18 @@ def test_llm_arms_and_an_external_arm(services: Services, tmp_path: Path) -> Non
 
 
 def _horror_fan(database_url: str) -> int:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(
-                    text(
-                        "SELECT r.user_id FROM ratings r JOIN movies m ON m.dataset_id = "
-                        "r.dataset_id AND m.movielens_id = r.movielens_id "
-                        "WHERE CAST(m.tmdb_genres AS TEXT) LIKE :horror "
-                        "GROUP BY r.user_id ORDER BY COUNT(*) DESC, r.user_id LIMIT 1"
-                    ),
-                    {"horror": '%"Horror"%'},
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT r.user_id FROM ratings r JOIN movies m ON m.dataset_id = "
+                    "r.dataset_id AND m.movielens_id = r.movielens_id "
+                    "WHERE CAST(m.tmdb_genres AS TEXT) LIKE :horror "
+                    "GROUP BY r.user_id ORDER BY COUNT(*) DESC, r.user_id LIMIT 1"
+                ),
+                {"horror": '%"Horror"%'},
+            ).scalar_one()
+        )
 
 
 def test_a_planted_shift_is_recovered(services: Services) -> None:

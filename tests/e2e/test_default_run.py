@@ -9,29 +9,25 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from tests.e2e.conftest import DATASET, USER, Services
 from tests.polling import wait_for_run
 
 
 def _real_ratings(database_url: str, user_id: int) -> dict[int, float]:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT m.tmdb_id, r.rating FROM ratings r JOIN movies m "
-                    "ON m.dataset_id = r.dataset_id AND m.movielens_id = r.movielens_id "
-                    "JOIN datasets d ON d.id = r.dataset_id "
-                    "WHERE d.name = :name AND r.user_id = :user AND m.tmdb_id IS NOT NULL"
-                ),
-                {"name": DATASET, "user": user_id},
-            )
-            return {int(t): float(r) for t, r in rows}
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        rows = connection.execute(
+            text(
+                "SELECT m.tmdb_id, r.rating FROM ratings r JOIN movies m "
+                "ON m.dataset_id = r.dataset_id AND m.movielens_id = r.movielens_id "
+                "JOIN datasets d ON d.id = r.dataset_id "
+                "WHERE d.name = :name AND r.user_id = :user AND m.tmdb_id IS NOT NULL"
+            ),
+            {"name": DATASET, "user": user_id},
+        )
+        return {int(t): float(r) for t, r in rows}
 
 
 def test_default_run_of_a_seed_cohort_user(services: Services) -> None:

@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from tests.conftest import TEST_DATABASE
 from tests.e2e.conftest import USER, RecordingProxy, Services
 from tests.fakes.live import free_port
@@ -23,12 +23,8 @@ BASE_SERVICES = ("tmdb-proxy", "simulator", "recommender")
 
 
 def _query(database_url: str, sql: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        return list(connection.execute(text(sql), params))
 
 
 def _fingerprint(body: dict[str, Any]) -> str:

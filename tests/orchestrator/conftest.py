@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.main import create_app
 from tests.fakes.live import LiveServer, free_port
@@ -61,16 +61,12 @@ def orchestrator() -> OrchestratorFactory:
 
 def dataset_tmdb_ids(database_url: str, limit: int = 3000) -> list[int]:
     """TMDB ids of the dataset's movies (a candidate pool for stand-in recommenders)."""
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT DISTINCT tmdb_id FROM movies WHERE tmdb_id IS NOT NULL "
-                    "ORDER BY tmdb_id LIMIT :limit"
-                ),
-                {"limit": limit},
-            )
-            return [int(row[0]) for row in rows]
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        rows = connection.execute(
+            text(
+                "SELECT DISTINCT tmdb_id FROM movies WHERE tmdb_id IS NOT NULL "
+                "ORDER BY tmdb_id LIMIT :limit"
+            ),
+            {"limit": limit},
+        )
+        return [int(row[0]) for row in rows]

@@ -8,29 +8,25 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from tests.orchestrator.conftest import USER, OrchestratorFactory
 
 SMALL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 5}
 
 
 def _user_with_ratings(database_url: str, dataset: str, below: int) -> tuple[int, int]:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(
-                text(
-                    "SELECT u.user_id, u.n_ratings FROM dataset_users u JOIN datasets d "
-                    "ON d.id = u.dataset_id WHERE d.name = :name AND u.n_ratings < :below "
-                    "ORDER BY u.n_ratings DESC, u.user_id LIMIT 1"
-                ),
-                {"name": dataset, "below": below},
-            ).one()
-            return int(row[0]), int(row[1])
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        row = connection.execute(
+            text(
+                "SELECT u.user_id, u.n_ratings FROM dataset_users u JOIN datasets d "
+                "ON d.id = u.dataset_id WHERE d.name = :name AND u.n_ratings < :below "
+                "ORDER BY u.n_ratings DESC, u.user_id LIMIT 1"
+            ),
+            {"name": dataset, "below": below},
+        ).one()
+        return int(row[0]), int(row[1])
 
 
 def test_post_is_idempotent_and_force_starts_a_new_run(

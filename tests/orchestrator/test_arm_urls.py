@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from prefshift_orchestrator.arm_urls import ArmUrlPolicy, ArmUrlRefused, parse_arm_url
 from tests.orchestrator.conftest import USER, OrchestratorFactory
 from tests.orchestrator.standins import StandInSimulator, serving
@@ -27,12 +27,8 @@ SECRET = "internal-secret-7f3a"
 
 
 def _run_rows(database_url: str) -> int:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(text("SELECT COUNT(*) FROM runs")).scalar_one())
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        return int(connection.execute(text("SELECT COUNT(*) FROM runs")).scalar_one())
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from prefshift_common.db import sync_url
+from prefshift_common.db import sync_connection
 from tests.orchestrator.conftest import (
     USER,
     OrchestratorFactory,
@@ -31,13 +31,9 @@ def _fingerprint(body: dict[str, Any]) -> str:
 
 
 def _query(database_url: str, sql: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.begin() as connection:
-            result = connection.execute(text(sql), params)
-            return list(result) if result.returns_rows else []
-    finally:
-        engine.dispose()
+    with sync_connection(database_url, transaction=True) as connection:
+        result = connection.execute(text(sql), params)
+        return list(result) if result.returns_rows else []
 
 
 def _stored_steps(database_url: str, run_id: int) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_datasets.models import Dataset
 from prefshift_recommender import artifacts, repository
 from prefshift_recommender.algorithms import SCORERS
@@ -78,18 +78,14 @@ def trained_data_dir(
     on ml-latest-small, once per session. Tests copy it before writing to it."""
     data_dir = tmp_path_factory.mktemp("recommender-models")
     url = database_factory.new(template=ml_small_template)
-    engine = create_sync_db_engine(url)
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(
-                select(Dataset.id, Dataset.name, Dataset.fingerprint).where(
-                    Dataset.name == "ml-latest-small"
-                )
-            ).one()
-            dataset = DatasetRef(id=row.id, name=row.name, fingerprint=row.fingerprint)
-            matrix = artifacts.build_matrix(repository.load_rating_arrays(connection, dataset.id))
-    finally:
-        engine.dispose()
+    with sync_connection(url) as connection:
+        row = connection.execute(
+            select(Dataset.id, Dataset.name, Dataset.fingerprint).where(
+                Dataset.name == "ml-latest-small"
+            )
+        ).one()
+        dataset = DatasetRef(id=row.id, name=row.name, fingerprint=row.fingerprint)
+        matrix = artifacts.build_matrix(repository.load_rating_arrays(connection, dataset.id))
         _dispose_all()
     for name in SCORERS:
         model = artifacts.train(name, dataset, matrix, {}, progress=lambda _p: None)

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_common.llm.models import LlmCall, LlmFormatDecision, LlmRateBudget
 from tests.fakes.openai_server import (
     LLAMA_CPP_REFUSAL,
@@ -118,14 +118,10 @@ def ratings(response: Any) -> dict[int, float]:
 
 
 def rows(database_url: str, model: Any) -> list[Any]:
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            table = model.__table__
-            order = table.c.id if "id" in table.c else table.c.scope
-            return [model(**r._mapping) for r in connection.execute(select(table).order_by(order))]
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        table = model.__table__
+        order = table.c.id if "id" in table.c else table.c.scope
+        return [model(**r._mapping) for r in connection.execute(select(table).order_by(order))]
 
 
 async def test_json_answer_is_matched_by_number_and_the_prompt_is_grounded(

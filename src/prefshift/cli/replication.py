@@ -42,19 +42,15 @@ class CatalogResolver:
     """The LLM recommender's resolver (dataset titles, then tmdb-proxy) as TMDB ids."""
 
     def __init__(self, database_url: str, dataset: str, proxy: httpx.AsyncClient | None) -> None:
-        from prefshift_common.db import create_sync_db_engine
+        from prefshift_common.db import sync_connection
         from prefshift_common.tmdb_client import TmdbProxyClient
         from prefshift_recommender.catalog import Catalog
         from prefshift_recommender.repository import DatasetRef, dataset_id, load_movie_rows
         from prefshift_recommender.resolver import TitleResolver
 
-        engine = create_sync_db_engine(database_url)
-        try:
-            with engine.connect() as connection:
-                identifier = dataset_id(connection, dataset)
-                rows = load_movie_rows(connection, identifier)
-        finally:
-            engine.dispose()
+        with sync_connection(database_url) as connection:
+            identifier = dataset_id(connection, dataset)
+            rows = load_movie_rows(connection, identifier)
         catalog = Catalog.from_rows(DatasetRef(id=identifier, name=dataset, fingerprint=""), rows)
         self._resolver = TitleResolver(catalog, TmdbProxyClient(proxy) if proxy else None)
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from prefshift import migrate
 from prefshift.cli import simulate
 from prefshift.stack import Stack
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_common.settings import CommonSettings
 from prefshift_datasets.errors import DatasetError
 from prefshift_datasets.models import DatasetUser
@@ -52,17 +52,13 @@ def up(
 
 def _pick_user(database_url: str, dataset_id: int, min_ratings: int) -> int:
     """The smallest user id with at least ``min_ratings`` ratings (reproducible default)."""
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            user_id = connection.execute(
-                select(DatasetUser.user_id)
-                .where(DatasetUser.dataset_id == dataset_id, DatasetUser.n_ratings >= min_ratings)
-                .order_by(DatasetUser.user_id)
-                .limit(1)
-            ).scalar_one_or_none()
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        user_id = connection.execute(
+            select(DatasetUser.user_id)
+            .where(DatasetUser.dataset_id == dataset_id, DatasetUser.n_ratings >= min_ratings)
+            .order_by(DatasetUser.user_id)
+            .limit(1)
+        ).scalar_one_or_none()
     if user_id is None:
         console.print(f"[red]no user has {min_ratings} ratings in this dataset[/]")
         raise typer.Exit(1)

@@ -6,14 +6,15 @@ Each service owns its tables (its ``models.py``); this module owns none.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -103,6 +104,19 @@ def create_sync_db_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(sync_url(url), **kwargs)
+
+
+@contextmanager
+def sync_connection(url: str, *, transaction: bool = False, **options: Any) -> Iterator[Connection]:
+    """A connection on a throwaway synchronous engine (a CLI step, a loader in a thread, a test
+    fixture): ``transaction=True`` commits at the end (rolls back on an error); the engine is
+    disposed either way."""
+    engine = create_sync_db_engine(url, **options)
+    try:
+        with engine.begin() if transaction else engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,515 +1,65 @@
-"""Read access to imported datasets: the one place where services and tools query them.
-
-Sync functions take a SQLAlchemy :class:`~sqlalchemy.Connection` (training threads, CLIs,
-benchmarks) and return pandas frames; async functions take an
-:class:`~sqlalchemy.ext.asyncio.AsyncSession` (services) and return small frozen records.
-"""
+"""Read access to imported datasets, the one place services and tools query them: records
+(:mod:`.records`), synchronous loaders for threads and CLIs (:mod:`.loaders`) and asynchronous
+reads for the services (:mod:`.reads`), gathered under one name."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-from sqlalchemy import Connection, and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from prefshift_common.db import create_sync_db_engine
-from prefshift_common.movies import split_movielens_genres
-from prefshift_datasets.errors import DatasetNotFoundError
-from prefshift_datasets.models import Dataset, DatasetUser, Movie, Rating
-
-_CHUNK_ROWS = 500_000
-_MAX_IDS_PER_QUERY = 5_000
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """An imported dataset and its counts."""
-
-    id: int
-    name: str
-    source: str
-    n_users: int
-    n_movies: int
-    n_ratings: int
-    has_tmdb_metadata: bool
-    imported_at: datetime | None
-
-
-@dataclass(frozen=True)
-class MovieRecord:
-    """A movie of a dataset. ``genres`` are MovieLens's, ``tmdb_genres`` TMDB's (may be empty)."""
-
-    dataset_id: int
-    movielens_id: int
-    tmdb_id: int | None
-    imdb_id: str | None
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
-    overview: str | None
-    tmdb_genres: tuple[str, ...]
-    tmdb_vote_average: float | None
-    tmdb_vote_count: int | None
-
-
-@dataclass(frozen=True)
-class UserRating:
-    """One rating of a dataset user, with what a persona prompt needs to know of the movie."""
-
-    movielens_id: int
-    tmdb_id: int | None
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
-    tmdb_genres: tuple[str, ...]
-    overview: str | None
-    rating: float
-
-
-@dataclass(frozen=True)
-class DatasetUserInfo:
-    """A user of a dataset with the counts cohort rules filter on."""
-
-    user_id: int
-    n_ratings: int
-    mean_rating: float
-    archetype: str | None
-
-
-def _dataset_info(row: Any) -> DatasetInfo:
-    return DatasetInfo(
-        id=row.id,
-        name=row.name,
-        source=row.source,
-        n_users=row.n_users,
-        n_movies=row.n_movies,
-        n_ratings=int(row.n_ratings),
-        has_tmdb_metadata=bool(row.has_tmdb_metadata),
-        imported_at=row.imported_at,
-    )
-
-
-def _movie_record(movie: Movie) -> MovieRecord:
-    return MovieRecord(
-        dataset_id=movie.dataset_id,
-        movielens_id=movie.movielens_id,
-        tmdb_id=movie.tmdb_id,
-        imdb_id=movie.imdb_id,
-        title=movie.title,
-        year=movie.year,
-        genres=split_movielens_genres(movie.genres),
-        overview=movie.overview,
-        tmdb_genres=tuple(movie.tmdb_genres or ()),
-        tmdb_vote_average=movie.tmdb_vote_average,
-        tmdb_vote_count=movie.tmdb_vote_count,
-    )
-
-
-# --- sync (training threads, CLIs, benchmarks) -------------------------------------------------
-
-
-def get_dataset(connection: Connection, name: str) -> DatasetInfo:
-    """The dataset called ``name``; raises :class:`DatasetNotFoundError` when none is."""
-    row = connection.execute(select(Dataset.__table__).where(Dataset.name == name)).one_or_none()
-    if row is None:
-        raise DatasetNotFoundError(f"no dataset named {name!r} has been imported")
-    return _dataset_info(row)
-
-
-def get_dataset_by_id(connection: Connection, dataset_id: int) -> DatasetInfo:
-    """The dataset with this id; raises :class:`DatasetNotFoundError` when none has it."""
-    row = connection.execute(
-        select(Dataset.__table__).where(Dataset.id == dataset_id)
-    ).one_or_none()
-    if row is None:
-        raise DatasetNotFoundError(f"no dataset with id {dataset_id}")
-    return _dataset_info(row)
-
-
-def all_datasets(connection: Connection) -> list[DatasetInfo]:
-    """Every imported dataset, by name."""
-    rows = connection.execute(select(Dataset.__table__).order_by(Dataset.name)).all()
-    return [_dataset_info(row) for row in rows]
-
-
-def get_all_datasets(database_url: str) -> list[DatasetInfo]:
-    """Every imported dataset of the database at ``database_url`` (for CLIs)."""
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return all_datasets(connection)
-    finally:
-        engine.dispose()
-
-
-# In primary-key order, so neither database sorts or joins 32M rows; TMDB ids are mapped in numpy.
-_RATINGS_IN_KEY_ORDER = (
-    "SELECT user_id, movielens_id, rating FROM ratings WHERE dataset_id = {dataset_id} "
-    "ORDER BY dataset_id, user_id, movielens_id"
+from prefshift_datasets.loaders import (
+    all_datasets,
+    get_all_datasets,
+    get_dataset,
+    get_dataset_by_id,
+    load_movies,
+    load_rating_arrays,
+    load_ratings,
+    load_users,
 )
-# COPY … (FORMAT BINARY) rows of three non-null 4-byte columns: field count, (length, value)…
-_COPY_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l_user", ">i4"),
-        ("user_id", ">i4"),
-        ("l_movie", ">i4"),
-        ("movielens_id", ">i4"),
-        ("l_rating", ">i4"),
-        ("rating", ">f4"),
-    ]
+from prefshift_datasets.reads import (
+    choose_dataset,
+    find_dataset,
+    find_dataset_by_id,
+    find_user,
+    known_users,
+    list_datasets,
+    list_users,
+    movies_by_tmdb_ids,
+    search_movies_by_title,
+    usable_movie_counts,
+    user_movies,
+    user_ratings,
 )
-_COPY_HEADER_SIZE = 19
-_COPY_BLOCK_BYTES = 4 << 20
+from prefshift_datasets.records import (
+    DatasetInfo,
+    DatasetUserInfo,
+    MovieRecord,
+    RatingArrays,
+    UserRating,
+)
 
-
-class _RatingColumns:
-    """Preallocated numpy columns, filled block by block with the rated movies' TMDB ids."""
-
-    def __init__(
-        self, capacity: int, movielens_ids: npt.NDArray[np.int64], tmdb_ids: npt.NDArray[np.int64]
-    ) -> None:
-        self.user_id = np.empty(capacity, dtype=np.int32)
-        self.movielens_id = np.empty(capacity, dtype=np.int32)
-        self.tmdb_id = np.empty(capacity, dtype=np.int32)
-        self.rating = np.empty(capacity, dtype=np.float32)
-        self.filled = 0
-        self._movielens_ids = movielens_ids  # sorted; tmdb_ids[i] is theirs, -1 for none
-        self._tmdb_ids = tmdb_ids
-
-    def add(
-        self,
-        user_id: npt.NDArray[Any],
-        movielens_id: npt.NDArray[Any],
-        rating: npt.NDArray[Any],
-    ) -> None:
-        tmdb_id = np.full(len(movielens_id), -1, dtype=np.int64)
-        if len(self._movielens_ids):
-            position = np.searchsorted(self._movielens_ids, movielens_id)
-            position = np.minimum(position, len(self._movielens_ids) - 1)
-            found = self._movielens_ids[position] == movielens_id
-            tmdb_id[found] = self._tmdb_ids[position[found]]
-        keep = tmdb_id >= 0
-        n = int(keep.sum())
-        end = self.filled + n
-        if end > len(self.user_id):  # more rows than the dataset row said: grow
-            for name in ("user_id", "movielens_id", "tmdb_id", "rating"):
-                column = getattr(self, name)
-                setattr(self, name, np.resize(column, max(end, 2 * len(column))))
-        self.user_id[self.filled : end] = user_id[keep]
-        self.movielens_id[self.filled : end] = movielens_id[keep]
-        self.tmdb_id[self.filled : end] = tmdb_id[keep]
-        self.rating[self.filled : end] = rating[keep]
-        self.filled = end
-
-    def frame(self) -> pd.DataFrame:
-        n = self.filled
-        return pd.DataFrame(
-            {
-                "user_id": self.user_id[:n],
-                "movielens_id": self.movielens_id[:n],
-                "tmdb_id": self.tmdb_id[:n],
-                "rating": self.rating[:n],
-            },
-            copy=False,
-        )
-
-
-def load_ratings(connection: Connection, dataset_id: int) -> pd.DataFrame:
-    """All ratings of a dataset on movies that have a TMDB id.
-
-    Columns ``user_id`` (int32), ``movielens_id`` (int32), ``tmdb_id`` (int32), ``rating``
-    (float32), ordered by user then movie. Rows stream in primary-key order into preallocated
-    numpy columns (binary COPY on Postgres, ``fetchmany`` blocks on SQLite), so ml-32m's 32
-    million ratings take about 0.5 GB and never exist as Python objects all at once.
-    """
-    capacity = int(
-        connection.execute(
-            select(Dataset.n_ratings).where(Dataset.id == dataset_id)
-        ).scalar_one_or_none()
-        or 0
-    )
-    links = connection.execute(
-        select(Movie.movielens_id, Movie.tmdb_id)
-        .where(Movie.dataset_id == dataset_id, Movie.tmdb_id.is_not(None))
-        .order_by(Movie.movielens_id)
-    ).all()
-    movielens_ids = np.array([link[0] for link in links], dtype=np.int64)
-    tmdb_ids = np.array([link[1] for link in links], dtype=np.int64)
-    columns = _RatingColumns(capacity, movielens_ids, tmdb_ids)
-    sql = _RATINGS_IN_KEY_ORDER.format(dataset_id=int(dataset_id))
-    driver: Any = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
-        _copy_ratings_out(driver, sql, columns)
-    else:
-        cursor = driver.cursor()
-        try:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(_CHUNK_ROWS):
-                block = np.array(rows, dtype=np.float64)
-                columns.add(block[:, 0], block[:, 1], block[:, 2])
-        finally:
-            cursor.close()
-    return columns.frame()
-
-
-def _copy_ratings_out(driver: Any, sql: str, columns: _RatingColumns) -> None:
-    # Postgres sends one message per row: gather ~4 MB before numpy parses a block of rows.
-    pending = bytearray()
-    size = _COPY_ROW.itemsize
-
-    def parse() -> None:
-        whole = len(pending) // size
-        rows = np.frombuffer(bytes(pending[: whole * size]), dtype=_COPY_ROW)
-        columns.add(rows["user_id"], rows["movielens_id"], rows["rating"])
-        del pending[: whole * size]
-
-    with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
-        header = bytearray()
-        for data in copy:
-            if len(header) < _COPY_HEADER_SIZE:
-                header += data
-                if len(header) < _COPY_HEADER_SIZE:
-                    continue
-                data = header[_COPY_HEADER_SIZE:]
-            pending += data
-            if len(pending) >= _COPY_BLOCK_BYTES:
-                parse()
-    if pending[-2:] != b"\xff\xff":
-        raise RuntimeError("COPY output did not end with the binary trailer")
-    del pending[-2:]
-    parse()
-    if pending:
-        raise RuntimeError(f"{len(pending)} stray bytes at the end of COPY output")
-
-
-def load_movies(connection: Connection, dataset_id: int) -> pd.DataFrame:
-    """The movies of a dataset, one row each, ordered by MovieLens id.
-
-    Columns: movielens_id, tmdb_id (nullable Int64), imdb_id, title, year (nullable Int64),
-    genres (list of MovieLens genres), overview, tmdb_genres (list), tmdb_vote_average,
-    tmdb_vote_count (nullable Int64).
-    """
-    rows = connection.execute(
-        select(
-            Movie.movielens_id,
-            Movie.tmdb_id,
-            Movie.imdb_id,
-            Movie.title,
-            Movie.year,
-            Movie.genres,
-            Movie.overview,
-            Movie.tmdb_genres,
-            Movie.tmdb_vote_average,
-            Movie.tmdb_vote_count,
-        )
-        .where(Movie.dataset_id == dataset_id)
-        .order_by(Movie.movielens_id)
-    ).all()
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "movielens_id",
-            "tmdb_id",
-            "imdb_id",
-            "title",
-            "year",
-            "genres",
-            "overview",
-            "tmdb_genres",
-            "tmdb_vote_average",
-            "tmdb_vote_count",
-        ],
-    )
-    frame["movielens_id"] = frame["movielens_id"].astype(np.int32)
-    for column in ("tmdb_id", "year", "tmdb_vote_count"):
-        frame[column] = frame[column].astype("Int64")
-    frame["tmdb_vote_average"] = frame["tmdb_vote_average"].astype(np.float64)
-    frame["genres"] = [list(split_movielens_genres(genres)) for genres in frame["genres"]]
-    frame["tmdb_genres"] = [list(genres or ()) for genres in frame["tmdb_genres"]]
-    return frame
-
-
-def load_users(connection: Connection, dataset_id: int) -> pd.DataFrame:
-    """The users of a dataset: user_id, n_ratings, mean_rating, archetype."""
-    rows = connection.execute(
-        select(
-            DatasetUser.user_id,
-            DatasetUser.n_ratings,
-            DatasetUser.mean_rating,
-            DatasetUser.archetype,
-        )
-        .where(DatasetUser.dataset_id == dataset_id)
-        .order_by(DatasetUser.user_id)
-    ).all()
-    return pd.DataFrame(rows, columns=["user_id", "n_ratings", "mean_rating", "archetype"])
-
-
-# --- async (services) ---------------------------------------------------------------------------
-
-
-async def find_dataset(session: AsyncSession, name: str) -> DatasetInfo | None:
-    """The dataset called ``name``, or None."""
-    row = (
-        await session.execute(select(Dataset.__table__).where(Dataset.name == name))
-    ).one_or_none()
-    return _dataset_info(row) if row is not None else None
-
-
-async def find_dataset_by_id(session: AsyncSession, dataset_id: int) -> DatasetInfo | None:
-    """The dataset with this id, or None."""
-    row = (
-        await session.execute(select(Dataset.__table__).where(Dataset.id == dataset_id))
-    ).one_or_none()
-    return _dataset_info(row) if row is not None else None
-
-
-async def list_datasets(session: AsyncSession) -> list[DatasetInfo]:
-    """Every imported dataset, by name."""
-    rows = (await session.execute(select(Dataset.__table__).order_by(Dataset.name))).all()
-    return [_dataset_info(row) for row in rows]
-
-
-async def user_ratings(session: AsyncSession, dataset_id: int, user_id: int) -> list[UserRating]:
-    """All ratings of one user of a dataset with their movies, ordered by MovieLens id.
-
-    Empty when the dataset has no such user (see :func:`find_user` to tell the two apart).
-    """
-    rows = (
-        await session.execute(
-            select(Rating.rating, Movie)
-            .join(
-                Movie,
-                and_(
-                    Movie.dataset_id == Rating.dataset_id,
-                    Movie.movielens_id == Rating.movielens_id,
-                ),
-            )
-            .where(Rating.dataset_id == dataset_id, Rating.user_id == user_id)
-            .order_by(Rating.movielens_id)
-        )
-    ).all()
-    return [
-        UserRating(
-            movielens_id=movie.movielens_id,
-            tmdb_id=movie.tmdb_id,
-            title=movie.title,
-            year=movie.year,
-            genres=split_movielens_genres(movie.genres),
-            tmdb_genres=tuple(movie.tmdb_genres or ()),
-            overview=movie.overview,
-            rating=float(rating),
-        )
-        for rating, movie in rows
-    ]
-
-
-async def movies_by_tmdb_ids(
-    session: AsyncSession, dataset_id: int | None, tmdb_ids: Iterable[int]
-) -> dict[int, MovieRecord]:
-    """Movies by TMDB id, in one dataset or (``dataset_id=None``) in any.
-
-    When several movies share a TMDB id (MovieLens has a few duplicates, and datasets overlap),
-    the one with TMDB metadata wins, then the lowest dataset id and MovieLens id. Ids that no
-    movie has are absent from the result.
-    """
-    wanted = sorted(set(tmdb_ids))
-    found: dict[int, MovieRecord] = {}
-    for start in range(0, len(wanted), _MAX_IDS_PER_QUERY):
-        batch = wanted[start : start + _MAX_IDS_PER_QUERY]
-        query = select(Movie).where(Movie.tmdb_id.in_(batch))
-        if dataset_id is not None:
-            query = query.where(Movie.dataset_id == dataset_id)
-        query = query.order_by(
-            Movie.tmdb_id,
-            Movie.overview.is_(None),
-            Movie.dataset_id,
-            Movie.movielens_id,
-        )
-        for movie in (await session.scalars(query)).all():
-            assert movie.tmdb_id is not None
-            found.setdefault(movie.tmdb_id, _movie_record(movie))
-    return found
-
-
-async def search_movies_by_title(
-    session: AsyncSession,
-    query: str,
-    *,
-    dataset_id: int | None = None,
-    year: int | None = None,
-    limit: int = 10,
-) -> list[MovieRecord]:
-    """Movies whose title contains ``query`` (case-insensitive), most-voted first.
-
-    A plain substring match over the movies table (tens of thousands of rows): good enough to
-    resolve an LLM's title offline; tmdb-proxy's search is the real one.
-    """
-    needle = query.strip().lower()
-    if not needle:
-        return []
-    statement = select(Movie).where(
-        func.lower(Movie.title).contains(needle, autoescape=True),
-        Movie.tmdb_id.is_not(None),
-    )
-    if dataset_id is not None:
-        statement = statement.where(Movie.dataset_id == dataset_id)
-    if year is not None:
-        statement = statement.where(or_(Movie.year == year, Movie.year.is_(None)))
-    statement = statement.order_by(
-        Movie.tmdb_vote_count.is_(None),
-        Movie.tmdb_vote_count.desc(),
-        func.length(Movie.title),
-        Movie.dataset_id,
-        Movie.movielens_id,
-    ).limit(limit)
-    return [_movie_record(movie) for movie in (await session.scalars(statement)).all()]
-
-
-async def list_users(
-    session: AsyncSession,
-    dataset_id: int,
-    min_ratings: int | None = None,
-    max_ratings: int | None = None,
-    *,
-    archetype: str | None = None,
-) -> list[DatasetUserInfo]:
-    """Users of a dataset, optionally with ``min_ratings ≤ n_ratings ≤ max_ratings``, by id."""
-    statement = select(DatasetUser).where(DatasetUser.dataset_id == dataset_id)
-    if min_ratings is not None:
-        statement = statement.where(DatasetUser.n_ratings >= min_ratings)
-    if max_ratings is not None:
-        statement = statement.where(DatasetUser.n_ratings <= max_ratings)
-    if archetype is not None:
-        statement = statement.where(DatasetUser.archetype == archetype)
-    users: Sequence[DatasetUser] = (
-        await session.scalars(statement.order_by(DatasetUser.user_id))
-    ).all()
-    return [
-        DatasetUserInfo(
-            user_id=user.user_id,
-            n_ratings=user.n_ratings,
-            mean_rating=user.mean_rating,
-            archetype=user.archetype,
-        )
-        for user in users
-    ]
-
-
-async def find_user(session: AsyncSession, dataset_id: int, user_id: int) -> DatasetUserInfo | None:
-    """One user of a dataset, or None when the dataset has no such user."""
-    user = await session.get(DatasetUser, (dataset_id, user_id))
-    if user is None:
-        return None
-    return DatasetUserInfo(
-        user_id=user.user_id,
-        n_ratings=user.n_ratings,
-        mean_rating=user.mean_rating,
-        archetype=user.archetype,
-    )
+__all__ = [
+    "DatasetInfo",
+    "DatasetUserInfo",
+    "MovieRecord",
+    "RatingArrays",
+    "UserRating",
+    "all_datasets",
+    "choose_dataset",
+    "find_dataset",
+    "find_dataset_by_id",
+    "find_user",
+    "get_all_datasets",
+    "get_dataset",
+    "get_dataset_by_id",
+    "known_users",
+    "list_datasets",
+    "list_users",
+    "load_movies",
+    "load_rating_arrays",
+    "load_ratings",
+    "load_users",
+    "movies_by_tmdb_ids",
+    "search_movies_by_title",
+    "usable_movie_counts",
+    "user_movies",
+    "user_ratings",
+]

@@ -12,7 +12,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_datasets.config import DatasetSettings
 from prefshift_datasets.download import GROUPLENS_DATASETS, DownloadProgress, download_dataset
 from prefshift_datasets.errors import DatasetError, DatasetNotFoundError
@@ -30,14 +30,10 @@ class ResolvedDataset:
 
 
 def _imported_id(database_url: str, name: str) -> int | None:
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(
-                select(Dataset.id).where(Dataset.name == name)
-            ).scalar_one_or_none()
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        return connection.execute(
+            select(Dataset.id).where(Dataset.name == name)
+        ).scalar_one_or_none()
 
 
 def resolve_dataset(

@@ -1,5 +1,5 @@
-"""What the orchestrator reads of imported datasets, through ``prefshift_datasets.repository``
-(plus one count query of its own). Read-only; the dataset tables belong to the importer."""
+"""What the orchestrator reads of imported datasets, through ``prefshift_datasets.repository``.
+Read-only; the dataset tables belong to the importer."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import asyncio
 from collections.abc import Sequence
 
 import pandas as pd
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_datasets import repository as datasets
-from prefshift_datasets.models import DatasetUser, Movie, Rating
 from prefshift_orchestrator.protocol import UserMovie
 
 
@@ -32,81 +30,31 @@ class DatasetReads:
 
     async def count_user_movies(self, dataset_id: int, user_id: int) -> int:
         """The user's distinct rated movies that have a TMDB id (what the protocol can use)."""
-        statement = (
-            select(func.count(func.distinct(Movie.tmdb_id)))
-            .select_from(Rating)
-            .join(
-                Movie,
-                and_(
-                    Movie.dataset_id == Rating.dataset_id,
-                    Movie.movielens_id == Rating.movielens_id,
-                ),
-            )
-            .where(
-                Rating.dataset_id == dataset_id,
-                Rating.user_id == user_id,
-                Movie.tmdb_id.is_not(None),
-            )
-        )
-        return int(await self.session.scalar(statement) or 0)
+        counts = await datasets.usable_movie_counts(self.session, dataset_id, [user_id])
+        return counts.get(user_id, 0)
 
     async def known_users(self, dataset_id: int, user_ids: Sequence[int]) -> set[int]:
         """Which of ``user_ids`` the dataset has."""
-        known: set[int] = set()
-        for start in range(0, len(user_ids), 1000):
-            chunk = list(user_ids[start : start + 1000])
-            known.update(
-                await self.session.scalars(
-                    select(DatasetUser.user_id).where(
-                        DatasetUser.dataset_id == dataset_id, DatasetUser.user_id.in_(chunk)
-                    )
-                )
-            )
-        return known
+        return await datasets.known_users(self.session, dataset_id, user_ids)
 
     async def count_users_movies(self, dataset_id: int, user_ids: Sequence[int]) -> dict[int, int]:
         """:meth:`count_user_movies` of many users in one query per thousand users."""
-        counts: dict[int, int] = {}
-        for start in range(0, len(user_ids), 1000):
-            chunk = list(user_ids[start : start + 1000])
-            statement = (
-                select(Rating.user_id, func.count(func.distinct(Movie.tmdb_id)))
-                .select_from(Rating)
-                .join(
-                    Movie,
-                    and_(
-                        Movie.dataset_id == Rating.dataset_id,
-                        Movie.movielens_id == Rating.movielens_id,
-                    ),
-                )
-                .where(
-                    Rating.dataset_id == dataset_id,
-                    Rating.user_id.in_(chunk),
-                    Movie.tmdb_id.is_not(None),
-                )
-                .group_by(Rating.user_id)
-            )
-            counts.update({int(u): int(n) for u, n in await self.session.execute(statement)})
-        return counts
+        return await datasets.usable_movie_counts(self.session, dataset_id, user_ids)
 
     async def user_movies(self, dataset_id: int, user_id: int) -> list[UserMovie]:
         """The user's rated movies that have a TMDB id, with TMDB genres when the dataset has
         them (else MovieLens's); one per TMDB id (the lowest MovieLens id wins)."""
-        movies: dict[int, UserMovie] = {}
-        for rating in await datasets.user_ratings(self.session, dataset_id, user_id):
-            if rating.tmdb_id is None:
-                continue
-            movies.setdefault(
-                rating.tmdb_id,
-                UserMovie(
-                    tmdb_id=rating.tmdb_id,
-                    rating=rating.rating,
-                    movielens_id=rating.movielens_id,
-                    title=rating.title,
-                    genres=rating.tmdb_genres or rating.genres,
-                ),
+        return [
+            UserMovie(
+                tmdb_id=rating.tmdb_id,
+                rating=rating.rating,
+                movielens_id=rating.movielens_id,
+                title=rating.title,
+                genres=rating.tmdb_genres or rating.genres,
             )
-        return list(movies.values())
+            for rating in await datasets.user_movies(self.session, dataset_id, user_id)
+            if rating.tmdb_id is not None
+        ]
 
     async def archetypes(self, dataset_id: int, user_ids: Sequence[int]) -> dict[int, str]:
         wanted = set(user_ids)
@@ -129,13 +77,9 @@ class DatasetReads:
         def load() -> tuple[pd.DataFrame, dict[int, list[str]]]:
             # A synchronous engine in a thread: the loaders use the driver's own cursor (COPY on
             # Postgres) and a cohort of ml-32m's size must not block the event loop.
-            sync_engine = create_sync_db_engine(url)
-            try:
-                with sync_engine.connect() as connection:
-                    ratings = datasets.load_ratings(connection, dataset_id)
-                    movies = datasets.load_movies(connection, dataset_id)
-            finally:
-                sync_engine.dispose()
+            with sync_connection(url) as connection:
+                ratings = datasets.load_ratings(connection, dataset_id)
+                movies = datasets.load_movies(connection, dataset_id)
             genres = dict(zip(movies["movielens_id"].astype(int), movies["genres"], strict=True))
             return ratings[["user_id", "movielens_id", "rating"]], genres
 

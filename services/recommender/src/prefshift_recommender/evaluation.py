@@ -124,19 +124,15 @@ def evaluate_dataset(
     CLI and tests."""
     import time
 
-    from prefshift_common.db import create_sync_db_engine
+    from prefshift_common.db import sync_connection
     from prefshift_recommender import repository
     from prefshift_recommender.algorithms import limit_blas_threads, make_scorer
     from prefshift_recommender.artifacts import build_matrix
 
     limit_blas_threads()
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            dataset_id = repository.dataset_id(connection, dataset_name)
-            arrays = repository.load_rating_arrays(connection, dataset_id)
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        dataset_id = repository.dataset_id(connection, dataset_name)
+        arrays = repository.load_rating_arrays(connection, dataset_id)
     matrix = build_matrix(arrays)
     split = split_per_user(matrix.ratings, seed=seed, test_fraction=test_fraction)
     rows = []

@@ -1,7 +1,7 @@
 """Reads of imported datasets that the recommender needs, on top of
 ``prefshift_datasets.repository`` (the dataset tables belong to it; this service never writes
-them). Added here: the datasets with their content fingerprint (model versions derive from it)
-and per-movie rating counts.
+them). Added here: datasets as :class:`DatasetRef` (model versions derive from the content
+fingerprint) and the catalogue with per-movie rating counts.
 
 Async queries serve requests; the synchronous ones run in the training thread and return NumPy
 arrays rather than one Python object per rating, because ml-32m has 32 million of them.
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prefshift_datasets import repository as datasets_repository
-from prefshift_datasets.models import Dataset, Rating
+from prefshift_datasets import repository as datasets
+from prefshift_datasets.loaders import load_rating_arrays
+from prefshift_datasets.models import Rating
+from prefshift_datasets.records import DatasetInfo, RatingArrays
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,6 @@ class DatasetRef:
     id: int
     name: str
     fingerprint: str
-
-
-@dataclass(frozen=True)
-class RatingArrays:
-    """A dataset's ratings of movies with a TMDB id, as parallel arrays."""
-
-    user_ids: NDArray[np.int64]
-    tmdb_ids: NDArray[np.int64]
-    ratings: NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -51,40 +42,39 @@ class MovieRows:
     rating_counts: list[int]
 
 
-def _ref(row: Dataset) -> DatasetRef:
-    return DatasetRef(id=row.id, name=row.name, fingerprint=row.fingerprint)
+def _ref(info: DatasetInfo) -> DatasetRef:
+    return DatasetRef(id=info.id, name=info.name, fingerprint=info.fingerprint)
 
 
 async def list_datasets(session: AsyncSession) -> list[DatasetRef]:
     """Every imported dataset, by name."""
-    rows = (await session.scalars(select(Dataset).order_by(Dataset.name))).all()
-    return [_ref(row) for row in rows]
+    return [_ref(info) for info in await datasets.list_datasets(session)]
 
 
 async def find_dataset(session: AsyncSession, name: str) -> DatasetRef | None:
     """The dataset of that name, if imported."""
-    row = await session.scalar(select(Dataset).where(Dataset.name == name))
-    return _ref(row) if row is not None else None
+    info = await datasets.find_dataset(session, name)
+    return _ref(info) if info is not None else None
+
+
+async def choose_dataset(
+    session: AsyncSession, requested: str | None, *, default: str | None
+) -> DatasetRef:
+    """The dataset a request means (``prefshift_datasets.reads.choose_dataset``)."""
+    info = await datasets.choose_dataset(
+        session, requested, default=default, setting="PREFSHIFT_RECOMMENDER_DATASET"
+    )
+    return _ref(info)
 
 
 async def user_ratings(
     session: AsyncSession, dataset_id: int, user_id: int
 ) -> list[tuple[int, float]] | None:
     """A dataset user's ratings as (tmdb_id, rating); ``None`` when the user does not exist."""
-    if await datasets_repository.find_user(session, dataset_id, user_id) is None:
+    if await datasets.find_user(session, dataset_id, user_id) is None:
         return None
-    ratings = await datasets_repository.user_ratings(session, dataset_id, user_id)
+    ratings = await datasets.user_ratings(session, dataset_id, user_id)
     return [(r.tmdb_id, r.rating) for r in ratings if r.tmdb_id is not None]
-
-
-def load_rating_arrays(connection: Connection, dataset_id: int) -> RatingArrays:
-    """Every rating of a movie with a TMDB id (for training; runs in a worker thread)."""
-    frame = datasets_repository.load_ratings(connection, dataset_id)
-    return RatingArrays(
-        user_ids=frame["user_id"].to_numpy(np.int64),
-        tmdb_ids=frame["tmdb_id"].to_numpy(np.int64),
-        ratings=frame["rating"].to_numpy(np.float32),
-    )
 
 
 def load_movie_rows(connection: Connection, dataset_id: int) -> MovieRows:
@@ -96,7 +86,7 @@ def load_movie_rows(connection: Connection, dataset_id: int) -> MovieRows:
             .group_by(Rating.movielens_id)
         ).all()
     )
-    frame = datasets_repository.load_movies(connection, dataset_id)
+    frame = datasets.load_movies(connection, dataset_id)
     frame = frame[frame["tmdb_id"].notna()]
     movielens_ids = [int(v) for v in frame["movielens_id"].tolist()]
     tmdb_genres: list[list[str]] = frame["tmdb_genres"].tolist()
@@ -113,4 +103,18 @@ def load_movie_rows(connection: Connection, dataset_id: int) -> MovieRows:
 
 def dataset_id(connection: Connection, name: str) -> int:
     """The id of an imported dataset (``DatasetNotFoundError`` when there is none)."""
-    return datasets_repository.get_dataset(connection, name).id
+    return datasets.get_dataset(connection, name).id
+
+
+__all__ = [
+    "DatasetRef",
+    "MovieRows",
+    "RatingArrays",
+    "choose_dataset",
+    "dataset_id",
+    "find_dataset",
+    "list_datasets",
+    "load_movie_rows",
+    "load_rating_arrays",
+    "user_ratings",
+]

@@ -14,7 +14,7 @@ from prefshift_common.contracts import (
     RecommendationResponse,
     RecommenderInfo,
 )
-from prefshift_common.errors import Conflict, NotFound, Unprocessable
+from prefshift_common.errors import NotFound, Unprocessable
 from prefshift_common.llm import LlmClient
 from prefshift_common.logging import current_request_id
 from prefshift_common.tmdb_client import TmdbProxyClient
@@ -89,22 +89,9 @@ class RecommenderService:
 
     async def dataset(self, session: AsyncSession, name: str | None) -> DatasetRef:
         """The dataset a request names, or the default; typed errors when there is none."""
-        name = name or self.settings.recommender_dataset
-        if name:
-            found = await repository.find_dataset(session, name)
-            if found is None:
-                raise NotFound(f"dataset {name!r} is not imported (see `prefshift data list`)")
-            return found
-        datasets = await repository.list_datasets(session)
-        if not datasets:
-            raise Conflict("no dataset is imported yet: run `prefshift data import <path>` first")
-        if len(datasets) > 1:
-            names = ", ".join(d.name for d in datasets)
-            raise Unprocessable(
-                f"several datasets are imported ({names}): name one in 'dataset' or set "
-                "PREFSHIFT_RECOMMENDER_DATASET"
-            )
-        return datasets[0]
+        return await repository.choose_dataset(
+            session, name, default=self.settings.recommender_dataset
+        )
 
     async def list(self, session: AsyncSession, dataset_name: str | None) -> list[RecommenderInfo]:
         dataset = (

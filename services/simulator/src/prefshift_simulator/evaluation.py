@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from prefshift_common.contracts import Backend, Persona, RatedMovie, RatingsRequest
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_common.movies import readable_title, tmdb_genres
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.split import (
@@ -38,7 +38,6 @@ from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.persona_models import with_parameters
 from prefshift_simulator.main import persona_models
 from prefshift_simulator.metadata import MovieFacts, StaticMetadata
-from prefshift_simulator.repository import rating_triples
 from prefshift_simulator.service import RatingBackend, RatingService
 
 FloatArray = npt.NDArray[np.float64]
@@ -151,21 +150,21 @@ def _movie_facts(movies: pd.DataFrame) -> dict[int, MovieFacts]:
 
 def read_dataset(database_url: str, dataset: str) -> DatasetSnapshot:
     """Ratings, movie facts and archetypes of an imported dataset (blocking)."""
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            info = datasets.get_dataset(connection, dataset)
-            triples = rating_triples(connection, info.id)
-            movies = datasets.load_movies(connection, info.id)
-            users = datasets.load_users(connection, info.id)
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        info = datasets.get_dataset(connection, dataset)
+        arrays = datasets.load_rating_arrays(connection, info.id)
+        movies = datasets.load_movies(connection, info.id)
+        users = datasets.load_users(connection, info.id)
     archetypes = {
         int(row["user_id"]): (None if _missing(row["archetype"]) else str(row["archetype"]))
         for row in users.to_dict("records")
     }
     ratings = pd.DataFrame(
-        {"user_id": triples.user_ids, "tmdb_id": triples.tmdb_ids, "rating": triples.ratings}
+        {
+            "user_id": arrays.user_ids,
+            "tmdb_id": arrays.tmdb_ids,
+            "rating": arrays.ratings.astype(np.float64),
+        }
     )
     return DatasetSnapshot(
         name=dataset, ratings=ratings, facts=_movie_facts(movies), archetypes=archetypes

@@ -6,10 +6,11 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+import numpy as np
 import structlog
 
 from prefshift_common.contracts import Backend, ItemRating, RatingsRequest, Usage
-from prefshift_common.db import create_sync_db_engine
+from prefshift_common.db import sync_connection
 from prefshift_common.errors import BadRequest, NotFound
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.errors import DatasetNotFoundError
@@ -23,7 +24,6 @@ from prefshift_simulator.embedded.persona_models import (
     flat_parameters,
 )
 from prefshift_simulator.metadata import MovieFacts
-from prefshift_simulator.repository import rating_triples
 from prefshift_simulator.schemas import BackendResult, PersonaModelInfo
 
 log = structlog.get_logger(__name__)
@@ -31,18 +31,14 @@ log = structlog.get_logger(__name__)
 
 def load_stats(database_url: str, dataset: str) -> CollaborativeStats:
     """Read a dataset's ratings and precompute its statistics (blocking: run it in a thread)."""
-    engine = create_sync_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            info = datasets.get_dataset(connection, dataset)
-            triples = rating_triples(connection, info.id)
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        info = datasets.get_dataset(connection, dataset)
+        arrays = datasets.load_rating_arrays(connection, info.id)
     return CollaborativeStats(
         dataset=dataset,
-        user_ids=triples.user_ids,
-        tmdb_ids=triples.tmdb_ids,
-        ratings=triples.ratings,
+        user_ids=arrays.user_ids,
+        tmdb_ids=arrays.tmdb_ids,
+        ratings=arrays.ratings.astype(np.float64),
     )
 
 
