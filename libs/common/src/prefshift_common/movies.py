@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 # --- genres -----------------------------------------------------------------------------------
@@ -94,6 +94,13 @@ def split_movielens_genres(genres: str | None) -> tuple[str, ...]:
     """MovieLens's ``genres`` column ("Adventure|Children|Fantasy") as names; the
     "(no genres listed)" placeholder is no genre."""
     return tuple(g for g in (genres or "").split("|") if g and g != NO_GENRES_LISTED)
+
+
+def genre_names(genres: Sequence[str] | str) -> list[str]:
+    """Distinct genre names in their order; a MovieLens ``"A|B"`` string is split and its
+    "(no genres listed)" is no genre. Names are kept as written (no mapping)."""
+    names = split_movielens_genres(genres) if isinstance(genres, str) else genres
+    return [str(name) for name in dict.fromkeys(names) if name and name != NO_GENRES_LISTED]
 
 
 # --- years ------------------------------------------------------------------------------------

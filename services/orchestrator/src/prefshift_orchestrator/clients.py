@@ -1,4 +1,4 @@
-"""Calls to the other services (recommender, simulator, tmdb-proxy and external arms).
+"""Calls to the other services (recommender, simulator and external arms).
 
 Each call returns its parsed contract and its latency. Connection failures, timeouts and 5xx
 answers are retried a bounded number of times, then become typed errors naming the service; 4xx
@@ -20,8 +20,6 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from prefshift_common.contracts import (
-    MovieBatchRequest,
-    MovieBatchResponse,
     RatingsRequest,
     RatingsResponse,
     RecommendationRequest,
@@ -349,16 +347,3 @@ class ServiceClients:
                 f"{len(asked)} movies asked"
             )
         return Timed(parsed, timed.latency_ms)
-
-    # --- tmdb-proxy ----------------------------------------------------------------------------
-
-    async def movies(self, tmdb_ids: list[int]) -> MovieBatchResponse:
-        timed = await self._send(
-            "tmdb-proxy",
-            "POST",
-            self.settings.tmdb_proxy_url,
-            "/movies/batch",
-            json=MovieBatchRequest(tmdb_ids=tmdb_ids).model_dump(),
-        )
-        self._raise_for_client_error("tmdb-proxy", timed.value, "the movie batch")
-        return self._parse("tmdb-proxy", timed.value, MovieBatchResponse)

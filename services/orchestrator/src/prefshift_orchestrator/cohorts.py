@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefshift_common.contracts import Seed, UserId
-from prefshift_common.movies import NO_GENRES_LISTED, split_movielens_genres
+from prefshift_common.movies import genre_names
 
 SPECIALIST = "Specialist"
 EXPLORER = "Explorer"
@@ -122,12 +122,6 @@ def _check_ratings(ratings: pd.DataFrame) -> None:
         raise ValueError(f"ratings lack columns {missing}")
 
 
-def _genre_names(genres: Sequence[str] | str) -> list[str]:
-    """Distinct genre names; a MovieLens ``"A|B"`` string is split."""
-    names = split_movielens_genres(genres) if isinstance(genres, str) else genres
-    return [str(name) for name in dict.fromkeys(names) if name and name != NO_GENRES_LISTED]
-
-
 def genre_entropy(
     ratings: pd.DataFrame, movie_genres: Mapping[int, Sequence[str] | str]
 ) -> pd.Series:
@@ -141,7 +135,7 @@ def genre_entropy(
     rows = [
         (int(movie), genre)
         for movie, genres in movie_genres.items()
-        for genre in _genre_names(genres)
+        for genre in genre_names(genres)
     ]
     genre_table = pd.DataFrame(rows, columns=["movielens_id", "genre"])
     genre_table["movielens_id"] = genre_table["movielens_id"].astype("int64")

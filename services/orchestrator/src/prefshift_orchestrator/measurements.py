@@ -24,6 +24,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from scipy import stats
 
+from prefshift_common.movies import genre_names
+
 BASELINE_ARM = "baseline"
 TEST_PHASE = "test"
 EXPERIENCE_PHASE = "experience"
@@ -206,12 +208,6 @@ def fidelity_pairs(ratings: pd.DataFrame, real_ratings: Mapping[int, float]) -> 
     )
 
 
-def _genre_names(genres: Sequence[str] | str) -> list[str]:
-    """Distinct genre names; a MovieLens ``"A|B"`` string is split."""
-    names = genres.split("|") if isinstance(genres, str) else genres
-    return [str(name) for name in dict.fromkeys(names) if name]
-
-
 def run_shift(
     ratings: pd.DataFrame,
     *,
@@ -327,7 +323,7 @@ def _genre_shifts(
     rank: Mapping[str, int],
     control_arm: str | None,
 ) -> list[GenreShift]:
-    genres_of = {int(movie): _genre_names(genres) for movie, genres in test_genres.items()}
+    genres_of = {int(movie): genre_names(genres) for movie, genres in test_genres.items()}
     sums: dict[tuple[str, int, str], list[float]] = {}
     for (arm, page), (movies, before, now) in aligned.items():
         for movie, delta in zip(movies, (now - before).tolist(), strict=True):

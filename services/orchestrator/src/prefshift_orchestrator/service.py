@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from prefshift_common.movies import tmdb_genres
 from prefshift_orchestrator import measurements
 from prefshift_orchestrator.models import Run, RunRating
 from prefshift_orchestrator.protocol import Selection
@@ -75,7 +76,7 @@ def selection_inputs(run: Run) -> tuple[dict[int, list[str]], dict[int, float]]:
     selection = Selection.from_json(run.selection)
     stored_genres = run.selection.get("test_genres") or {}
     genres = {
-        movie.tmdb_id: list(stored_genres.get(str(movie.tmdb_id), movie.genres))
+        movie.tmdb_id: list(tmdb_genres(stored_genres.get(str(movie.tmdb_id), movie.genres)))
         for movie in selection.test
     }
     real = {movie.tmdb_id: movie.rating for movie in selection.test}

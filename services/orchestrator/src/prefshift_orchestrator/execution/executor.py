@@ -94,7 +94,6 @@ class RunExecutor:
         self.sources = SourceDeps(settings=settings, clients=clients, sessions=sessions)
         self.preparation = Preparation(
             sessions=sessions,
-            clients=clients,
             resolver=ArmResolver(settings=settings, clients=clients),
         )
 

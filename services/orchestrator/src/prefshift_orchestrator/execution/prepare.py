@@ -1,11 +1,11 @@
 """Preparing a run, once, before its first step: the test and persona movies (seeded,
 stratified, disjoint; :func:`~prefshift_orchestrator.protocol.select_movies`), the test movies'
-genres, and the arms as resolved (:class:`~prefshift_orchestrator.execution.arms.ArmResolver`).
-The result is stored on the run, so a resumed run never prepares again."""
+genres (the dataset's, in TMDB's names), and the arms as resolved
+(:class:`~prefshift_orchestrator.execution.arms.ArmResolver`). The result is stored on the run,
+so a resumed run never prepares again."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prefshift_common.errors import NotFound, ServiceError, Unprocessable
-from prefshift_orchestrator.clients import ServiceClients
+from prefshift_common.errors import NotFound, Unprocessable
+from prefshift_common.movies import tmdb_genres
 from prefshift_orchestrator.dataset_reads import DatasetReads
 from prefshift_orchestrator.execution.arms import Arm, ArmResolver
 from prefshift_orchestrator.models import Run
@@ -39,11 +39,9 @@ class Preparation:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        clients: ServiceClients,
         resolver: ArmResolver,
     ) -> None:
         self.sessions = sessions
-        self.clients = clients
         self.resolver = resolver
 
     async def prepare(self, run: Run, protocol: Protocol) -> Prepared:
@@ -55,12 +53,13 @@ class Preparation:
         else:
             selection = Selection.from_json(recorded.selection)
         selected = time.perf_counter()
-        # The genre lookup (tmdb-proxy) and the arms' state (recommenders) are independent.
-        timed_genres = _timed(self._test_genres(selection, messages))
-        timed_arms = _timed(
+        arms, arms_ms = await _timed(
             self.resolver.resolve(protocol.arm_specs(), run.dataset, messages, recorded)
         )
-        (test_genres, genres_ms), (arms, arms_ms) = await asyncio.gather(timed_genres, timed_arms)
+        # per-genre shift reads TMDB's genre names, mapped from the dataset's own
+        test_genres = {
+            str(movie.tmdb_id): list(tmdb_genres(movie.genres)) for movie in selection.test
+        }
         if recorded is not None:  # the same genres as the recorded run's figures
             test_genres = {**test_genres, **(recorded.selection.get("test_genres") or {})}
         selection_json = {
@@ -68,12 +67,8 @@ class Preparation:
             **({"recorded_run": recorded.run_id} if recorded is not None else {}),
             "test_genres": test_genres,
             # How long preparing took: reading the dataset (the orchestrator's own work) and
-            # the two service calls that ran side by side.
-            "prepare_ms": {
-                "dataset": (selected - started) * 1000,
-                "tmdb_proxy": genres_ms,
-                "recommenders": arms_ms,
-            },
+            # asking the recommenders for the arms' state.
+            "prepare_ms": {"dataset": (selected - started) * 1000, "recommenders": arms_ms},
         }
         return Prepared(selection=selection_json, arms=arms, messages=messages)
 
@@ -113,20 +108,6 @@ class Preparation:
             )
         except NotEnoughRatings as exc:
             raise Unprocessable(f"user {run.user_id}: {exc}") from exc
-
-    async def _test_genres(self, selection: Selection, messages: list[str]) -> dict[str, list[str]]:
-        """TMDB genre names of the test movies, from tmdb-proxy (the dataset's genres when the
-        proxy is unreachable or lacks a movie)."""
-        genres = {str(movie.tmdb_id): list(movie.genres) for movie in selection.test}
-        try:
-            batch = await self.clients.movies([movie.tmdb_id for movie in selection.test])
-        except ServiceError as error:
-            messages.append(f"test movie genres from the dataset (tmdb-proxy: {error.detail})")
-            return genres
-        for movie in batch.movies:
-            if movie.genre_names:
-                genres[str(movie.id)] = movie.genre_names
-        return genres
 
 
 async def _timed(awaitable: Awaitable[T]) -> tuple[T, float]:
