@@ -124,16 +124,12 @@ def test_concurrent_identical_submissions_share_one_run(
 
 
 def _runs_of(database_url: str, user_id: int) -> int:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(
-                    text("SELECT COUNT(*) FROM runs WHERE user_id = :user"), {"user": user_id}
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    with sync_connection(database_url) as connection:
+        return int(
+            connection.execute(
+                text("SELECT COUNT(*) FROM runs WHERE user_id = :user"), {"user": user_id}
+            ).scalar_one()
+        )
 
 
 def test_cancel_a_queued_run(

@@ -81,7 +81,7 @@ async def _run_out(session: SessionDep, run: Run) -> RunOut:
     response_model=RunOut,
     responses={
         200: {"model": RunOut, "description": "The run already existed (idempotent repeat)."},
-        **error_responses(NotFound, Unprocessable),
+        **error_responses(NotFound, Conflict, Unprocessable),
     },
     tags=["runs"],
 )

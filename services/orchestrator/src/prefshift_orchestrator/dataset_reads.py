@@ -22,9 +22,6 @@ class DatasetReads:
         dataset = await datasets.find_dataset(self.session, name)
         return dataset.id if dataset is not None else None
 
-    async def dataset_names(self) -> list[str]:
-        return [dataset.name for dataset in await datasets.list_datasets(self.session)]
-
     async def user_exists(self, dataset_id: int, user_id: int) -> bool:
         return await datasets.find_user(self.session, dataset_id, user_id) is not None
 

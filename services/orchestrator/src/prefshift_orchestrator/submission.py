@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_common.errors import Conflict, NotFound, ServiceError, Unprocessable
+from prefshift_datasets.reads import choose_dataset
 from prefshift_orchestrator.arm_urls import ArmUrlPolicy
 from prefshift_orchestrator.cohorts import (
     SeedStudyRule,
@@ -63,19 +64,17 @@ def params_hash(user_id: int, dataset: str, params: dict[str, Any], seed: int) -
 async def resolve_dataset(
     reads: DatasetReads, requested: str | None, settings: Settings
 ) -> tuple[str, int | None]:
-    """The dataset's name and id (id None when it is not imported)."""
+    """The dataset's name and id (id None when a named dataset is not imported: the caller
+    answers a repeated submission first, then 404). With no name, the one rule of every service
+    (``prefshift_datasets.reads.choose_dataset``): the only imported dataset, 409 when none is,
+    422 when several are."""
     name = requested or settings.orchestrator_dataset
-    if name is None:
-        names = await reads.dataset_names()
-        if len(names) == 1:
-            name = names[0]
-        elif not names:
-            raise NotFound("no dataset is imported; run `prefshift data import PATH` first")
-        else:
-            raise Unprocessable(
-                f"several datasets are imported ({', '.join(names)}); say which with 'dataset'"
-            )
-    return name, await reads.dataset_id(name)
+    if name is not None:
+        return name, await reads.dataset_id(name)
+    dataset = await choose_dataset(
+        reads.session, None, default=None, setting="PREFSHIFT_ORCHESTRATOR_DATASET"
+    )
+    return dataset.name, dataset.id
 
 
 def refusal(
