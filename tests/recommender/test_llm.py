@@ -222,7 +222,7 @@ async def test_llm_page_is_short_when_the_model_never_delivers(
 @pytest.mark.parametrize(
     ("reply", "status", "error"),
     [
-        (Reply(status=500, error_message="model crashed"), 502, "upstream_error"),
+        (Reply(status=500, error_message="model crashed"), 503, "unavailable"),
         (Reply(status=401, error_message="bad key"), 502, "upstream_error"),
     ],
 )

@@ -347,13 +347,14 @@ async def test_429_slows_the_shared_budget_and_waits_instead_of_failing(
     assert fake.calls == 3 + 4  # one call and three waits, not multiplied by anything
 
 
-async def test_server_errors_become_502_after_the_retries(
+async def test_server_errors_become_503_after_the_retries(
     simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
 ) -> None:
     fake.script(Reply(status=500), Reply(status=503))
     async with simulator(**llm_settings(fake, simulator_max_retries=1)) as client:
         response = await client.post("/ratings", json=body_for(case))
-    assert response.status_code == 502
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
     assert "503" in response.json()["detail"]
     assert fake.calls == 2
 
@@ -431,7 +432,7 @@ async def test_calls_are_recorded_without_the_key(
     async with simulator(**llm_settings(fake, simulator_max_retries=0)) as client:
         failed = await client.post("/ratings", json=body_for(case))
         ok = await client.post("/ratings", json=body_for(case))
-    assert failed.status_code == 502 and API_KEY not in failed.text
+    assert failed.status_code == 503 and API_KEY not in failed.text
     assert ok.status_code == 200
     calls = rows(seed_cohort_database_url, LlmCall)
     assert [c.status for c in calls] == ["error", "valid"]

@@ -43,6 +43,8 @@ NOT_CONFIGURED = (
 )
 #: Titles the model is asked for per call, at most (long answers get truncated or sloppy).
 MAX_PER_CALL = 80
+#: Answer tokens allowed per title asked for (a JSON entry takes about 15).
+TOKENS_PER_TITLE = 30
 #: Titles listed as "do not recommend" in a follow-up prompt, at most.
 MAX_AVOID = 300
 
@@ -156,6 +158,7 @@ class LlmRecommender:
             schema=RECOMMENDATIONS_SCHEMA,
             schema_name="recommendations",
             seed=seed,
+            max_tokens=TOKENS_PER_TITLE * count + 64,  # bounded: a cut answer keeps its titles
         )
 
     async def recommend(self, query: Query) -> Page:

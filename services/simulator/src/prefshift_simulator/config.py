@@ -63,8 +63,8 @@ class Settings(LlmSettings):
     simulator_max_output_tokens: int | None = Field(
         default=None,
         ge=64,
-        description="The largest output budget (max_tokens) a re-ask after a cut-off answer may "
-        "ask for; unset: never send max_tokens.",
+        description="Bounds each answer: a request asks for max_tokens of 60 per movie (+64), "
+        "a re-ask after a cut-off answer doubles it, never past this; unset: no max_tokens.",
     )
     simulator_replay: bool = Field(
         default=True, description="Answer an identical LLM call from its recorded response."

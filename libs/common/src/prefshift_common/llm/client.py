@@ -11,7 +11,8 @@ What it does with each kind of failure:
   made again one rung lower at once, and the decision is recorded for the endpoint and model;
 * 429: the shared budget slows down (``Retry-After`` honoured) and the call waits its turn
   again, up to ``llm_rate_limit_retries`` times, then 429;
-* 5xx or an unreachable endpoint: up to ``max_retries`` more tries with backoff, then 502/503;
+* 5xx or an unreachable endpoint: up to ``max_retries`` more tries with backoff, then 503 (the
+  orchestrator retries a page step on it later);
 * timeout: never retried with the identical request: 504 at once, naming the timeout, so the
   caller can ask for less (the connection of the abandoned call is closed by the client);
 * an answer: the caller's ``validate`` says whether it is usable; only a ``valid`` answer is
@@ -346,6 +347,12 @@ class LlmClient:
             return Unavailable(f"the LLM endpoint {self.endpoint} is unreachable")
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return UpstreamError(f"the LLM endpoint rejected the API key ({exc.status_code})")
+        if isinstance(exc, openai.APIStatusError) and _transient(exc):
+            # it kept failing through our retries: unavailable for now (callers retry later)
+            return Unavailable(
+                f"the LLM endpoint answered {exc.status_code} {self.max_retries + 1} times: "
+                f"{message}"
+            )
         if isinstance(exc, openai.APIStatusError):
             return UpstreamError(f"the LLM endpoint answered {exc.status_code}: {message}")
         return UpstreamError(f"the LLM call failed: {type(exc).__name__}")

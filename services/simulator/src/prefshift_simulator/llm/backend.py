@@ -117,7 +117,9 @@ class LlmBackend:
             )
         started = time.perf_counter()
         progress = _Progress()
-        chunks = [_Chunk(list(items))]
+        ceiling = self.settings.simulator_max_output_tokens
+        budget = min(ceiling, TOKENS_PER_ITEM * len(items) + 64) if ceiling else None
+        chunks = [_Chunk(list(items), max_tokens=budget)]
         while chunks:
             outcomes = await asyncio.gather(
                 *(self._ask(request, chunk, facts, progress) for chunk in chunks)
