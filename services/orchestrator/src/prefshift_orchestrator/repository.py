@@ -1,4 +1,5 @@
-"""All SQL of the orchestrator: runs, their ratings and checkpoints, experiments, the work queue.
+"""SQL of runs, their ratings and checkpoints, and experiments (the work queue's is in
+``work_queue``).
 
 Writes made by a worker on behalf of a claimed run go through :meth:`RunRepository.fence`, an
 ``UPDATE`` that succeeds only while the worker still holds the claim (same claim token, status
@@ -9,13 +10,12 @@ taken at once (no read-then-write lock upgrade).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_orchestrator.models import (
@@ -264,98 +264,6 @@ class RunRepository:
             .where(Run.id == run_id, Run.status.in_(("queued", "running")))
             .values(status="failed", error=error, finished_at=utcnow(), claim_token=None)
         )
-
-
-class WorkQueue:
-    """Claiming queued runs, heartbeats and re-queueing of stalled runs."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def claim(self, worker_id: str) -> Claim | None:
-        """Atomically move the oldest queued run to ``running`` for this worker."""
-        token = uuid.uuid4().hex
-        now = utcnow()
-        dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            run_id = (
-                await self.session.execute(
-                    select(Run.id)
-                    .where(Run.status == "queued")
-                    .order_by(Run.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalar()
-            if run_id is None:
-                return None
-            condition = and_(Run.id == run_id, Run.status == "queued")
-        else:
-            # SQLite serialises writers: one UPDATE with the pick in a subquery is atomic.
-            oldest = (
-                select(Run.id).where(Run.status == "queued").order_by(Run.id).limit(1)
-            ).scalar_subquery()
-            condition = and_(Run.id == oldest, Run.status == "queued")
-        claimed = (
-            await self.session.execute(
-                update(Run)
-                .where(condition)
-                .values(
-                    status="running",
-                    claimed_by=worker_id,
-                    claim_token=token,
-                    heartbeat_at=now,
-                    started_at=func.coalesce(Run.started_at, now),
-                    attempts=Run.attempts + 1,
-                )
-                .returning(Run.id)
-            )
-        ).scalar()
-        return None if claimed is None else Claim(run_id=int(claimed), token=token)
-
-    async def heartbeat(self, claims: Sequence[Claim]) -> set[int]:
-        """Refresh the heartbeat of the runs still held; returns the ids no longer held."""
-        lost: set[int] = set()
-        now = utcnow()
-        for claim in claims:
-            result = await self.session.execute(
-                update(Run)
-                .where(
-                    Run.id == claim.run_id, Run.claim_token == claim.token, Run.status == "running"
-                )
-                .values(heartbeat_at=now)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                lost.add(claim.run_id)
-        return lost
-
-    async def requeue_stalled(self, *, stall_seconds: float, max_attempts: int) -> int:
-        """Runs whose worker stopped heart-beating go back to the queue (or fail after
-        ``max_attempts`` claims). Returns how many were re-queued or failed."""
-        threshold = utcnow() - timedelta(seconds=stall_seconds)
-        stalled = and_(
-            Run.status == "running", or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < threshold)
-        )
-        failed = await self.session.execute(
-            update(Run)
-            .where(stalled, Run.attempts >= max_attempts)
-            .values(
-                status="failed",
-                claim_token=None,
-                finished_at=utcnow(),
-                error={
-                    "error": "stalled",
-                    "status": 500,
-                    "detail": f"the run stalled {max_attempts} times (its workers died)",
-                },
-            )
-        )
-        requeued = await self.session.execute(
-            update(Run)
-            .where(stalled, Run.attempts < max_attempts)
-            .values(status="queued", claimed_by=None, claim_token=None)
-        )
-        return int(failed.rowcount + requeued.rowcount)  # type: ignore[attr-defined]
 
 
 class ExperimentRepository:

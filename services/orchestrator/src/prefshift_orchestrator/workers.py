@@ -18,14 +18,13 @@ import socket
 import uuid
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.execution import RunExecutor
-from prefshift_orchestrator.models import Run
-from prefshift_orchestrator.repository import Claim, WorkQueue
+from prefshift_orchestrator.repository import Claim
+from prefshift_orchestrator.work_queue import WorkQueue
 
 log = structlog.get_logger(__name__)
 
@@ -79,16 +78,7 @@ class WorkerPool:
         if claims:
             with contextlib.suppress(Exception):
                 async with self.executor.store.writing() as session:
-                    for claim in claims:
-                        await session.execute(
-                            update(Run)
-                            .where(
-                                Run.id == claim.run_id,
-                                Run.claim_token == claim.token,
-                                Run.status == "running",
-                            )
-                            .values(status="queued", claimed_by=None, claim_token=None)
-                        )
+                    await WorkQueue(session).release(claims)
                     await session.commit()
                 log.info("runs_released", runs=[c.run_id for c in claims])
 
