@@ -126,8 +126,30 @@ async def train(
 
     Watch `GET /recommenders?dataset=…` for `status` and `progress`. The trained model is saved
     on disk with a `model_version` derived from the implementation, the dataset's content and
-    the parameters, serves requests as soon as it is ready, and is loaded again on restart
-    without retraining. Training the same model while it trains returns the running job.
+    the parameters. Trained with the default parameters (or `"activate": true`, which needs the
+    API token when one is set) it serves requests as soon as it is ready and after restarts;
+    with other parameters it is a candidate version kept beside the active one, which runs go on
+    using. Trainings run one at a time; training the same model while it trains returns the
+    running job; `DELETE` on this path cancels it. Parameters are bounded so that a fit takes
+    minutes, not hours.
     404: unknown recommender or dataset; 409: no dataset imported; 422: bad parameters, or an
     LLM recommender (nothing to train)."""
     return await service.train(session, name, body)
+
+
+@router.delete(
+    "/recommenders/{name}/train",
+    response_model=TrainAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(NotFound, Conflict),
+)
+async def cancel_training(
+    name: RecommenderName,
+    service: ServiceDep,
+    session: SessionDep,
+    dataset: DatasetQuery = None,
+) -> TrainAccepted:
+    """Cancel the queued or running training of an implementation on a dataset (default: the
+    service's): a queued one never starts, a running fit stops at its next iteration and its
+    state becomes `failed` with detail `cancelled`. 409 when none is queued or running."""
+    return await service.cancel_training(session, name, dataset)

@@ -176,8 +176,12 @@ def model_dir(root: Path, dataset: str, name: str) -> Path:
     return root / "recommender" / dataset / name
 
 
-def save(model: TrainedModel, root: Path) -> Path:
-    """Write a model atomically; returns the metadata path."""
+ACTIVE = "active.json"
+
+
+def save(model: TrainedModel, root: Path, *, active: bool = True) -> Path:
+    """Write a model atomically; returns the metadata path. ``active``: the version requests
+    are served from (also after a restart); otherwise a candidate kept next to it."""
     directory = model_dir(root, model.dataset.name, model.name)
     directory.mkdir(parents=True, exist_ok=True)
     stem = model.version.rsplit(":", 1)[1]
@@ -199,6 +203,7 @@ def save(model: TrainedModel, root: Path) -> Path:
         "params": model.params,
         "trained_at": model.trained_at,
         "train_seconds": model.train_seconds,
+        "candidate": not active,
         "n_users": model.n_users,
         "n_ratings": model.n_ratings,
     }
@@ -206,17 +211,32 @@ def save(model: TrainedModel, root: Path) -> Path:
     partial_meta = directory / f".{stem}.{os.getpid()}.json"
     partial_meta.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(partial_meta, meta_path)
+    if active:
+        activate(root, model)
     return meta_path
 
 
+def activate(root: Path, model: TrainedModel) -> None:
+    """Mark ``model`` as the version served (``active.json`` beside the versions)."""
+    directory = model_dir(root, model.dataset.name, model.name)
+    partial = directory / f".{ACTIVE}.{os.getpid()}"
+    partial.write_text(json.dumps({"version": model.version}))
+    os.replace(partial, directory / ACTIVE)
+
+
 def load_latest(root: Path, dataset: DatasetRef, name: str) -> TrainedModel | None:
-    """The most recently trained model of ``name`` on this dataset's current content."""
+    """The model of ``name`` served on this dataset's current content: the version marked
+    active, else the most recently trained one that is not a candidate."""
     directory = model_dir(root, dataset.name, name)
     if not directory.is_dir():
         return None
     candidates: list[dict[str, Any]] = []
+    try:
+        active = json.loads((directory / ACTIVE).read_text()).get("version")
+    except (OSError, ValueError):
+        active = None
     for meta_path in directory.glob("*.json"):
-        if meta_path.name.startswith("."):
+        if meta_path.name.startswith(".") or meta_path.name == ACTIVE:
             continue
         try:
             meta = json.loads(meta_path.read_text())
@@ -226,6 +246,8 @@ def load_latest(root: Path, dataset: DatasetRef, name: str) -> TrainedModel | No
         if current and meta_path.with_suffix(".npz").is_file():
             meta["_path"] = str(meta_path.with_suffix(".npz"))
             candidates.append(meta)
+    marked = [m for m in candidates if m.get("version") == active]
+    candidates = marked or [m for m in candidates if not m.get("candidate")]
     if not candidates:
         return None
     meta = max(candidates, key=lambda m: str(m.get("trained_at", "")))

@@ -36,22 +36,26 @@ class TrainingState:
     progress: float = 0.0
     detail: str | None = None
     version: str | None = None
+    #: whether the model serves requests once trained (else a candidate kept beside the active)
+    activate: bool = True
+    cancelled: bool = False
 
 
-#: Upper bounds of training parameters (others: 1000), so that no request can queue a fit
-#: that runs for days.
+#: Upper bounds of training parameters (others: 1000), so that one fit stays within minutes on
+#: two cores at ml-32m size (docs/recommender.md has the figures).
 PARAMETER_LIMITS: dict[str, float] = {
-    "factors": 512,
-    "iterations": 500,
-    "k": 2000,
-    "fold_in_steps": 1000,
+    "factors": 256,
+    "iterations": 100,
+    "k": 1000,
+    "fold_in_steps": 200,
     "fold_in_negatives": 10_000,
     "random_state": 2**31 - 1,
 }
 
 
 class TrainingCancelled(Exception):
-    """Raised from a fit's progress callback when the service shuts down."""
+    """Raised from a fit's progress callback when the service shuts down or the training is
+    cancelled (``DELETE /recommenders/{name}/train``)."""
 
 
 class InvalidParameters(ValueError):
@@ -94,6 +98,8 @@ class ModelRegistry:
         self.threads = threads
         self._models: dict[tuple[str, str], TrainedModel] = {}
         self._states: dict[tuple[str, str], TrainingState] = {}
+        #: trainings of candidate versions: never shown as the served model's state
+        self._candidate_states: dict[tuple[str, str], TrainingState] = {}
         self._catalogs: dict[str, Catalog] = {}
         self._catalog_lock = asyncio.Lock()
         self._matrices: dict[str, TrainingMatrix] = {}
@@ -157,18 +163,33 @@ class ModelRegistry:
         return loaded
 
     def start_training(
-        self, name: str, dataset: DatasetRef, params: Mapping[str, Any]
+        self,
+        name: str,
+        dataset: DatasetRef,
+        params: Mapping[str, Any],
+        *,
+        activate: bool | None = None,
     ) -> TrainingState:
         """Queue a training; returns at once. A training of the same model already queued or
-        running is not started twice."""
+        running is not started twice; trainings run one at a time.
+
+        ``activate`` (default: for the default parameters, or when no model serves yet): the
+        trained model replaces the one requests are served from; otherwise it is kept as a
+        candidate version beside it, and runs go on using the active one."""
         full = check_params(name, params)
         version = artifacts.model_version(name, dataset, full)
+        if activate is None:
+            activate = not params or self.model(name, dataset) is None
+        serve = activate
         key = (name, dataset.name)
-        current = self._states.get(key)
+        states = self._states if serve else self._candidate_states
+        current = states.get(key)
         if current is not None and current.status == "training":
             return current
-        state = TrainingState(status="training", progress=0.0, detail="queued", version=version)
-        self._states[key] = state
+        state = TrainingState(
+            status="training", progress=0.0, detail="queued", version=version, activate=serve
+        )
+        states[key] = state
         self._pending[dataset.name] = self._pending.get(dataset.name, 0) + 1
         task = asyncio.create_task(self._train(name, dataset, full, state))
         self._tasks.add(task)
@@ -195,7 +216,7 @@ class ModelRegistry:
         loop = asyncio.get_running_loop()
 
         def progress(fraction: float) -> None:
-            if self._closing:  # implicit calls back once per iteration: stop there
+            if self._closing or state.cancelled:  # implicit calls back once per iteration
                 raise TrainingCancelled
             state.progress = round(min(max(fraction, 0.0), 1.0) * 0.95, 4)
 
@@ -205,23 +226,30 @@ class ModelRegistry:
                 name, dataset, matrix, params, progress=progress, num_threads=self.threads
             )
             state.detail = "saving"
-            artifacts.save(model, self.models_dir)
+            artifacts.save(model, self.models_dir, active=state.activate)
             return model
 
         try:
+            if state.cancelled:
+                raise TrainingCancelled
             state.detail = "loading ratings"
             matrix = await self._matrix(dataset)
             if matrix.ratings.nnz == 0:
                 raise ValueError(f"dataset {dataset.name!r} has no ratings of movies with TMDB ids")
             model = await loop.run_in_executor(self._executor, fit_and_save, matrix)
         except (TrainingCancelled, asyncio.CancelledError):
-            state.status, state.detail = "failed", "cancelled: the service stopped"
+            why = "cancelled" if state.cancelled else "cancelled: the service stopped"
+            state.status, state.detail = "failed", why
         except Exception as exc:  # a failed fit must show in GET /recommenders, not vanish
             log.exception("training_failed", recommender=name, dataset=dataset.name)
             state.status, state.detail = "failed", f"{type(exc).__name__}: {exc}"
         else:
-            self._models[(name, dataset.name)] = model
-            state.status, state.progress, state.detail = "ready", 1.0, None
+            if state.activate:
+                self._models[(name, dataset.name)] = model
+                state.detail = None
+            else:
+                state.detail = f"candidate {model.version} saved; the active model still serves"
+            state.status, state.progress = "ready", 1.0
             log.info(
                 "model_trained",
                 version=model.version,
@@ -232,6 +260,18 @@ class ModelRegistry:
             self._pending[dataset.name] -= 1
             if self._pending[dataset.name] == 0:
                 self._matrices.pop(dataset.fingerprint, None)
+
+    def cancel_training(self, name: str, dataset: DatasetRef) -> list[TrainingState]:
+        """Cancel the queued or running trainings of ``name`` on ``dataset``: a queued one never
+        starts, a running fit stops at its next iteration. Returns what was cancelled."""
+        cancelled = []
+        for states in (self._states, self._candidate_states):
+            state = states.get((name, dataset.name))
+            if state is not None and state.status == "training":
+                state.cancelled = True
+                state.detail = "cancelling"
+                cancelled.append(state)
+        return cancelled
 
     async def wait_idle(self) -> None:
         """Wait for every queued training (tests and the CLI)."""

@@ -18,9 +18,9 @@ class TrainParams(Contract):
     in docs/recommender.md). A parameter another implementation owns is refused with 422."""
 
     factors: (
-        Annotated[PositiveInt, Field(le=512, description="als, bpr: latent factors.")] | None
+        Annotated[PositiveInt, Field(le=256, description="als, bpr: latent factors.")] | None
     ) = None
-    iterations: Annotated[PositiveInt, Field(le=500, description="als, bpr: epochs.")] | None = None
+    iterations: Annotated[PositiveInt, Field(le=100, description="als, bpr: epochs.")] | None = None
     regularization: Annotated[NonNegative, Field(description="als, bpr: L2 weight.")] | None = None
     alpha: Annotated[NonNegative, Field(description="als, item-knn: confidence scale.")] | None = (
         None
@@ -43,7 +43,7 @@ class TrainParams(Contract):
         Annotated[int, Field(ge=0, le=2**31 - 1, description="als, bpr: seed.")] | None
     ) = None
     fold_in_steps: (
-        Annotated[PositiveInt, Field(le=1000, description="bpr: cold-start steps.")] | None
+        Annotated[PositiveInt, Field(le=200, description="bpr: cold-start steps.")] | None
     ) = None
     fold_in_negatives: (
         Annotated[
@@ -58,7 +58,7 @@ class TrainParams(Contract):
         Annotated[NonNegative, Field(description="bpr: cold-start L2 weight.")] | None
     ) = None
     k: (
-        Annotated[PositiveInt, Field(le=2000, description="item-knn: neighbours per movie.")] | None
+        Annotated[PositiveInt, Field(le=1000, description="item-knn: neighbours per movie.")] | None
     ) = None
     k1: Annotated[NonNegative, Field(description="item-knn: BM25 saturation.")] | None = None
     b: Annotated[float, Field(ge=0.0, le=1.0, description="item-knn: BM25 length norm.")] | None = (
@@ -75,6 +75,12 @@ class TrainRequest(Contract):
 
     dataset: DatasetName | None = Field(
         default=None, description="Dataset to train on; default: the service's dataset."
+    )
+    activate: bool | None = Field(
+        default=None,
+        description="Serve the trained model from now on (and after restarts). Default: when "
+        "no parameter is set or no model serves yet; otherwise the model is kept as a candidate "
+        "version beside the active one (train again with `activate: true` to serve it).",
     )
     params: TrainParams = Field(
         default_factory=TrainParams, examples=[{"factors": 64, "iterations": 20}]

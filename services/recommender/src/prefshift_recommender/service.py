@@ -139,7 +139,9 @@ class RecommenderService:
             raise Unprocessable(f"{name} has nothing to train: it asks a language model")
         dataset = await self.dataset(session, body.dataset)
         try:
-            state = self.registry.start_training(name, dataset, body.params.given())
+            state = self.registry.start_training(
+                name, dataset, body.params.given(), activate=body.activate
+            )
         except InvalidParameters as exc:
             raise Unprocessable(f"invalid parameters for {name}: {exc}") from None
         return TrainAccepted(
@@ -147,6 +149,23 @@ class RecommenderService:
             dataset=dataset.name,
             model_version=state.version or "",
             status=state.status,
+            links={"status": f"/recommenders?dataset={dataset.name}"},
+        )
+
+    async def cancel_training(
+        self, session: AsyncSession, name: str, dataset_name: str | None
+    ) -> TrainAccepted:
+        """Cancel the queued or running training of ``name`` (409 when none is)."""
+        self.get(name)
+        dataset = await self.dataset(session, dataset_name)
+        cancelled = self.registry.cancel_training(name, dataset)
+        if not cancelled:
+            raise Conflict(f"no training of {name} on {dataset.name!r} is queued or running")
+        return TrainAccepted(
+            recommender=name,
+            dataset=dataset.name,
+            model_version=cancelled[0].version or "",
+            status="cancelling",
             links={"status": f"/recommenders?dataset={dataset.name}"},
         )
 

@@ -60,7 +60,7 @@ class Settings(CommonSettings):
     tmdb_proxy_request_deadline_s: float = Field(
         default=5.0,
         gt=0,
-        le=120,
+        le=3600,
         description="Longest a request waits for TMDB before answering from copies.",
     )
     tmdb_proxy_refresh_queue_size: int = Field(
