@@ -68,6 +68,14 @@ def _status(response: httpx.Response) -> str:
     return f"{response.status_code} {httpx.codes.get_reason_phrase(response.status_code)}".strip()
 
 
+class ArmBudgetSpent(ServiceError):
+    """An external arm used the time its run allows it: a 504 that is not retried (the page
+    step retries of 504s would otherwise keep a worker on a dead arm)."""
+
+    status_code, code = 504, "upstream_timeout"
+    description = "An external arm used its time budget for this run."
+
+
 class ArmBudget:
     """The time one run may still spend waiting on one external arm."""
 
@@ -148,7 +156,7 @@ class ServiceClients:
         deadline = self.settings.orchestrator_arm_call_timeout_seconds
         if budget is not None:
             if budget.remaining <= 0:
-                raise UpstreamTimeout(
+                raise ArmBudgetSpent(
                     f"{service} at {base_url} used this run's budget of "
                     f"{self.settings.orchestrator_arm_run_budget_seconds:g} s"
                 )

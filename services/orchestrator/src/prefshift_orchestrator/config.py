@@ -69,13 +69,13 @@ class Settings(CommonSettings):
         default=3.0, gt=0, le=60, description="Connect timeout of a call to an external arm."
     )
     orchestrator_arm_call_timeout_seconds: float = Field(
-        default=120.0,
+        default=60.0,
         gt=0,
         le=3600,
         description="Deadline of one call to an external arm, retries included.",
     )
     orchestrator_arm_run_budget_seconds: float = Field(
-        default=900.0,
+        default=600.0,
         gt=0,
         le=86400,
         description="Time one run may spend waiting on one external arm in all.",
