@@ -14,7 +14,7 @@ from prefshift_common.contracts import (
     RecommendationResponse,
     RecommenderInfo,
 )
-from prefshift_common.errors import NotFound, Unprocessable
+from prefshift_common.errors import Conflict, NotFound, Unprocessable
 from prefshift_common.llm import LlmClient
 from prefshift_common.logging import current_request_id
 from prefshift_common.tmdb_client import TmdbProxyClient
