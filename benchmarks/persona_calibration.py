@@ -27,10 +27,9 @@ def main() -> None:
     from prefshift_simulator.calibration.fit import DEFAULT_BOUNDS, calibrate
     from prefshift_simulator.calibration.replay import draws, prepare, replay
     from prefshift_simulator.config import Settings
-    from prefshift_simulator.embedded.collaborative import CollaborativeStats
     from prefshift_simulator.embedded.model import EmbeddedPersonaModel
     from prefshift_simulator.embedded.persona_models import flat_parameters
-    from prefshift_simulator.evaluation import read_dataset
+    from prefshift_simulator.evaluation import collaborative_stats, read_dataset
     from prefshift_simulator.main import persona_models
 
     settings = Settings()
@@ -45,12 +44,7 @@ def main() -> None:
         }
         facts = {**offline_facts(connection, shown - set(snapshot.facts)), **snapshot.facts}
     engine.dispose()
-    stats = CollaborativeStats(
-        dataset=snapshot.name,
-        user_ids=snapshot.ratings["user_id"].to_numpy(),
-        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
-        ratings=snapshot.ratings["rating"].to_numpy(),
-    )
+    stats = collaborative_stats(snapshot)
     prepared = prepare(
         recorded.users, model=EmbeddedPersonaModel(base.params), facts=facts, stats=stats
     )

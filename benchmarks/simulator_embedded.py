@@ -71,7 +71,7 @@ def start(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_ready(url: str, seconds: float = 60.0) -> None:
+def wait_ready(url: str, seconds: float = 240.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:

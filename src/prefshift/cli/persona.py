@@ -142,7 +142,6 @@ def calibrate(
     from prefshift_simulator.calibration.fit import calibrate as fit
     from prefshift_simulator.calibration.replay import prepare
     from prefshift_simulator.config import Settings
-    from prefshift_simulator.embedded.collaborative import CollaborativeStats
     from prefshift_simulator.embedded.model import EmbeddedPersonaModel
     from prefshift_simulator.embedded.persona_models import (
         PersonaModel,
@@ -150,7 +149,7 @@ def calibrate(
         save_persona_model,
         with_parameters,
     )
-    from prefshift_simulator.evaluation import read_dataset
+    from prefshift_simulator.evaluation import collaborative_stats, read_dataset
     from prefshift_simulator.main import persona_models
 
     settings = Settings()
@@ -188,12 +187,7 @@ def calibrate(
             facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
     finally:
         engine.dispose()
-    stats = CollaborativeStats(
-        dataset=snapshot.name,
-        user_ids=snapshot.ratings["user_id"].to_numpy(),
-        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
-        ratings=snapshot.ratings["rating"].to_numpy(),
-    )
+    stats = collaborative_stats(snapshot)
     base = models[start]
     errors.print(
         f"experiment {experiment} ({recorded.name or 'unnamed'}): {len(recorded.users)} users "

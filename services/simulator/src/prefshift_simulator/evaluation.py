@@ -171,6 +171,16 @@ def read_dataset(database_url: str, dataset: str) -> DatasetSnapshot:
     )
 
 
+def collaborative_stats(snapshot: DatasetSnapshot) -> CollaborativeStats:
+    """The snapshot's collaborative statistics (blocking: seconds for 100,000 ratings)."""
+    return CollaborativeStats(
+        dataset=snapshot.name,
+        user_ids=snapshot.ratings["user_id"].to_numpy(),
+        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
+        ratings=snapshot.ratings["rating"].to_numpy(),
+    )
+
+
 def user_movie_bias(
     stats: CollaborativeStats, user_id: int, history: Sequence[RatedMovie], items: Sequence[int]
 ) -> FloatArray:
@@ -202,13 +212,7 @@ async def evaluate_personas(
     on_user: Callable[[int], None] | None = None,
 ) -> PersonaEvaluation:
     """Evaluate the personas of the snapshot's users (the first ``max_users`` by id)."""
-    stats = await asyncio.to_thread(
-        CollaborativeStats,
-        dataset=snapshot.name,
-        user_ids=snapshot.ratings["user_id"].to_numpy(),
-        tmdb_ids=snapshot.ratings["tmdb_id"].to_numpy(),
-        ratings=snapshot.ratings["rating"].to_numpy(),
-    )
+    stats = await asyncio.to_thread(collaborative_stats, snapshot)
     cache = DatasetStatsCache(settings.resolved_database_url)
     cache.put(stats)
     models, default_model = persona_models(settings)

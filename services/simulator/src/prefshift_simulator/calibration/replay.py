@@ -29,17 +29,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: The parameters a calibration can fit, as named in a parameter set.
-FITTABLE = (
-    "exposure_rate",
-    "reinforcement_rate",
-    "satiation_rate",
-    "satiation_decay",
-    "max_offset",
-    "lasting_noise",
-    "occasion_noise",
-)
-
 
 def occasion_seed(replication: int, *, page: int, arm: int | None = None) -> int:
     """The request seed of a replayed rating: test re-ratings share it across arms (as the
