@@ -33,6 +33,7 @@ from orchestrator_run import DATASET, SHARED, prepare_database, stack, wait_expe
 
 from prefshift.cli.replication import CatalogResolver  # noqa: E402
 from prefshift_common.db import create_async_db_engine, create_session_factory  # noqa: E402
+from prefshift_common.logging import configure_logging  # noqa: E402
 from prefshift_orchestrator.replication.importer import (  # noqa: E402
     ImportSummary,
     Step,
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="Runs at once.")
     parser.add_argument("--skip-runs", action="store_true", help="Measure the import only.")
     args = parser.parse_args()
+    configure_logging("WARNING")  # the resolver logs every dropped title at INFO
     print(f"before: {_load()}")
     with tempfile.TemporaryDirectory(prefix="prefshift-replication-") as workdir:
         started = time.perf_counter()
