@@ -349,9 +349,11 @@ class ServiceClients:
         parsed = self._parse("simulator", timed.value, RatingsResponse)
         asked = set(request.items)
         got = [rating.tmdb_id for rating in parsed.ratings]
-        if set(got) != asked or len(got) != len(asked):
+        # every movie asked is rated once or reported missing (with its reason), nothing else
+        missing = {rating.tmdb_id for rating in parsed.missing}
+        if len(got) != len(set(got)) or set(got) & missing or set(got) | missing != asked:
             raise UpstreamError(
-                f"simulator rated {sorted(set(got))[:5]}… instead of exactly the "
-                f"{len(asked)} movies asked"
+                f"simulator rated {sorted(set(got))[:5]}… and reported {len(missing)} missing "
+                f"instead of exactly the {len(asked)} movies asked"
             )
         return Timed(parsed, timed.latency_ms)
