@@ -23,19 +23,7 @@ else
   echo "== Chromium not installed at $chromium: the browser tests are SKIPPED (apt-get install chromium)"
 fi
 
-# The real-model test (tests/e2e/test_real_llm.py) needs llama-cpp-python's server, installed
-# outside the repository by scripts/install-llama-server.sh; PREFSHIFT_REQUIRE_LLAMA=1 makes it
-# mandatory. -rs lists every skipped test with its reason.
-llama="${PREFSHIFT_TEST_LLAMA_SERVER:-${XDG_CACHE_HOME:-$HOME/.cache}/prefshift/llama-server/bin/python}"
-if [ -x "$llama" ]; then
-  echo "== the real-model test runs against llama.cpp's server at $llama (SQLite pass only)"
-elif [ "${PREFSHIFT_REQUIRE_LLAMA:-0}" = "1" ]; then
-  echo "PREFSHIFT_REQUIRE_LLAMA=1 but no llama-server at $llama: run scripts/install-llama-server.sh" >&2
-  exit 1
-else
-  echo "== SKIPPING the real-model test: no llama-server at $llama (run scripts/install-llama-server.sh)"
-fi
-
+# -rs lists every skipped test with its reason.
 echo "== pytest on SQLite"
 PREFSHIFT_TEST_DATABASE=sqlite uv run --locked pytest -rs "$@"
 

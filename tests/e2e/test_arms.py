@@ -161,6 +161,9 @@ def test_a_planted_shift_is_recovered(services: Services) -> None:
             PREFSHIFT_SIMULATOR_EXPOSURE_RATE="0.1",
             PREFSHIFT_SIMULATOR_REINFORCEMENT_RATE="0",
             PREFSHIFT_SIMULATOR_SATIATION_RATE="0",
+            # noise-free, so the planted shift is the only thing that moves a rating
+            PREFSHIFT_SIMULATOR_OCCASION_NOISE="0",
+            PREFSHIFT_SIMULATOR_LASTING_NOISE="0",
             PREFSHIFT_ARM_URL_ALLOW="127.0.0.1",
         ),
         services.client() as client,
