@@ -33,6 +33,7 @@ class TestRecommenderSchema(SchemaContract):
         "GET /recommenders",
         "POST /recommendations",
         "POST /recommenders/{name}/train",
+        "DELETE /recommenders/{name}/train",
         "GET /healthz",
         "GET /readyz",
     )
