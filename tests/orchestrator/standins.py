@@ -140,3 +140,12 @@ class StandInRecommender:
 def serving(app: FastAPI) -> Iterator[str]:
     with LiveServer(app) as server:
         yield server.url
+
+
+@contextmanager
+def stand_in_services(
+    simulator: StandInSimulator, recommender: StandInRecommender
+) -> Iterator[dict[str, str]]:
+    """Both stand-ins on loopback; yields the orchestrator settings that point at them."""
+    with serving(simulator.app) as simulator_url, serving(recommender.app) as recommender_url:
+        yield {"simulator_url": simulator_url, "recommender_url": recommender_url}

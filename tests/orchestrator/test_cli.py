@@ -9,7 +9,11 @@ from typer.testing import CliRunner
 
 from prefshift.cli.main import app
 from tests.orchestrator.conftest import USER, OrchestratorFactory, dataset_tmdb_ids
-from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.orchestrator.standins import (
+    StandInRecommender,
+    StandInSimulator,
+    stand_in_services,
+)
 
 SMALL = ["--pages", "2", "--page-size", "3", "--test-size", "6", "--persona-size", "6"]
 
@@ -21,11 +25,8 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
     runner = CliRunner()
     with (
-        serving(simulator.app) as simulator_url,
-        serving(recommender.app) as recommender_url,
-        orchestrator(
-            seed_cohort_database_url, simulator_url=simulator_url, recommender_url=recommender_url
-        ) as client,
+        stand_in_services(simulator, recommender) as services,
+        orchestrator(seed_cohort_database_url, **services) as client,
     ):
         url = str(client.base_url)
         result = runner.invoke(app, ["simulate", str(USER), *SMALL, "--wait", "--url", url])

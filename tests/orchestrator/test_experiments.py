@@ -9,7 +9,11 @@ from collections import Counter
 import pandas as pd
 
 from tests.orchestrator.conftest import OrchestratorFactory, dataset_tmdb_ids
-from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.orchestrator.standins import (
+    StandInRecommender,
+    StandInSimulator,
+    stand_in_services,
+)
 
 PROTOCOL = {"pages": 2, "page_size": 3, "test_size": 6, "persona_size": 6, "seed": 5}
 USERS = [47425, 85795, 117669]
@@ -21,12 +25,10 @@ def test_an_experiment_runs_its_users_and_reports(
     simulator = StandInSimulator(exposure=1.0)
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
     with (
-        serving(simulator.app) as simulator_url,
-        serving(recommender.app) as recommender_url,
+        stand_in_services(simulator, recommender) as services,
         orchestrator(
             seed_cohort_database_url,
-            simulator_url=simulator_url,
-            recommender_url=recommender_url,
+            **services,
             orchestrator_workers=3,
         ) as client,
     ):

@@ -6,7 +6,11 @@ from __future__ import annotations
 import time
 
 from tests.orchestrator.conftest import OrchestratorFactory, dataset_tmdb_ids
-from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.orchestrator.standins import (
+    StandInRecommender,
+    StandInSimulator,
+    stand_in_services,
+)
 from tests.polling import wait_for_run
 
 PROTOCOL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 7, "seed": 2}
@@ -18,11 +22,8 @@ def test_datasets_experiments_and_a_runs_selection(
     simulator = StandInSimulator(exposure=1.0)
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
     with (
-        serving(simulator.app) as simulator_url,
-        serving(recommender.app) as recommender_url,
-        orchestrator(
-            seed_cohort_database_url, simulator_url=simulator_url, recommender_url=recommender_url
-        ) as client,
+        stand_in_services(simulator, recommender) as services,
+        orchestrator(seed_cohort_database_url, **services) as client,
     ):
         datasets = client.get("/datasets").json()
         assert [d["name"] for d in datasets] == ["seed-cohort"]

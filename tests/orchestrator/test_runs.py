@@ -12,7 +12,11 @@ from tests.orchestrator.conftest import (
     OrchestratorFactory,
     dataset_tmdb_ids,
 )
-from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.orchestrator.standins import (
+    StandInRecommender,
+    StandInSimulator,
+    stand_in_services,
+)
 from tests.polling import wait_for_run
 
 SMALL = {"pages": 2, "page_size": 5, "test_size": 10, "persona_size": 12}
@@ -25,12 +29,10 @@ def test_a_run_follows_the_protocol_and_stores_every_rating(
     pool = dataset_tmdb_ids(seed_cohort_database_url)
     recommender = StandInRecommender(pool)
     with (
-        serving(simulator.app) as simulator_url,
-        serving(recommender.app) as recommender_url,
+        stand_in_services(simulator, recommender) as services,
         orchestrator(
             seed_cohort_database_url,
-            simulator_url=simulator_url,
-            recommender_url=recommender_url,
+            **services,
         ) as client,
     ):
         response = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 7})

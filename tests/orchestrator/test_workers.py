@@ -17,7 +17,12 @@ from tests.orchestrator.conftest import (
     OrchestratorFactory,
     dataset_tmdb_ids,
 )
-from tests.orchestrator.standins import StandInRecommender, StandInSimulator, serving
+from tests.orchestrator.standins import (
+    StandInRecommender,
+    StandInSimulator,
+    serving,
+    stand_in_services,
+)
 from tests.polling import wait_for_run
 
 PROTOCOL = {"pages": 3, "page_size": 4, "test_size": 6, "persona_size": 8, "seed": 11}
@@ -64,8 +69,7 @@ def test_a_stopped_run_resumes_elsewhere_without_repeating_completed_calls(
 ) -> None:
     simulator = StandInSimulator(delay=0.15)
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
-    with serving(simulator.app) as simulator_url, serving(recommender.app) as recommender_url:
-        services = {"simulator_url": simulator_url, "recommender_url": recommender_url}
+    with stand_in_services(simulator, recommender) as services:
         with orchestrator(seed_cohort_database_url, **services) as first:
             run_id = first.post(f"/simulate/{USER}", json={**PROTOCOL, "arms": ARMS}).json()[
                 "run_id"
@@ -99,8 +103,7 @@ def test_a_stalled_run_is_requeued_and_completed(
 ) -> None:
     simulator = StandInSimulator()
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
-    with serving(simulator.app) as simulator_url, serving(recommender.app) as recommender_url:
-        services = {"simulator_url": simulator_url, "recommender_url": recommender_url}
+    with stand_in_services(simulator, recommender) as services:
         with orchestrator(seed_cohort_database_url, orchestrator_workers=0, **services) as api:
             run_id = api.post(f"/simulate/{USER}", json={**PROTOCOL, "arms": ARMS}).json()["run_id"]
         # A worker that died holding the run: claimed, heartbeat long ago.
@@ -130,12 +133,7 @@ def test_two_orchestrators_share_an_experiment_without_running_a_user_twice(
         )
     ]
     protocol = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 5, "arms": ARMS}
-    with serving(simulator.app) as simulator_url, serving(recommender.app) as recommender_url:
-        services = {
-            "simulator_url": simulator_url,
-            "recommender_url": recommender_url,
-            "orchestrator_workers": 2,
-        }
+    with stand_in_services(simulator, recommender) as services:
         with (
             orchestrator(seed_cohort_database_url, orchestrator_worker_id="one", **services) as one,
             orchestrator(seed_cohort_database_url, orchestrator_worker_id="two", **services),
@@ -191,11 +189,8 @@ def test_cancelling_a_running_run_stops_its_worker(
     simulator = StandInSimulator(delay=0.2)
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
     with (
-        serving(simulator.app) as simulator_url,
-        serving(recommender.app) as recommender_url,
-        orchestrator(
-            seed_cohort_database_url, simulator_url=simulator_url, recommender_url=recommender_url
-        ) as client,
+        stand_in_services(simulator, recommender) as services,
+        orchestrator(seed_cohort_database_url, **services) as client,
     ):
         run_id = client.post(f"/simulate/{USER}", json={**PROTOCOL, "arms": ARMS}).json()["run_id"]
         _wait_for_pages(client, run_id, 2)
@@ -221,8 +216,7 @@ def test_an_untrained_arm_is_trained_first_or_refused(
     listing = [{"name": "als", "kind": "collaborative", "trained": False, "status": "untrained"}]
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url), listing=listing)
     body = {**PROTOCOL, "arms": ["als", "control"], "pages": 1}
-    with serving(simulator.app) as simulator_url, serving(recommender.app) as recommender_url:
-        services = {"simulator_url": simulator_url, "recommender_url": recommender_url}
+    with stand_in_services(simulator, recommender) as services:
         with orchestrator(
             seed_cohort_database_url, orchestrator_train_untrained=False, **services
         ) as client:
