@@ -76,7 +76,14 @@ async def test_parameters_are_bounded_and_a_training_is_cancellable(
         assert started.status_code == 202
         cancelled = await client.delete("/recommenders/als/train")
         assert cancelled.status_code == 202, cancelled.text
-        await registry_of(client).wait_idle()
+        assert cancelled.json()["status"] == "cancelling"
+        registry = registry_of(client)
+        await registry.wait_idle()
+        # the fit stopped: its version was never written, and the listing says why
+        stem = str(cancelled.json()["model_version"]).rsplit(":", 1)[1]
+        assert stem and not list(registry.models_dir.rglob(f"*{stem}*"))
+        listing = {e["name"]: e for e in (await client.get("/recommenders")).json()}
+        assert listing["als"]["model_version"] == active
         assert (await client.delete("/recommenders/als/train")).status_code == 409
         assert await _served(client, "als") == active
         assert (await client.get("/healthz")).status_code == 200
