@@ -66,11 +66,37 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
     assert "recorded vs simulated" in result.output and "occasion_noise" in result.output
     saved = json.loads((tmp_path / "sets" / "tiny.json").read_text())
     assert saved["name"] == "tiny" and "experiment 1" in saved["source"]
-    assert set(saved["intervals"]) == {"exposure_rate", "reinforcement_rate", "occasion_noise"}
+    assert set(saved["intervals"]) == {
+        "exposure_rate",
+        "reinforcement_rate",
+        "occasion_noise",
+        "drift_noise",
+    }
     assert saved["parameters"]["lasting_noise"] == 0.0
     for name, (low, high) in saved["intervals"].items():
         assert low <= high, name
     assert saved["fit"]["users"] == 2 and saved["fit"]["moments"]
+
+    fidelity = runner.invoke(
+        app,
+        [
+            "persona",
+            "fidelity",
+            "--experiment",
+            "1",
+            "--persona-model",
+            "literature",
+            "--persona-model",
+            "seed-gpt5",
+            "--resamples",
+            "100",
+        ],
+        env=env,
+    )
+    assert fidelity.exit_code == 0, fidelity.output
+    # both users' never-seen test movies, the recorded persona as the reference
+    assert "2 users" in fidelity.output and "recorded persona" in fidelity.output
+    assert "literature" in fidelity.output and "seed-gpt5, as rated (seed 0)" in fidelity.output
 
     missing = runner.invoke(
         app,

@@ -30,6 +30,7 @@ TRUE = {
     "max_offset": 1.5,
     "lasting_noise": 0.3,
     "occasion_noise": 0.2,
+    "drift_noise": 0.15,
 }
 
 

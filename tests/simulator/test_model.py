@@ -4,9 +4,12 @@ predictions, and a persona's ratings are reproducible."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams, round_rating
+from prefshift_simulator.embedded.noise import response_noise
+from prefshift_simulator.embedded.persona_models import shipped_persona_models
 from prefshift_simulator.evaluation import DatasetSnapshot
 from tests.simulator.conftest import PersonaCase
 
@@ -39,10 +42,11 @@ def _scores(
     return [p.score for p in predictions]
 
 
+@pytest.mark.parametrize("persona_model", sorted(shipped_persona_models()))
 def test_the_users_own_held_out_ratings_never_reach_the_persona(
-    seed_snapshot: DatasetSnapshot, case: PersonaCase
+    seed_snapshot: DatasetSnapshot, case: PersonaCase, persona_model: str
 ) -> None:
-    model = EmbeddedPersonaModel(ModelParams())
+    model = EmbeddedPersonaModel(shipped_persona_models()[persona_model].params)
     real = seed_snapshot.ratings["rating"].to_numpy().astype(np.float64)
     # the user's real ratings of its test movies, flipped to the other end of the scale
     own_test = (seed_snapshot.ratings["user_id"].to_numpy() == case.user_id) & np.isin(
@@ -123,3 +127,27 @@ def test_offsets_follow_the_clipped_recursion() -> None:
         params=DynamicsParams(satiation_rate=0.5, satiation_decay=0.5),
     )
     assert np.allclose(decayed.satiation, [1 + 0.5 + 0.25, 0.0, 0.0])
+
+
+def test_the_drift_walks_from_the_baseline_one_step_per_page() -> None:
+    """No drift on the baseline; one path whatever the request's seed (arms share it); its
+    variance grows by σ_D² per page, with independent steps."""
+    movies = np.arange(1, 20_001)
+
+    def drift(occasion: int, seed: int = 1) -> np.ndarray:
+        return response_noise(
+            user_id=7,
+            movies=movies,
+            seed=seed,
+            occasion=occasion,
+            lasting=0.0,
+            per_occasion=0.0,
+            drift=0.1,
+        )
+
+    assert not drift(0).any()
+    assert np.array_equal(drift(3, seed=1), drift(3, seed=2))
+    for page in (1, 4):
+        assert abs(drift(page).var() / (page * 0.01) - 1) < 0.05
+    step = drift(2) - drift(1)
+    assert abs(np.corrcoef(step, drift(1))[0, 1]) < 0.03

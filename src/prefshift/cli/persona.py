@@ -14,7 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from prefshift.recorded_runs import RecordedExperiment
     from prefshift_simulator.calibration.fit import Calibration
+    from prefshift_simulator.embedded.collaborative import CollaborativeStats
+    from prefshift_simulator.metadata import MovieFacts
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -80,6 +83,45 @@ def parameters_table(calibration: Calibration, start: dict[str, float]) -> Table
     return table
 
 
+def _load_recorded(
+    database_url: str, experiment: int
+) -> tuple[RecordedExperiment, dict[int, MovieFacts], CollaborativeStats]:
+    """An experiment's recorded runs, the facts of every movie they name (the dataset's, then
+    the tmdb-proxy's offline records) and the dataset's collaborative statistics; exits with a
+    message when the experiment is missing or has no baseline."""
+    from prefshift.recorded_runs import (
+        ExperimentNotFound,
+        load_recorded_experiment,
+        offline_facts,
+    )
+    from prefshift_common.db import create_sync_db_engine
+    from prefshift_simulator.evaluation import collaborative_stats, read_dataset
+
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            try:
+                recorded = load_recorded_experiment(connection, experiment)
+            except ExperimentNotFound as exc:
+                errors.print(f"[red]{exc}[/red]")
+                raise typer.Exit(1) from exc
+            if not recorded.users:
+                errors.print(f"[red]experiment {experiment} has no run with a baseline[/red]")
+                raise typer.Exit(1)
+            snapshot = read_dataset(database_url, recorded.dataset)
+            wanted = {
+                t
+                for user in recorded.users
+                for arm_pages in user.arms.values()
+                for page in arm_pages
+                for t in page.shown
+            }
+            facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
+    finally:
+        engine.dispose()
+    return recorded, facts, collaborative_stats(snapshot)
+
+
 @app.command("list")
 def list_models() -> None:
     """The named parameter sets (shipped, and PREFSHIFT_SIMULATOR_PERSONA_DIR's)."""
@@ -127,19 +169,18 @@ def calibrate(
         list[str] | None,
         typer.Option(help="A fitted parameter to keep at the start set's value (repeatable)."),
     ] = None,
+    unmatched: Annotated[
+        list[str] | None,
+        typer.Option(help="A moment to report but give no weight, e.g. kendall_tau (repeatable)."),
+    ] = None,
 ) -> None:
     """Fit the embedded persona's dynamics and noise to an experiment's recorded ratings by
     the method of simulated moments: its recorded pages are replayed through the embedded
     persona in process, and per arm and page the mean shift, |Δ|, share changed, Kendall τ
     and appraisal, plus the baseline's mean, spread and RMSE, are matched."""
-    from prefshift.recorded_runs import (
-        ExperimentNotFound,
-        load_recorded_experiment,
-        offline_facts,
-    )
-    from prefshift_common.db import create_sync_db_engine
     from prefshift_simulator.calibration.fit import DEFAULT_BOUNDS
     from prefshift_simulator.calibration.fit import calibrate as fit
+    from prefshift_simulator.calibration.moments import BASELINE_MOMENTS, PAGE_MOMENTS
     from prefshift_simulator.calibration.replay import prepare
     from prefshift_simulator.config import Settings
     from prefshift_simulator.embedded.model import EmbeddedPersonaModel
@@ -149,7 +190,6 @@ def calibrate(
         save_persona_model,
         with_parameters,
     )
-    from prefshift_simulator.evaluation import collaborative_stats, read_dataset
     from prefshift_simulator.main import persona_models
 
     settings = Settings()
@@ -157,6 +197,11 @@ def calibrate(
     if unknown:
         raise typer.BadParameter(f"--fixed: not fitted anyway: {sorted(unknown)}")
     bounds = {k: v for k, v in DEFAULT_BOUNDS.items() if k not in set(fixed or ())}
+    not_moments = set(unmatched or ()) - {*BASELINE_MOMENTS, *PAGE_MOMENTS}
+    if not_moments:
+        raise typer.BadParameter(
+            f"--unmatched: no moment {sorted(not_moments)} ({[*BASELINE_MOMENTS, *PAGE_MOMENTS]})"
+        )
     models, _ = persona_models(settings)
     if start not in models:
         raise typer.BadParameter(f"--start: no parameter set {start!r} ({sorted(models)})")
@@ -165,29 +210,7 @@ def calibrate(
         raise typer.BadParameter("give --output-dir or set PREFSHIFT_SIMULATOR_PERSONA_DIR")
     name = name or f"exp-{experiment}"
     started = time.perf_counter()
-    engine = create_sync_db_engine(settings.resolved_database_url)
-    try:
-        with engine.connect() as connection:
-            try:
-                recorded = load_recorded_experiment(connection, experiment)
-            except ExperimentNotFound as exc:
-                errors.print(f"[red]{exc}[/red]")
-                raise typer.Exit(1) from exc
-            if not recorded.users:
-                errors.print(f"[red]experiment {experiment} has no run with a baseline[/red]")
-                raise typer.Exit(1)
-            snapshot = read_dataset(settings.resolved_database_url, recorded.dataset)
-            wanted = {
-                t
-                for user in recorded.users
-                for arm_pages in user.arms.values()
-                for page in arm_pages
-                for t in page.shown
-            }
-            facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
-    finally:
-        engine.dispose()
-    stats = collaborative_stats(snapshot)
+    recorded, facts, stats = _load_recorded(settings.resolved_database_url, experiment)
     base = models[start]
     errors.print(
         f"experiment {experiment} ({recorded.name or 'unnamed'}): {len(recorded.users)} users "
@@ -218,6 +241,7 @@ def calibrate(
             replications=replications,
             seed=seed,
             max_generations=generations,
+            unmatched=unmatched or (),
             on_step=step,
         )
     elapsed = time.perf_counter() - started
@@ -239,7 +263,8 @@ def calibrate(
         f"evolution + Nelder-Mead; {replications} noise replications, common random numbers), "
         f"percentile intervals from {calibration.bootstrap} bootstrap resamples of users; "
         f"started from {start!r}"
-        + (f"; kept at the start: {', '.join(sorted(fixed))}" if fixed else ""),
+        + (f"; kept at the start: {', '.join(sorted(fixed))}" if fixed else "")
+        + (f"; not matched: {', '.join(sorted(unmatched))}" if unmatched else ""),
         intervals=calibration.intervals,
         extra={
             "fit": {
@@ -263,6 +288,86 @@ def calibrate(
     )
     path = save_persona_model(fitted, directory)
     console.print(f"saved parameter set {name!r} to {path}")
+
+
+@app.command("fidelity")
+def fidelity(
+    experiment: Annotated[int, typer.Option(help="Experiment whose recorded baseline to beat.")],
+    persona_model: Annotated[
+        list[str] | None,
+        typer.Option(help="Parameter set to compare (repeatable; default: every set)."),
+    ] = None,
+    seeds: Annotated[
+        str, typer.Option(help="Request seeds of the noisy ratings, comma-separated.")
+    ] = "0,1",
+    resamples: Annotated[
+        int, typer.Option(min=100, max=20_000, help="Bootstrap resamples of users.")
+    ] = 2000,
+) -> None:
+    """The embedded persona's first ratings against the real ones on the experiment's own
+    split — the test movies its recorded persona never saw among its persona movies — beside
+    the recorded persona's on the same pairs: RMSE, MAE and Pearson r with 95% bootstrap
+    intervals over users, and each one's paired difference from the recorded persona."""
+    from prefshift_simulator.calibration.fidelity import (
+        embedded_ratings,
+        fidelity_table,
+        unseen_pairs,
+    )
+    from prefshift_simulator.config import Settings
+    from prefshift_simulator.embedded.model import EmbeddedPersonaModel, ModelParams
+    from prefshift_simulator.embedded.persona_models import with_parameters
+    from prefshift_simulator.main import persona_models
+
+    settings = Settings()
+    models, _ = persona_models(settings)
+    chosen = persona_model or sorted(models)
+    unknown = [name for name in chosen if name not in models]
+    if unknown:
+        raise typer.BadParameter(f"--persona-model: no parameter set {unknown} ({sorted(models)})")
+    recorded, facts, stats = _load_recorded(settings.resolved_database_url, experiment)
+    pairs = unseen_pairs(recorded.users)
+    predictors = {"recorded persona": [p.recorded for p in pairs]}
+    quiet = {"lasting_noise": 0.0, "occasion_noise": 0.0}
+    request_seeds = [int(x) for x in seeds.split(",") if x.strip()] or [0]
+    for name in chosen:
+        params = models[name].params
+        # the drift is 0 on the baseline: only the lasting and per-occasion parts reach it
+        variants: list[tuple[str, ModelParams, int]] = [(name, params, request_seeds[0])]
+        if params.lasting_noise or params.occasion_noise:
+            variants = [(f"{name}, noise-free", with_parameters(params, quiet), 0)] + [
+                (f"{name}, as rated (seed {s})", params, s) for s in request_seeds
+            ]
+        for label, variant, request_seed in variants:
+            predictors[label] = embedded_ratings(
+                pairs,
+                model=EmbeddedPersonaModel(variant),
+                facts=facts,
+                stats=stats,
+                seed=request_seed,
+            )
+    rows = fidelity_table(
+        [p.real for p in pairs], predictors, reference="recorded persona", resamples=resamples
+    )
+    table = Table(
+        title=f"Fidelity on experiment {experiment}'s own split: {len(pairs)} users, "
+        f"{rows[0].pairs} never-seen test movies (95% bootstrap intervals over users)"
+    )
+    for column in ("persona", "RMSE", "MAE", "Pearson r", "Δ RMSE", "Δ MAE", "Δ r"):
+        table.add_column(column, justify="left" if column == "persona" else "right")
+    for row in rows:
+        cells = [
+            f"{row.values[m]:.3f} [{row.intervals[m][0]:.3f}, {row.intervals[m][1]:.3f}]"
+            for m in ("rmse", "mae", "pearson")
+        ]
+        diffs = [
+            "—"
+            if row.name == "recorded persona"
+            else f"{row.difference[m]:+.3f} [{row.difference_intervals[m][0]:+.3f}, "
+            f"{row.difference_intervals[m][1]:+.3f}]"
+            for m in ("rmse", "mae", "pearson")
+        ]
+        table.add_row(row.name, *cells, *diffs)
+    console.print(table)
 
 
 def register(root: typer.Typer) -> None:

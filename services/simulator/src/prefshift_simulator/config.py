@@ -98,6 +98,9 @@ class Settings(LlmSettings):
     simulator_occasion_noise: float | None = Field(
         default=None, ge=0.0, le=2.0, description="σ_O, response noise per rating occasion."
     )
+    simulator_drift_noise: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="σ_D, step of the drift from page to page."
+    )
 
     @property
     def persona_overrides(self) -> dict[str, float]:
@@ -110,6 +113,7 @@ class Settings(LlmSettings):
             "max_offset",
             "lasting_noise",
             "occasion_noise",
+            "drift_noise",
         )
         values = {name: getattr(self, f"simulator_{name}") for name in names}
         return {name: float(v) for name, v in values.items() if v is not None}

@@ -43,6 +43,7 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "reinforcement_rate": (0.0, 0.15),
     "lasting_noise": (0.0, 0.8),
     "occasion_noise": (0.0, 0.8),
+    "drift_noise": (0.0, 0.5),
 }
 #: A moment whose standard error is smaller than this is weighted as if it were this.
 MIN_STANDARD_ERROR = 0.005
@@ -81,13 +82,16 @@ class MomentObjective:
         fitted: Sequence[str],
         standard_errors: FloatArray,
         recorded_per_user: FloatArray,
+        unmatched: Sequence[str] = (),
     ) -> None:
         self.prepared = prepared
         self.noise = noise
         self.start = dict(start)
         self.fitted = list(fitted)
         self.recorded_per_user = recorded_per_user
-        self.used = ~np.isnan(aggregate(recorded_per_user))
+        labels = MomentNames(arms=prepared.arms, pages=prepared.n_pages).labels
+        matched = np.array([moment not in set(unmatched) for _, _, moment in labels])
+        self.used = ~np.isnan(aggregate(recorded_per_user)) & matched
         self.scale = np.maximum(standard_errors, MIN_STANDARD_ERROR)
         self.evaluations = 0
 
@@ -140,10 +144,12 @@ def calibrate(
     bootstrap: int = 20,
     seed: int = 0,
     max_generations: int = 15,
+    unmatched: Sequence[str] = (),
     on_step: Callable[[str], None] | None = None,
 ) -> Calibration:
     """Fit the parameters in ``bounds`` (the others stay at ``start``) to the recorded moments
-    of ``prepared``; see the module docstring."""
+    of ``prepared``, but for the moments named in ``unmatched`` (reported, given no weight);
+    see the module docstring."""
     box = dict(DEFAULT_BOUNDS if bounds is None else bounds)
     fitted = list(box)
     recorded_per_user = recorded_moments(prepared)
@@ -158,6 +164,7 @@ def calibrate(
         fitted=fitted,
         standard_errors=standard_errors,
         recorded_per_user=recorded_per_user,
+        unmatched=unmatched,
     )
     theta_start = np.array([min(max(start[n], box[n][0]), box[n][1]) for n in fitted])
     before = objective.simulated_per_user(theta_start)
@@ -200,6 +207,7 @@ def calibrate(
             fitted=fitted,
             standard_errors=standard_errors,
             recorded_per_user=recorded_per_user,
+            unmatched=unmatched,
         )
         refit = optimize.minimize(
             lambda t, w=weights, f=resampled: f(t, w),

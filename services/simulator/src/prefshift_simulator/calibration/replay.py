@@ -22,7 +22,7 @@ import numpy.typing as npt
 from prefshift_simulator.calibration.recorded import RecordedUser
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.model import N_GENRES, EmbeddedPersonaModel
-from prefshift_simulator.embedded.noise import LASTING, OCCASION, keyed_normals
+from prefshift_simulator.embedded.noise import LASTING, OCCASION, drift_walk, keyed_normals
 from prefshift_simulator.metadata import MovieFacts
 
 FloatArray = npt.NDArray[np.float64]
@@ -150,6 +150,8 @@ class Draws:
     shown_lasting: FloatArray  # (U, A, P, S)
     test_occasion: FloatArray  # (R, U, P + 1, T); occasion 0 is the baseline
     shown_occasion: FloatArray  # (R, U, A, P, S)
+    test_drift: FloatArray  # (U, P + 1, T): the drift walk on each occasion (0 at the baseline)
+    shown_drift: FloatArray  # (U, A, P, S)
 
     @property
     def replications(self) -> int:
@@ -166,7 +168,15 @@ def draws(prepared: Prepared, *, replications: int, salt: int = 0) -> Draws:
     shown_lasting = np.zeros(p.shown_ids.shape)
     test_occasion = np.zeros((replications, n_users, n_pages + 1, p.test_ids.shape[1]))
     shown_occasion = np.zeros((replications, *p.shown_ids.shape))
+    test_drift = np.zeros((n_users, n_pages + 1, p.test_ids.shape[1]))
+    shown_drift = np.zeros(p.shown_ids.shape)
     for u, user in enumerate(p.user_ids.tolist()):
+        for page in range(1, n_pages + 1):
+            test_drift[u, page] = drift_walk(user, p.test_ids[u], page, salt=salt)
+            for a in range(n_arms):
+                shown_drift[u, a, page - 1] = drift_walk(
+                    user, p.shown_ids[u, a, page - 1], page, salt=salt
+                )
         test_lasting[u] = keyed_normals((*lasting_key, user), p.test_ids[u])
         shown_lasting[u] = keyed_normals((*lasting_key, user), p.shown_ids[u].ravel()).reshape(
             p.shown_ids.shape[1:]
@@ -184,7 +194,9 @@ def draws(prepared: Prepared, *, replications: int, salt: int = 0) -> Draws:
                     shown_occasion[r, u, a, page] = keyed_normals(
                         (OCCASION, seed, user, page + 1), p.shown_ids[u, a, page]
                     )
-    return Draws(test_lasting, shown_lasting, test_occasion, shown_occasion)
+    return Draws(
+        test_lasting, shown_lasting, test_occasion, shown_occasion, test_drift, shown_drift
+    )
 
 
 def round_ratings(scores: FloatArray) -> FloatArray:
@@ -212,13 +224,16 @@ def replay(prepared: Prepared, noise: Draws, parameters: Mapping[str, float]) ->
     bound = float(parameters["max_offset"])
     sigma_l = float(parameters["lasting_noise"])
     sigma_o = float(parameters["occasion_noise"])
+    sigma_d = float(parameters.get("drift_noise", 0.0))
     n_rep = noise.replications
     n_users, n_arms, n_pages, n_shown = p.shown_ids.shape
 
     test_base = p.test_static + sigma_l * noise.test_lasting  # (U, T)
-    occasion_scores = test_base[None, :, None, :] + sigma_o * noise.test_occasion
+    occasion_scores = (
+        test_base[None, :, None, :] + sigma_o * noise.test_occasion + sigma_d * noise.test_drift
+    )
     baseline = round_ratings(occasion_scores[:, :, 0, :])
-    shown_base = p.shown_static + sigma_l * noise.shown_lasting  # (U, A, P, S)
+    shown_base = p.shown_static + sigma_l * noise.shown_lasting + sigma_d * noise.shown_drift
 
     offsets = np.zeros((n_rep, n_users, n_arms, N_GENRES))
     satiation = np.zeros((n_rep, n_users, n_arms, N_GENRES))

@@ -5,6 +5,7 @@ For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a m
 
     score(m) = b_u + b_m + w_T · taste(m) + w_N · neighbours(m) + w_C · content(m)
                + shift(m) + σ_L · ε_L(user, m) + σ_O · ε_O(seed, user, m, occasion)
+               + σ_D · D(user, m, occasion)
 
 - ``b_m`` (quality): the movie's mean centred rating in the dataset, *without the persona's own
   user*, shrunk towards a prior from its TMDB vote average:
@@ -20,8 +21,9 @@ For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a m
   of overview word vectors, for movies the dataset knows little or nothing of.
 - ``shift(m)``: what the persona's experiences did to its taste,
   :mod:`prefshift_simulator.embedded.dynamics`.
-- ``σ_L · ε_L + σ_O · ε_O``: response noise, a lasting part per (persona, movie) and one per
-  rating occasion (:mod:`prefshift_simulator.embedded.noise`).
+- ``σ_L · ε_L + σ_O · ε_O + σ_D · D``: response noise, a lasting part per (persona, movie), one
+  per rating occasion and a drift that walks from page to page
+  (:mod:`prefshift_simulator.embedded.noise`).
 
 Weights w_T = 0.8, w_N = 0.8, w_C = 0.4. The rating is ``score`` rounded to the nearest 0.5 and
 clipped to 0.5–5.0. On the seed study's cohort (40 persona movies, 30 held-out test movies
@@ -50,6 +52,7 @@ FloatArray = npt.NDArray[np.float64]
 GENRE_INDEX = {genre: i for i, genre in enumerate(TMDB_GENRE_NAMES)}
 N_GENRES = len(TMDB_GENRE_NAMES)
 VOTE_CENTRE = 6.5
+VOTE_COUNT_CENTRE = 5.0  # log(1 + votes): about 150 votes
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,10 @@ class ModelParams:
     """The constants of the module docstring."""
 
     vote_prior_slope: float = 0.5
+    prior_intercept: float = 0.0
+    prior_count_slope: float = 0.0
     item_shrink: float = 10.0
+    prior_shrink: float = 10.0
     ridge_lambda: float = 3.0
     neighbour_damping: float = 0.5
     content_damping: float = 0.3
@@ -67,6 +73,7 @@ class ModelParams:
     default_rating: float = 3.5
     lasting_noise: float = 0.0
     occasion_noise: float = 0.0
+    drift_noise: float = 0.0
     dynamics: DynamicsParams = field(default_factory=DynamicsParams)
 
 
@@ -140,7 +147,7 @@ def feature_matrix(movies: Sequence[MovieFacts | None]) -> FloatArray:
         if movie.vote_average:
             extra[row, 0] = movie.vote_average - VOTE_CENTRE
         if movie.vote_count is not None:
-            extra[row, 1] = math.log1p(movie.vote_count) - 5.0
+            extra[row, 1] = math.log1p(movie.vote_count) - VOTE_COUNT_CENTRE
         if movie.year is not None:
             extra[row, 2] = (movie.year - 1995) / 20.0
     return np.hstack([genre_matrix(movies), extra])
@@ -158,10 +165,16 @@ class EmbeddedPersonaModel:
         self.params = params
         self.encoder = encoder or ContentEncoder()
 
-    def _prior(self, movie: MovieFacts | None) -> float:
+    def _prior(self, movie: MovieFacts | None) -> float | None:
+        """``p_m`` from TMDB's votes, or None for a movie TMDB has no votes of."""
         if movie is None or not movie.vote_average or not movie.vote_count:
-            return 0.0
-        return self.params.vote_prior_slope * (movie.vote_average - VOTE_CENTRE)
+            return None
+        p = self.params
+        return (
+            p.prior_intercept
+            + p.vote_prior_slope * (movie.vote_average - VOTE_CENTRE)
+            + p.prior_count_slope * (math.log1p(movie.vote_count) - VOTE_COUNT_CENTRE)
+        )
 
     def _quality(
         self,
@@ -170,12 +183,17 @@ class EmbeddedPersonaModel:
         stats: CollaborativeStats | None,
         user_id: int | None,
     ) -> FloatArray:
-        priors = np.array([self._prior(facts.get(t)) for t in tmdb_ids])
+        found = [self._prior(facts.get(t)) for t in tmdb_ids]
+        priors = np.array([0.0 if v is None else v for v in found])
         if stats is None:
             return priors
         item = stats.item_statistics(stats.columns(tmdb_ids), exclude_user=user_id)
-        shrink = self.params.item_shrink
-        return (item.centred_sum + shrink * priors) / (item.count + shrink)
+        # an informative prior earns more weight than the bare "no better than average"
+        shrink = np.array(
+            [self.params.item_shrink if v is None else self.params.prior_shrink for v in found]
+        )
+        quality: FloatArray = (item.centred_sum + shrink * priors) / (item.count + shrink)
+        return quality
 
     def evolve(
         self,
@@ -295,6 +313,7 @@ class EmbeddedPersonaModel:
             occasion=occasion,
             lasting=p.lasting_noise,
             per_occasion=p.occasion_noise,
+            drift=p.drift_noise,
         )
         scores = static.scores + shifts + noise
 
