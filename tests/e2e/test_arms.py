@@ -164,6 +164,7 @@ def test_a_planted_shift_is_recovered(services: Services) -> None:
             # noise-free, so the planted shift is the only thing that moves a rating
             PREFSHIFT_SIMULATOR_OCCASION_NOISE="0",
             PREFSHIFT_SIMULATOR_LASTING_NOISE="0",
+            PREFSHIFT_SIMULATOR_DRIFT_NOISE="0",
             PREFSHIFT_ARM_URL_ALLOW="127.0.0.1",
         ),
         services.client() as client,
