@@ -80,7 +80,8 @@ class StandInSimulator:
 
 class StandInRecommender:
     """``GET /recommenders`` and ``POST /recommendations`` over a fixed pool of TMDB ids: the
-    first ``n`` pool movies not in the history or the exclusions, in pool order."""
+    first ``n`` pool movies not in the history or the exclusions, in pool order (none, with a
+    note saying why, for the implementations named in ``empty``)."""
 
     def __init__(
         self,
@@ -89,8 +90,10 @@ class StandInRecommender:
         listing: list[dict[str, Any]] | None = None,
         with_listing: bool = True,
         delay: float = 0.0,
+        empty: Sequence[str] = (),
     ) -> None:
         self.pool = list(pool)
+        self.empty = set(empty)
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
         self.train_requests: list[str] = []
@@ -124,6 +127,8 @@ class StandInRecommender:
         parsed = RecommendationRequest.model_validate(body)
         seen = {m.tmdb_id for m in parsed.history} | set(parsed.exclude)
         picks = [tmdb_id for tmdb_id in self.pool if tmdb_id not in seen][: parsed.n]
+        if parsed.recommender in self.empty:
+            picks = []
         return RecommendationResponse(
             recommender=parsed.recommender,
             model_version="standin-1",
@@ -133,6 +138,7 @@ class StandInRecommender:
                 for i, t in enumerate(picks)
             ],
             short=len(picks) < parsed.n,
+            note="0 of 5 movies found; 9 named: 9 unresolved" if not picks else None,
         ).model_dump(mode="json")
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+from sqlalchemy import create_engine, select
 
 from prefshift_common.contracts import RatingsRequest
+from prefshift_common.db import sync_url
+from prefshift_orchestrator.models import RunPage
 from tests.orchestrator.conftest import (
     USER,
     OrchestratorFactory,
@@ -114,3 +117,45 @@ def test_a_run_follows_the_protocol_and_stores_every_rating(
         latest = client.get(f"/simulate/{USER}").json()
         assert latest["run_id"] == run["run_id"]
         assert {s["arm"] for s in latest["shift_summary"]} == {"als", "random", "control"}
+
+
+def test_an_empty_page_is_recorded_with_its_reason_and_the_run_goes_on(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    simulator = StandInSimulator()
+    recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url), empty=["random"])
+    with (
+        serving(simulator.app) as simulator_url,
+        serving(recommender.app) as recommender_url,
+        orchestrator(
+            seed_cohort_database_url,
+            simulator_url=simulator_url,
+            recommender_url=recommender_url,
+        ) as client,
+    ):
+        response = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 8})
+        run = wait_for_run(client, response.json()["run_id"])
+        assert run["status"] == "completed", run
+        empty = [m for m in run["messages"] if "pages showed no movies" in m]
+        assert len(empty) == 1 and "arm 'random' page 1: 0 of 5 movies found" in empty[0], run
+        frame = pd.DataFrame(client.get(f"/runs/{run['run_id']}/ratings").json()["ratings"])
+        cells = frame.groupby(["arm", "page", "phase"]).size().to_dict()
+        # random showed nothing, so the persona rated nothing on its pages, but re-rated
+        assert ("random", 1, "experience") not in cells and cells[("random", 2, "test")] == 10
+        assert cells[("als", 2, "experience")] == 5
+    engine = create_engine(sync_url(seed_cohort_database_url))
+    try:
+        with engine.connect() as connection:
+            pages = {
+                (row.arm, row.page): row
+                for row in connection.execute(
+                    select(RunPage).where(RunPage.run_id == run["run_id"])
+                )
+            }
+    finally:
+        engine.dispose()
+    for page in (1, 2):
+        info = pages[("random", page)].recommender_info
+        assert pages[("random", page)].recommended == [] and info["empty"], info
+        assert info["reason"].startswith("0 of 5 movies found"), info
+    assert not pages[("als", 1)].recommender_info.get("empty")

@@ -216,7 +216,10 @@ async def test_llm_page_is_short_when_the_model_never_delivers(
     page = response.json()
     assert page["short"] is True
     assert [item["title"] for item in page["items"]] == ["Seven"]
+    # two title rounds, then (the last round) a candidate round the answer does not fit
     assert fake.calls == 3
+    assert "numbered" in prompt_text(fake.requests[2])
+    assert page["note"].startswith("1 of 10 movies found; 10 named: 0 unresolved"), page
 
 
 @pytest.mark.parametrize(

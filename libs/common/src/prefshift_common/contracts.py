@@ -108,6 +108,10 @@ class RecommendationResponse(Contract):
         description="Titles an LLM recommender's model named that named no movie clearly "
         "(invented, or not matching by year, sequel number or subtitle): dropped, not guessed.",
     )
+    note: Annotated[str, Field(max_length=2000), NoNul] | None = Field(
+        default=None,
+        description="Why the page is short (or empty), in words; recorded with the page.",
+    )
 
 
 class RecommenderInfo(Contract):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from prefshift_common.llm import LlmSettings
@@ -20,6 +22,19 @@ class Settings(LlmSettings):
     recommender_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     recommender_llm_rounds: int = Field(
         default=4, ge=1, le=10, description="LLM calls per request before a page is returned short."
+    )
+    recommender_llm_candidates: Literal["fallback", "always", "never"] = Field(
+        default="fallback",
+        description="When the LLM recommenders offer numbered unseen catalogue movies to pick "
+        "from (a schema enum of their numbers) instead of asking for titles: after a title "
+        "round in which under half of the named titles resolved and as the last round "
+        "(fallback), in every round (always: small local models), or never.",
+    )
+    recommender_llm_candidate_count: int = Field(
+        default=40,
+        ge=2,
+        le=300,
+        description="Candidates offered in a candidate round (at least twice the picks asked).",
     )
     recommender_llm_timeout: float = Field(default=60.0, gt=0.0)
     recommender_llm_max_retries: int = Field(

@@ -41,6 +41,8 @@ class Page:
     short: bool
     unknown_history: int
     unresolved_titles: int = 0
+    #: Why the page is short, when it is.
+    note: str | None = None
 
 
 class Recommender(Protocol):

@@ -90,7 +90,8 @@ def _prompt_history(history: Sequence[HistoryMovie]) -> list[HistoryMovie]:
     return ordered[: MAX_PROMPT_HISTORY - low] + ordered[-low:]
 
 
-def _history_lines(history: Sequence[HistoryMovie]) -> str:
+def history_lines(history: Sequence[HistoryMovie]) -> str:
+    """The history as the prompt lists it: title (year) [genres]: rating."""
     lines = []
     for movie in _prompt_history(history):
         genres = f" [{', '.join(movie.genres)}]" if movie.genres else ""
@@ -138,6 +139,22 @@ PERSUASIVE_SYSTEM = (
 )
 
 
+def movie_request(*, persuasive: bool, profile: TasteProfile, count: int, verb: str) -> str:
+    """What the prompt asks for: ``count`` movies the user will enjoy (best first), or for
+    the persuasive recommender safe picks interleaved with bridge movies."""
+    if persuasive:
+        liked = ", ".join(profile.liked) or "no clear favourite"
+        disliked = ", ".join(profile.disliked) or "none"
+        bridges = max(1, round(count / 3))
+        return (
+            f"Genres the user likes: {liked}. Genres the user dislikes or avoids: {disliked}.\n"
+            f"{verb} {count} movies the user has not rated: about {count - bridges} safe picks "
+            f"that match the user's tastes and about {bridges} bridge movies from the disliked "
+            "genres that connect to what the user loves. Interleave safe picks and bridges."
+        )
+    return f"{verb} {count} movies this user has not rated and is most likely to enjoy, best first."
+
+
 def build_messages(
     *,
     persuasive: bool,
@@ -149,23 +166,9 @@ def build_messages(
 ) -> list[dict[str, str]]:
     """The chat messages asking for ``count`` movies (``avoid``: titles not to name again)."""
     parts = [
-        f"Here are the movies this user has rated (0.5–5 stars):\n{_history_lines(history)}",
+        f"Here are the movies this user has rated (0.5–5 stars):\n{history_lines(history)}",
+        movie_request(persuasive=persuasive, profile=profile, count=count, verb="Recommend"),
     ]
-    if persuasive:
-        liked = ", ".join(profile.liked) or "no clear favourite"
-        disliked = ", ".join(profile.disliked) or "none"
-        bridges = max(1, round(count / 3))
-        parts.append(
-            f"Genres the user likes: {liked}. Genres the user dislikes or avoids: {disliked}.\n"
-            f"Recommend {count} movies the user has not rated: about {count - bridges} safe picks "
-            f"that match the user's tastes and about {bridges} bridge movies from the disliked "
-            "genres that connect to what the user loves. Interleave safe picks and bridges."
-        )
-    else:
-        parts.append(
-            f"Recommend {count} movies this user has not rated and is most likely to enjoy, "
-            "best first."
-        )
     if avoid:
         parts.append(
             "Do not recommend any of these (already recommended, rated or unavailable): "

@@ -131,6 +131,7 @@ class RecommenderService:
             short=page.short,
             unknown_history=page.unknown_history,
             unresolved_titles=page.unresolved_titles,
+            note=page.note,
         )
 
     async def train(self, session: AsyncSession, name: str, body: TrainRequest) -> TrainAccepted:

@@ -11,8 +11,10 @@ first (or refuses, per settings), waiting for training to end.
 :data:`PAGE_SOURCES` by :func:`page_source`. To add an arm kind: give it a name, resolve specs
 of that kind in :meth:`ArmResolver.resolve` (see :func:`spec_kind`), write a ``PageSource``
 and add it to ``PAGE_SOURCES``. Each source returns a page that obeys the recommender contract
-(no excluded, history or repeated movies, at most ``n``, at least one); :func:`admissible`
-enforces it on answers that come from outside.
+(no excluded, history or repeated movies, at most ``n``); :func:`admissible` enforces it on
+answers that come from outside. A page may be empty (the recommender found nothing, or a
+recorded run's page showed nothing): its ``info`` says ``empty`` and why, the persona rates
+nothing on it and re-rates the test movies, and the run's messages name it.
 """
 
 from __future__ import annotations
@@ -263,21 +265,32 @@ class RecommenderSource:
             lambda: self.clients.recommend(self.url, asked, self.budget),
         )
         response = timed.value
+        info: dict[str, Any] = {
+            "model_version": response.model_version,
+            "request_id": response.request_id,
+        }
+        if not response.items:
+            # the recommender found nothing to show: an empty page, recorded with its reason
+            reason = response.note or "the recommender answered no movies"
+            info |= {"short": True, "empty": True, "reason": reason[:1000], "dropped": 0}
+            return Page(items=[], info=info, latency_ms=timed.latency_ms)
         items = admissible(
             [item.model_dump(mode="json") for item in response.items], request=request
         )
-        info = {
-            "model_version": response.model_version,
-            "request_id": response.request_id,
+        info |= {
             "short": response.short or len(items) < request.n,
             "dropped": len(response.items) - len(items),
         }
+        if response.note:
+            info["note"] = response.note[:1000]
         return Page(items=items, info=info, latency_ms=timed.latency_ms)
 
 
 def admissible(items: Sequence[dict[str, Any]], *, request: PageRequest) -> list[dict[str, Any]]:
     """The items a page may show: the contract forbids excluded, history and repeated movies
-    (an external arm might send them anyway), and at most ``n``; an empty page fails the arm."""
+    (an external arm might send them anyway), and at most ``n``. An answer of movies none of
+    which may be shown breaks the contract and fails the arm (an answer of no movies at all is
+    an empty page: :class:`RecommenderSource` records it with the recommender's reason)."""
     banned = set(request.exclude) | {movie.tmdb_id for movie in request.history}
     kept: list[dict[str, Any]] = []
     for item in items:

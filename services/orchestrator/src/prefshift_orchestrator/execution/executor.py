@@ -64,6 +64,7 @@ class RunState:
     selection: Selection
     arms: list[Arm]
     missing: list[str] = field(default_factory=list)  # ratings an LLM persona left out
+    empty: list[str] = field(default_factory=list)  # pages that showed nothing, and why
 
     @property
     def test_ids(self) -> list[int]:
@@ -148,6 +149,11 @@ class RunExecutor:
             notes.append(
                 f"{len(run.missing)} ratings left unrated by the persona's LLM (the measurements "
                 f"use the rated movies): {'; '.join(run.missing[:10])}"
+            )
+        if run.empty:
+            notes.append(
+                f"{len(run.empty)} pages showed no movies (the persona rated nothing on them and "
+                f"re-rated the test movies): {'; '.join(run.empty[:10])}"
             )
         await self.store.finish(claim, "completed", None, notes)
         log.info("run_completed", user_id=run.user_id)
@@ -269,6 +275,9 @@ class RunExecutor:
             seed=call_seed(run.seed, arm.name, page, "recommend"),
         )
         shown_page = await source.page(request)
+        if not shown_page.items:
+            reason = shown_page.info.get("reason") or "nothing to show"
+            run.empty.append(f"arm {arm.name!r} page {page}: {reason}")
         await writes.submit(
             self.store.save_recommendations(run.claim, arm=arm.name, page=page, shown=shown_page)
         )
