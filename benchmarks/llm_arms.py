@@ -54,6 +54,7 @@ from prefshift_common.movies import display_title  # noqa: E402
 from tests.fakes.openai_server import (  # noqa: E402
     FakeOpenAI,
     Reply,
+    asked_count,
     json_content,
     persona_answer,
     prompt_text,
@@ -86,7 +87,9 @@ def title_pool(database_url: str) -> list[tuple[str, int]]:
 
 
 class Endpoint:
-    """Every call answered after ``LATENCY_S``: persona ratings, or 15 titles in turn."""
+    """Every call answered after ``LATENCY_S``: persona ratings, or as many titles as the
+    recommender's prompt asks for, well-known movies in turn (some of them the user's own test
+    or persona movies, which the recommender drops, as a real model's would be)."""
 
     def __init__(self, pool: list[tuple[str, int]]) -> None:
         self.pool = itertools.cycle(pool)
@@ -97,7 +100,7 @@ class Endpoint:
             content = persona_answer(body, lambda n: 0.5 + (n * 7 % 10) * 0.5)
         else:
             with self.lock:
-                named = [next(self.pool) for _ in range(15)]
+                named = [next(self.pool) for _ in range(asked_count(body))]
             content = json_content({"recommendations": [{"title": t, "year": y} for t, y in named]})
         return Reply(content=content, delay=LATENCY_S)
 

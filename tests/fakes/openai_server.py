@@ -338,3 +338,12 @@ def persona_responder(
 ) -> Responder:
     """A responder answering every rating prompt with :func:`persona_answer`."""
     return lambda body: Reply(content=persona_answer(body, rating))
+
+
+_ASKED = re.compile(r"\b(?:Recommend|Choose) (\d+) movies\b")
+
+
+def asked_count(body: dict[str, Any], default: int = 10) -> int:
+    """How many movies a recommender's prompt asks for (``Recommend 37 movies …``)."""
+    match = _ASKED.search(prompt_text(body))
+    return int(match.group(1)) if match else default
