@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: lint, type-check, then the suite on SQLite and (where reachable) Postgres.
-# PREFSHIFT_REQUIRE_POSTGRES=1 turns an unreachable Postgres into a failure (CI sets it), and
-# PREFSHIFT_REQUIRE_BROWSER=1 a missing Chromium (the console's browser tests).
+# PREFSHIFT_REQUIRE_POSTGRES=1 turns an unreachable Postgres into a failure (CI sets it),
+# PREFSHIFT_REQUIRE_BROWSER=1 a missing Chromium (the console's browser tests), and
+# PREFSHIFT_REQUIRE_LLAMA=1 a missing llama.cpp server (the real-model test; CI installs it with
+# scripts/install-llama-server.sh and passes its python as PREFSHIFT_TEST_LLAMA_SERVER).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
@@ -23,13 +25,28 @@ else
   echo "== Chromium not installed at $chromium: the browser tests are SKIPPED (apt-get install chromium)"
 fi
 
+llama_home="${PREFSHIFT_LLAMA_SERVER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/prefshift/llama-server}"
+llama_python="${PREFSHIFT_TEST_LLAMA_SERVER:-$llama_home/bin/python}"
+if [ -x "$llama_python" ] && [ -f "$(dirname "$(dirname "$llama_python")")/.installed" ]; then
+  # One run through a real model on 2 cores takes minutes (prompt evaluation of a 270M model),
+  # and what it checks -- the real server's answers -- does not depend on the database, which
+  # the LLM client's storage is tested on in tests/e2e/test_llm_endpoints.py on both passes.
+  echo "== real-model test (tests/e2e/test_real_llm.py) with $llama_python, in the SQLite pass only"
+  export PREFSHIFT_TEST_LLAMA_SERVER="$llama_python"
+elif [ "${PREFSHIFT_REQUIRE_LLAMA:-0}" = "1" ]; then
+  echo "the llama.cpp server is required but not installed at $llama_python (bash scripts/install-llama-server.sh)" >&2
+  exit 1
+else
+  echo "== no llama.cpp server at $llama_python: the real-model test is SKIPPED (bash scripts/install-llama-server.sh, about 4 minutes)"
+fi
+
 # -rs lists every skipped test with its reason.
 echo "== pytest on SQLite"
 PREFSHIFT_TEST_DATABASE=sqlite uv run --locked pytest -rs "$@"
 
 pg_url="${PREFSHIFT_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 if uv run --locked python -c "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$pg_url" 2>/dev/null; then
-  echo "== pytest on Postgres (the browser tests run in the SQLite pass only)"
+  echo "== pytest on Postgres (the browser and real-model tests run in the SQLite pass only)"
   PREFSHIFT_TEST_DATABASE=postgres PREFSHIFT_TEST_POSTGRES_URL="$pg_url" uv run --locked pytest -rs "$@"
 elif [ "${PREFSHIFT_REQUIRE_POSTGRES:-0}" = "1" ]; then
   echo "Postgres is required but not reachable at $pg_url" >&2
