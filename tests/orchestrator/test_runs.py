@@ -125,13 +125,8 @@ def test_an_empty_page_is_recorded_with_its_reason_and_the_run_goes_on(
     simulator = StandInSimulator()
     recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url), empty=["random"])
     with (
-        serving(simulator.app) as simulator_url,
-        serving(recommender.app) as recommender_url,
-        orchestrator(
-            seed_cohort_database_url,
-            simulator_url=simulator_url,
-            recommender_url=recommender_url,
-        ) as client,
+        stand_in_services(simulator, recommender) as services,
+        orchestrator(seed_cohort_database_url, **services) as client,
     ):
         response = client.post(f"/simulate/{USER}", json={**SMALL, "seed": 8})
         run = wait_for_run(client, response.json()["run_id"])
