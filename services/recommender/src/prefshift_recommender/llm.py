@@ -72,6 +72,12 @@ def ask_for(missing: int) -> int:
     return min(MAX_PER_CALL, missing + max(3, missing // 4))
 
 
+def _verdict(found: int, count: int, what: str, finish_reason: str | None) -> Verdict:
+    """An answer is usable (and replayable) when it names at least one movie."""
+    cut = " (cut off)" if finish_reason == "length" else ""
+    return Verdict(found > 0, f"{found} of {count} {what}{cut}")
+
+
 @dataclass
 class PageState:
     """What the rounds of one request have found so far, and why movies were dropped."""
@@ -216,9 +222,7 @@ class LlmRecommender:
             )
 
         def validate(content: str, finish_reason: str | None) -> Verdict:
-            found = len(parse_suggestions(content))
-            cut = " (cut off)" if finish_reason == "length" else ""
-            return Verdict(found > 0, f"{found} of {count} movies named{cut}")
+            return _verdict(len(parse_suggestions(content)), count, "movies named", finish_reason)
 
         return ChatTask(
             purpose=self.name,
@@ -250,8 +254,7 @@ class LlmRecommender:
 
         def validate(content: str, finish_reason: str | None) -> Verdict:
             found = len(parse_choices(content, len(pool)))
-            cut = " (cut off)" if finish_reason == "length" else ""
-            return Verdict(found > 0, f"{found} of {count} candidates picked{cut}")
+            return _verdict(found, count, "candidates picked", finish_reason)
 
         return ChatTask(
             purpose=f"{self.name}/candidates",
