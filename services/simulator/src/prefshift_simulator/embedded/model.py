@@ -8,9 +8,11 @@ For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a m
                + σ_D · D(user, m, occasion)
 
 - ``b_m`` (quality): the movie's mean centred rating in the dataset, *without the persona's own
-  user*, shrunk towards a prior from its TMDB vote average:
-  ``b_m = (Σ_v c_vm + λ_I · p_m) / (n_m + λ_I)`` with ``p_m = κ · (vote_average − 6.5)``
-  (κ = 0.5, λ_I = 10); a movie outside the dataset gets ``p_m``.
+  user*, shrunk towards a prior from its TMDB votes:
+  ``b_m = (Σ_v c_vm + λ · p_m) / (n_m + λ)`` with
+  ``p_m = a + κ · (vote_average − 6.5) + c · (log(1 + vote_count) − 5)`` and ``λ = λ_P`` for
+  a movie TMDB has votes of, else ``p_m = 0`` and ``λ = λ_I`` (defaults: a = c = 0, κ = 0.5,
+  λ_P = λ_I = 10); a movie outside the dataset gets ``p_m``.
 - ``b_u``: the persona's mean of ``r_j − b_j`` (its own level); residuals ``e_j = r_j − b_u − b_j``.
 - ``taste(m)``: a ridge regression (λ = 3) of the residuals ``e_j`` on the history movies' TMDB
   genres (1/|genres| each), vote average, log vote count and release year — what this person
