@@ -6,8 +6,14 @@ Each service owns its tables (its ``models.py``); this module owns none.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +70,22 @@ def sync_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+class WriteSessions:
+    """Sessions for write transactions, serialised within the process on SQLite: the database
+    takes one writer at a time anyway, so writers queue on a lock instead of each holding a
+    pooled connection while SQLite makes it wait (which empties the pool under load). Elsewhere
+    (Postgres) writes go straight ahead."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, sqlite: bool) -> None:
+        self.sessions = sessions
+        self._lock: AbstractAsyncContextManager[Any] = asyncio.Lock() if sqlite else nullcontext()
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[AsyncSession]:
+        async with self._lock, self.sessions() as session:
+            yield session
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_common.contracts import (
@@ -25,6 +27,8 @@ from prefshift_recommender.llm import LlmRecommender
 from prefshift_recommender.registry import InvalidParameters, ModelRegistry
 from prefshift_recommender.repository import DatasetRef
 from prefshift_recommender.schemas import TrainAccepted, TrainRequest
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,17 @@ class RecommenderService:
         datasets = await repository.list_datasets(session)
         return datasets[0] if len(datasets) == 1 else None
 
+    async def warm_up(self, session: AsyncSession) -> None:
+        """Load the default dataset's catalogue (and, with an LLM configured, its title index)
+        now, so the first page does not wait for them (seconds on a MovieLens catalogue)."""
+        dataset = await self.default_dataset(session)
+        if dataset is None:
+            return
+        catalog = await self.registry.catalog(dataset)
+        if self.settings.llm_configured:  # only the LLM recommenders read titles
+            await asyncio.to_thread(lambda: (catalog.titles, catalog.genres))
+        log.info("catalogue_warm", dataset=dataset.name, movies=len(catalog))
+
     async def dataset(self, session: AsyncSession, name: str | None) -> DatasetRef:
         """The dataset a request names, or the default; typed errors when there is none."""
         return await repository.choose_dataset(
@@ -113,6 +128,9 @@ class RecommenderService:
                 raise NotFound(f"user {request.user_id} is not in dataset {dataset.name!r}")
             history.update(ratings)
         history.update((movie.tmdb_id, movie.rating) for movie in request.history)
+        # The reads are done: give the connection back before the recommendation, which may
+        # wait seconds on an LLM (pages in flight each holding one emptied the pool).
+        await session.close()
         catalog = await self.registry.catalog(dataset)
         query = Query(
             dataset=dataset,

@@ -68,7 +68,7 @@ class RateLimiter:
         """Reserve a slot for a call of about ``tokens`` tokens; the seconds to wait for it."""
         await self._ensure()
         budget = self.budget
-        async with self.store.sessions() as session:
+        async with self.store.writing() as session:
             row = await self.store.locked_budget(session, self.scope)
             now = self.clock()
             self._factor = row.factor
@@ -94,7 +94,7 @@ class RateLimiter:
     async def throttled(self, retry_after: float | None) -> None:
         """The endpoint answered 429: slow the shared budget down."""
         await self._ensure()
-        async with self.store.sessions() as session:
+        async with self.store.writing() as session:
             row = await self.store.locked_budget(session, self.scope)
             now = self.clock()
             row.factor = self._factor = max(MIN_FACTOR, row.factor * 0.5)
@@ -109,7 +109,7 @@ class RateLimiter:
         if self._factor >= 1.0:
             return
         await self._ensure()
-        async with self.store.sessions() as session:
+        async with self.store.writing() as session:
             row = await self.store.locked_budget(session, self.scope)
             if row.factor < 1.0:
                 row.factor = min(1.0, row.factor + INCREASE)
@@ -120,7 +120,7 @@ class RateLimiter:
 
     async def factor(self) -> float:
         await self._ensure()
-        async with self.store.sessions() as session:
+        async with self.store.writing() as session:
             row = await self.store.locked_budget(session, self.scope)
             value = row.factor
             await session.rollback()

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prefshift_common.db import WriteSessions
 from prefshift_common.llm.models import VALID, LlmCall, LlmFormatDecision, LlmRateBudget
 
 
@@ -26,10 +27,18 @@ class RecordedCall:
 
 class LlmStore:
     """Each write is committed in its own short session: a failed request must still leave the
-    record of the calls it made (the audit trail and the cost)."""
+    record of the calls it made (the audit trail and the cost).
+
+    Writes go through :class:`~prefshift_common.db.WriteSessions`: on SQLite, dozens of calls in
+    flight each holding a pooled connection while SQLite made them wait emptied the pool (its
+    30 s checkout timeout failed a 20-user experiment)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.writing = WriteSessions(
+            sessions, sqlite=bind is not None and bind.dialect.name == "sqlite"
+        )
 
     async def record(self, **fields: Any) -> int:
         response = fields.get("response")
@@ -39,7 +48,7 @@ class LlmStore:
         if fields.get("endpoint"):
             fields["endpoint"] = fields["endpoint"][:500]
         call = LlmCall(**fields)
-        async with self.sessions() as session:
+        async with self.writing() as session:
             session.add(call)
             await session.commit()
             return call.id
@@ -81,7 +90,7 @@ class LlmStore:
     async def decide(
         self, scope: str, *, endpoint: str | None, model: str, used: str, reason: str, at: float
     ) -> None:
-        async with self.sessions() as session:
+        async with self.writing() as session:
             row = await session.get(LlmFormatDecision, scope)
             if row is None:
                 row = LlmFormatDecision(scope=scope, endpoint=endpoint, model=model)
@@ -95,7 +104,7 @@ class LlmStore:
     # --- rate budgets -----------------------------------------------------------------------
 
     async def ensure_budget(self, scope: str, *, endpoint: str | None, model: str) -> None:
-        async with self.sessions() as session:
+        async with self.writing() as session:
             if await session.get(LlmRateBudget, scope) is not None:
                 return
             session.add(LlmRateBudget(scope=scope, endpoint=endpoint, model=model))

@@ -13,15 +13,15 @@ connection writes, so this process's writers queue on one lock instead (none on 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+import contextlib
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prefshift_common.contracts import Experience
-from prefshift_common.db import is_sqlite
+from prefshift_common.db import WriteSessions, is_sqlite
 from prefshift_orchestrator.execution.arms import Page
 from prefshift_orchestrator.execution.plan import PageKey, StoredPage
 from prefshift_orchestrator.models import Run
@@ -57,15 +57,8 @@ class CheckpointStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, database_url: str) -> None:
         self.sessions = sessions
-        self._write_lock: AbstractAsyncContextManager[Any] = (
-            asyncio.Lock() if is_sqlite(database_url) else nullcontext()
-        )
-
-    @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session for one write transaction (serialised within the process on SQLite)."""
-        async with self._write_lock, self.sessions() as session:
-            yield session
+        #: A session for one write transaction (serialised within the process on SQLite).
+        self.writing = WriteSessions(sessions, sqlite=is_sqlite(database_url))
 
     async def run(self, run_id: int) -> Run | None:
         """The run as stored now (detached: it stays readable after its session closes)."""
@@ -213,3 +206,12 @@ class WriteBehind:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             await pending
+
+    async def abandon(self) -> None:
+        """Stop the pending step and wait until it has let go of what it held (the run is
+        being stopped: a step not stored is made again on resume)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending

@@ -7,9 +7,13 @@
 4. every arm concurrently, page by page (:meth:`RunExecutor._page`): the arm shows ``page_size``
    unseen movies (history = persona history + the arm's experiences so far; test, persona and
    shown movies excluded), the persona rates them (→ experiences), then re-rates the test
-   movies (never experiences). ``control`` only re-rates.
+   movies (never experiences). ``control`` only re-rates. The re-rating needs the page's
+   experiences and nothing after them, and the next page needs only those experiences, so the
+   re-rating runs beside the next page's recommendation: an arm's critical path is a
+   recommendation and a rating per page, plus the last re-rating.
 
-Each step is stored when it completes (:mod:`.checkpoints`, written behind the arm's next call).
+Each step is stored when it completes (:mod:`.checkpoints`, written behind the arm's next call),
+in protocol order: a page's re-rating is stored before the next page's recommendations.
 
 Seeds: the test re-ratings of page p use the same seed in every arm (common random numbers, so
 the difference between an arm and control comes from experiences, not sampling noise); the
@@ -200,6 +204,9 @@ class RunExecutor:
         try:
             for steps in plan.pages:
                 await self._page(run, arm, source, steps, experiences, shown, writes, progress)
+        except asyncio.CancelledError:
+            await writes.abandon()  # stopping: do not wait for a re-rating still in flight
+            raise
         finally:
             await writes.flush()
 
@@ -238,10 +245,15 @@ class RunExecutor:
                     )
                 )
                 experiences.extend(experiences_of(ratings))
+        # The re-rating of the test movies is the end of the page, but the next page needs only
+        # this page's experiences: it runs beside the next page's calls (off the arm's critical
+        # path) and is stored behind them in protocol order, before the next page's first step.
         seed = call_seed(run.seed, "test", page)
-        ratings, latency = await self._rate(run, run.test_ids, experiences, seed, occasion=page)
-        await writes.submit(
-            self.store.save_test_ratings(
+        before = list(experiences)  # the persona as this page left it
+
+        async def store_rerating() -> None:
+            ratings, latency = await self._rate(run, run.test_ids, before, seed, occasion=page)
+            await self.store.save_test_ratings(
                 run.claim,
                 arm=arm.name,
                 page=page,
@@ -249,7 +261,8 @@ class RunExecutor:
                 latency_ms=latency,
                 progress=progress,
             )
-        )
+
+        await writes.submit(store_rerating())
 
     async def _show(
         self,
