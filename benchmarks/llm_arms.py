@@ -68,7 +68,7 @@ ARMS = ["llm", "llm-persuasive", "control"]
 #: The protocol's LLM calls in sequence: the baseline, then per page recommend, rate, re-rate.
 CRITICAL_CALLS = 1 + 3 * PAGES
 #: The calls a run must wait for one after the other: each page's re-rating overlaps the next
-#: page's recommendation, so the baseline, then per page recommend and rate, then the last re-rating.
+#: page's recommendation, so the baseline, per page recommend and rate, the last re-rating.
 DEPENDENT_CALLS = 1 + 2 * PAGES + 1
 #: LLM calls of one run: the baseline; per page 3 per LLM arm and 1 for control.
 CALLS_PER_RUN = 1 + PAGES * (3 + 3 + 1)
