@@ -233,7 +233,7 @@ class RunExecutor:
                 experiences.extend(steps.experiences)
             else:
                 seed = call_seed(run.seed, arm.name, page, "experience")
-                # An empty page (a recorded page that showed nothing) has nothing to rate.
+                # An empty page (the arm found or recorded nothing) has nothing to rate.
                 ratings, latency = (
                     await self._rate(run, list(items), experiences, seed, occasion=page)
                     if items
