@@ -211,9 +211,11 @@ def create_service_app(
 
 
 @asynccontextmanager
-async def background_task(job: Coroutine[Any, Any, object], *, name: str) -> AsyncIterator[None]:
-    """Run ``job`` beside the service (e.g. warming a cache); a failure is logged, never fatal,
-    and the job is cancelled at shutdown if it is still running."""
+async def background_task(
+    job: Coroutine[Any, Any, object], *, name: str, grace_seconds: float = 10.0
+) -> AsyncIterator[None]:
+    """Run ``job`` beside the service (e.g. warming a cache); a failure is logged, never fatal.
+    At shutdown the job gets ``grace_seconds`` to end by itself, then it is cancelled."""
 
     async def guarded() -> None:
         try:
@@ -225,6 +227,9 @@ async def background_task(job: Coroutine[Any, Any, object], *, name: str) -> Asy
     try:
         yield
     finally:
+        # Cancelling does not stop a database call already running: SQLite's driver finishes it
+        # on its own thread and then reports to the event loop, which may be closed by then.
+        await asyncio.wait({task}, timeout=grace_seconds)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
