@@ -28,9 +28,10 @@ fi
 llama_home="${PREFSHIFT_LLAMA_SERVER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/prefshift/llama-server}"
 llama_python="${PREFSHIFT_TEST_LLAMA_SERVER:-$llama_home/bin/python}"
 if [ -x "$llama_python" ] && [ -f "$(dirname "$(dirname "$llama_python")")/.installed" ]; then
-  # One run through a real model on 2 cores takes minutes (prompt evaluation of a 270M model),
-  # and what it checks -- the real server's answers -- does not depend on the database, which
-  # the LLM client's storage is tested on in tests/e2e/test_llm_endpoints.py on both passes.
+  # One small run through a real model takes about 4 minutes on 2 cores (measured 3.8 min at
+  # load average 4: ~8,000 prompt tokens through a 270M model on one thread), and what it
+  # checks -- the real server's answers -- does not depend on the database, which the LLM
+  # client's storage is tested on in tests/e2e/test_llm_endpoints.py on both passes.
   echo "== real-model test (tests/e2e/test_real_llm.py) with $llama_python, in the SQLite pass only"
   export PREFSHIFT_TEST_LLAMA_SERVER="$llama_python"
 elif [ "${PREFSHIFT_REQUIRE_LLAMA:-0}" = "1" ]; then
