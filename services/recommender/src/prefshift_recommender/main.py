@@ -10,8 +10,6 @@ in for this one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +18,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from prefshift_common.app import Database, create_service_app, serve
+from prefshift_common.app import Database, background_task, create_service_app, serve
 from prefshift_common.db import create_sync_db_engine
 from prefshift_common.llm import LlmClient
 from prefshift_common.tmdb_client import TmdbProxyClient
@@ -50,11 +48,8 @@ def _llm_client(settings: Settings, database: Database) -> LlmClient:
 async def _warm_up(service: RecommenderService, database: Database) -> None:
     """The default catalogue, loaded in the background while the service already answers (a
     request meanwhile waits for the same load rather than starting its own)."""
-    try:
-        async with database.sessions() as session:
-            await service.warm_up(session)
-    except Exception as exc:  # a cold first request is slower, nothing worse
-        log.warning("catalogue_warm_up_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+    async with database.sessions() as session:
+        await service.warm_up(session)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,13 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await service.autotrain(session)
         except SQLAlchemyError as exc:  # e.g. not migrated yet: serve, and say so in /readyz
             log.warning("startup_models_skipped", error=f"{type(exc).__name__}: {exc}"[:300])
-        warm = asyncio.create_task(_warm_up(service, database), name="catalogue-warm-up")
         try:
-            yield
+            async with background_task(_warm_up(service, database), name="catalogue_warm_up"):
+                yield
         finally:
-            warm.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warm
             registry.close()
             await proxy.aclose()
             await llm_client.aclose()
