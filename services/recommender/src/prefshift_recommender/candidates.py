@@ -40,20 +40,20 @@ def candidate_pool(
 ) -> list[CatalogMovie]:
     """``size`` unseen movies: each genre's most-rated movies in turn (genres in a seeded
     order), then shuffled with ``seed``. Fewer when the catalogue runs out."""
-    by_genre: dict[str, list[CatalogMovie]] = {}
-    for movie in sorted(catalog.movies, key=lambda m: (-m.rating_count, m.tmdb_id)):
-        if movie.tmdb_id in blocked:
-            continue
-        for genre in movie.genres or ("(no genres listed)",):
-            by_genre.setdefault(genre, []).append(movie)
+    by_genre = catalog.most_rated_by_genre
     rng = random.Random(seed)
-    genres = sorted(by_genre)
+    genres = sorted(
+        g for g, movies in by_genre.items() if any(m.tmdb_id not in blocked for m in movies)
+    )
     rng.shuffle(genres)
     queues = {genre: iter(by_genre[genre]) for genre in genres}
     chosen: dict[int, CatalogMovie] = {}
     while len(chosen) < size and queues:
         for genre in list(queues):
-            pick = next((m for m in queues[genre] if m.tmdb_id not in chosen), None)
+            pick = next(
+                (m for m in queues[genre] if m.tmdb_id not in chosen and m.tmdb_id not in blocked),
+                None,
+            )
             if pick is None:
                 del queues[genre]
                 continue

@@ -10,6 +10,9 @@ from prefshift_common.movies import display_title, title_names
 from prefshift_common.title_matching import CatalogueMovie, TitleCatalogue
 from prefshift_recommender.repository import DatasetRef, MovieRows
 
+#: The genre of a movie MovieLens lists none for.
+NO_GENRES = "(no genres listed)"
+
 
 @dataclass(frozen=True)
 class CatalogMovie:
@@ -82,6 +85,16 @@ class Catalog:
                 for movie, raw in zip(self.movies, self._raw_titles, strict=True)
             ]
         )
+
+    @functools.cached_property
+    def most_rated_by_genre(self) -> dict[str, list[CatalogMovie]]:
+        """Each genre's movies, most-rated first (ties by TMDB id), built on first use: the
+        candidate rounds' offer walks these instead of sorting the catalogue every time."""
+        by_genre: dict[str, list[CatalogMovie]] = {}
+        for movie in sorted(self.movies, key=lambda m: (-m.rating_count, m.tmdb_id)):
+            for genre in movie.genres or (NO_GENRES,):
+                by_genre.setdefault(genre, []).append(movie)
+        return by_genre
 
     @functools.cached_property
     def genres(self) -> list[str]:
