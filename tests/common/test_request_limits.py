@@ -78,6 +78,26 @@ def _raw(port: int, data: bytes) -> socket.socket:
     return connection
 
 
+def _one_response(connection: socket.socket) -> bytes:
+    """One response from a connection that stays open: its head, then content-length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"closed after {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        assert chunk, f"closed after {data[:200]!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def _answer(connection: socket.socket) -> bytes:
     chunks = []
     while chunk := connection.recv(65536):
@@ -117,6 +137,36 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(
         assert streamed.status_code == 413, streamed.text
         assert streamed.json()["error"] == "payload_too_large"
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_body_still_arriving_after_its_413_does_not_make_the_next_request_late(
+    service: tuple[LiveServer, str],
+) -> None:
+    """The client keeps sending the refused body for longer than the header timeout (0.5 s),
+    without a gap as long: the server discards it, and the same connection then serves the
+    next request (not a 408 meant for late headers, queued behind the 413)."""
+    server, path = service
+    connection = _raw(
+        server.port,
+        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"transfer-encoding: chunked\r\n\r\n".encode(),
+    )
+    piece = b"1," * 512
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    connection.sendall(chunk * 80)  # 80 KB: past the 64 KB limit
+    refused = _one_response(connection)
+    assert refused.startswith(b"HTTP/1.1 413"), refused[:200]
+    assert b"connection: close" not in refused.lower()  # the connection stays open
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:
+        connection.sendall(chunk)
+        time.sleep(0.1)
+    connection.sendall(b"0\r\n\r\nGET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    try:
+        answer = _one_response(connection)
+    finally:
+        connection.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
 def test_half_sent_headers_and_stalled_bodies_get_a_408_and_are_closed(

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import h11
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -120,13 +121,23 @@ _TIMEOUT_408 = (
 
 class HeaderTimeoutH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, plus: a request's headers must arrive within
-    ``header_timeout_s`` of the connection opening (or of the previous response)."""
+    ``header_timeout_s`` of the connection opening (or of the previous response).
+
+    A response can go out before its request's body has all arrived (a 413 for a streamed body
+    past the limit): uvicorn then reads and discards the rest, and the next request's headers
+    can only follow it. While that body keeps arriving (no gap longer than the timeout, the
+    same rule as for a body being read), the deadline moves on; a body that stops is a 408."""
 
     header_timeout_s = 10.0
+    _received = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        super().data_received(data)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -134,11 +145,17 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
     def _arm_header_timer(self) -> None:
         armed_for = self.cycle
-        self.loop.call_later(self.header_timeout_s, self._header_deadline, armed_for)
+        self.loop.call_later(
+            self.header_timeout_s, self._header_deadline, armed_for, self._received
+        )
 
-    def _header_deadline(self, armed_for: object) -> None:
-        # No new request began since the timer was armed: headers are late (or never came).
-        if self.cycle is armed_for and not self.transport.is_closing():
+    def _header_deadline(self, armed_for: object, received_then: int) -> None:
+        if self.cycle is not armed_for or self.transport.is_closing():
+            return  # a new request began since the timer was armed (or the connection is gone)
+        if self.conn.their_state is h11.SEND_BODY and self._received > received_then:
+            # the answered request's body is still arriving, to be discarded: wait on
+            self._arm_header_timer()
+        else:  # headers are late, or never came
             self.transport.write(_TIMEOUT_408)
             self.transport.close()
 
