@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
@@ -84,8 +85,10 @@ class TitleForm:
     numbers: tuple[int, ...]  #: every number, sorted; 1 left out ("Part 1" = no part)
 
 
+@lru_cache(maxsize=1 << 16)
 def title_form(title: str) -> TitleForm:
-    """The comparison form of one title (a trailing "(1999)" is ignored)."""
+    """The comparison form of one title (a trailing "(1999)" is ignored). Cached: a replay or an
+    import compares the same few thousand titles again and again (the form is immutable)."""
     text, _ = split_year(title)
     parts = _SUBTITLE.split(text, maxsplit=1)
     words = _canonical(title_key(text))
