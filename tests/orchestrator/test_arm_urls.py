@@ -42,11 +42,19 @@ def _run_rows(database_url: str) -> int:
         "http://127.0.0.1:9000/a/../admin",
         "http://127.0.0.1:9000/%2e%2e/admin",
         "http://127.0.0.1:99999",
+        # host names the resolver cannot encode (found by the schema fuzzer: a 500 before)
+        "http://\u0083\u00ad\u0018k\u00e9\ua955",
+        "http://a..b:9000",
+        "http://" + "x" * 64 + ".example",
     ],
 )
 def test_an_arm_url_is_a_plain_http_base(url: str) -> None:
     with pytest.raises(ArmUrlRefused):
         parse_arm_url(url)
+
+
+def test_an_international_host_name_is_a_host_name() -> None:
+    assert parse_arm_url("http://bücher.example:9000").host == "bücher.example"
 
 
 async def test_the_policy_checks_addresses_not_only_names() -> None:
@@ -88,6 +96,7 @@ def test_refused_arm_urls_and_refused_users_store_no_row(
             "http://127.0.0.1:8100",  # loopback is not in the (empty) allowlist
             "http://127.0.0.1:8100/?x=/runs",
             "gopher://127.0.0.1:70",
+            "http://\u0083\u00ad\u0018k\u00e9\ua955",  # not a host name: was a 500
         ):
             arms = [{"name": "probe", "url": url}, "control"]
             response = client.post(f"/simulate/{USER}", json={**PROTOCOL, "arms": arms})

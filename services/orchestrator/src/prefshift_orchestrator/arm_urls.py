@@ -103,6 +103,10 @@ def parse_arm_url(url: str) -> ArmUrl:
         raise ArmUrlRefused(f"arm URL {url!r} has no host")
     if parts.username is not None or parts.password is not None:
         raise ArmUrlRefused(f"arm URL {url!r}: user info (user@host) is not allowed")
+    try:  # what the resolver will do with the name (IDNA): control characters, empty labels
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ArmUrlRefused(f"arm URL {url!r}: {parts.hostname!r} is not a host name") from None
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ArmUrlRefused(
             f"arm URL {url!r}: no query or fragment; the URL is a base and prefshift adds the path"
@@ -201,7 +205,7 @@ async def _resolve(url: ArmUrl) -> list[IPAddress]:
     try:
         async with asyncio.timeout(_RESOLVE_TIMEOUT_SECONDS):
             infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, UnicodeError):
         raise ArmUrlRefused(f"arm host {url.host!r} does not resolve") from None
     addresses = list(dict.fromkeys(_plain(ipaddress.ip_address(info[4][0])) for info in infos))
     if not addresses:
