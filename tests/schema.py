@@ -11,12 +11,20 @@ wrong or missing auth is refused.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+
+# CI (``.ci/run`` sets HYPOTHESIS_PROFILE=ci) draws the same examples on every run, so whether a
+# submission lands depends on its code, not on the draw; without it every run explores new
+# examples (how the arm-URL host that made a 500 was found). A failure found either way is kept
+# as a plain test case where the bug was fixed.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 class SchemaContract:
