@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
@@ -104,3 +105,62 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
         env=env,
     )
     assert missing.exit_code == 1 and "experiment 99 does not exist" in missing.output
+
+
+def _noise_free_row(output: str) -> str:
+    (row,) = [line for line in output.splitlines() if "seed-gpt5, noise-free" in line]
+    return row
+
+
+def test_fidelity_takes_its_statistics_from_the_population_the_users_were_drawn_from(
+    both_datasets_database_url: str, shared_data: Path, tmp_path: Path
+) -> None:
+    release = write_release(tmp_path / "released", shared_data)
+    env = {
+        "PREFSHIFT_DATABASE_URL": both_datasets_database_url,
+        "PREFSHIFT_TMDB_PROXY_URL": "http://127.0.0.1:9",
+        "COLUMNS": "250",
+    }
+    runner = CliRunner()
+    imported = runner.invoke(
+        app, ["experiment", "import-seed-results", str(tmp_path / "released")], env=env
+    )
+    assert imported.exit_code == 0, imported.output
+    fidelity = ["persona", "fidelity", "--experiment", "1", "--persona-model", "seed-gpt5"]
+    fidelity += ["--resamples", "100"]
+    own = runner.invoke(app, fidelity, env=env)
+    assert own.exit_code == 0, own.output
+    assert "collaborative statistics of seed-cohort" in own.output
+
+    # Other people entirely: the cohort's users are not in it under their ids, so it cannot
+    # be shown not to hold the same person twice.
+    other = runner.invoke(app, [*fidelity, "--reference-dataset", "ml-latest-small"], env=env)
+    assert other.exit_code == 1
+    assert "holds 0.0% of 'seed-cohort''s ratings under the same user ids" in other.output
+
+    # The population the cohort was drawn from: its users under their own ids, and 30 more
+    # people who disliked the test movies and loved the persona movies.
+    population = tmp_path / "population"
+    population.mkdir()
+    cohort = shared_data / "seed-cohort"
+    for name in ("movies.csv", "links.csv"):
+        (population / name).write_bytes((cohort / name).read_bytes())
+    disliked = {m["movieId"] for m in release.test}
+    loved = {m["movieId"] for m in release.persona} - disliked
+    extra = [
+        {"userId": 9_000_000 + k, "movieId": movie, "rating": rating}
+        for k in range(30)
+        for movies, rating in ((disliked, 0.5), (loved, 5.0))
+        for movie in sorted(movies)
+    ]
+    pd.concat([pd.read_csv(cohort / "ratings.csv"), pd.DataFrame(extra)]).to_csv(
+        population / "ratings.csv", index=False
+    )
+    added = runner.invoke(app, ["data", "import", str(population)], env=env)
+    assert added.exit_code == 0, added.output
+    drawn = runner.invoke(app, [*fidelity, "--reference-dataset", "population"], env=env)
+    assert drawn.exit_code == 0, drawn.output
+    assert "collaborative statistics of population" in drawn.output
+    assert "holds 100.0% of 'seed-cohort''s ratings" in drawn.output
+    # the crowd's verdict on the test movies reached the persona's ratings of them
+    assert _noise_free_row(drawn.output) != _noise_free_row(own.output)

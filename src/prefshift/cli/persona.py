@@ -84,18 +84,25 @@ def parameters_table(calibration: Calibration, start: dict[str, float]) -> Table
 
 
 def _load_recorded(
-    database_url: str, experiment: int
+    database_url: str, experiment: int, *, reference: str | None = None
 ) -> tuple[RecordedExperiment, dict[int, MovieFacts], CollaborativeStats]:
     """An experiment's recorded runs, the facts of every movie they name (the dataset's, then
-    the tmdb-proxy's offline records) and the dataset's collaborative statistics; exits with a
-    message when the experiment is missing or has no baseline."""
+    the tmdb-proxy's offline records) and the collaborative statistics of its dataset, or of
+    the ``reference`` dataset its users were drawn from; exits with a message when the
+    experiment is missing or has no baseline, or the reference cannot be trusted."""
     from prefshift.recorded_runs import (
         ExperimentNotFound,
         load_recorded_experiment,
         offline_facts,
     )
     from prefshift_common.db import create_sync_db_engine
-    from prefshift_simulator.evaluation import collaborative_stats, read_dataset
+    from prefshift_datasets.errors import DatasetNotFoundError
+    from prefshift_simulator.evaluation import (
+        ReferencePopulationError,
+        check_reference_population,
+        collaborative_stats,
+        read_dataset,
+    )
 
     engine = create_sync_db_engine(database_url)
     try:
@@ -119,7 +126,22 @@ def _load_recorded(
             facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
     finally:
         engine.dispose()
-    return recorded, facts, collaborative_stats(snapshot)
+    population = snapshot
+    if reference is not None and reference != snapshot.name:
+        try:
+            population = read_dataset(database_url, reference)
+            share = check_reference_population(snapshot, population)
+        except (DatasetNotFoundError, ReferencePopulationError) as exc:
+            errors.print(f"[red]--reference-dataset: {exc}[/red]")
+            raise typer.Exit(1) from exc
+        raters = population.ratings["user_id"].nunique()
+        errors.print(
+            f"collaborative statistics from {reference!r} ({raters:,} users, "
+            f"{len(population.ratings):,} ratings; it holds {share:.1%} of "
+            f"{snapshot.name!r}'s ratings under the same user ids, and each persona's own are "
+            "left out)"
+        )
+    return recorded, facts, collaborative_stats(population)
 
 
 @app.command("list")
@@ -303,6 +325,15 @@ def fidelity(
     resamples: Annotated[
         int, typer.Option(min=100, max=20_000, help="Bootstrap resamples of users.")
     ] = 2000,
+    reference_dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Take the collaborative statistics (movie means, similarities) from this "
+            "dataset, the population the experiment's users were drawn from (e.g. ml-32m for "
+            "seed-cohort), instead of the experiment's own dataset. It must hold that dataset's "
+            "ratings under the same user ids, so that each persona's own are left out."
+        ),
+    ] = None,
 ) -> None:
     """The embedded persona's first ratings against the real ones on the experiment's own
     split — the test movies its recorded persona never saw among its persona movies — beside
@@ -324,7 +355,9 @@ def fidelity(
     unknown = [name for name in chosen if name not in models]
     if unknown:
         raise typer.BadParameter(f"--persona-model: no parameter set {unknown} ({sorted(models)})")
-    recorded, facts, stats = _load_recorded(settings.resolved_database_url, experiment)
+    recorded, facts, stats = _load_recorded(
+        settings.resolved_database_url, experiment, reference=reference_dataset
+    )
     pairs = unseen_pairs(recorded.users)
     predictors = {"recorded persona": [p.recorded for p in pairs]}
     quiet = {"lasting_noise": 0.0, "occasion_noise": 0.0}
@@ -350,7 +383,8 @@ def fidelity(
     )
     table = Table(
         title=f"Fidelity on experiment {experiment}'s own split: {len(pairs)} users, "
-        f"{rows[0].pairs} never-seen test movies (95% bootstrap intervals over users)"
+        f"{rows[0].pairs} never-seen test movies (95% bootstrap intervals over users; "
+        f"collaborative statistics of {stats.dataset})"
     )
     for column in ("persona", "RMSE", "MAE", "Pearson r", "Δ RMSE", "Δ MAE", "Δ r"):
         table.add_column(column, justify="left" if column == "persona" else "right")

@@ -11,6 +11,7 @@ resampled paired, on the same users.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -143,6 +144,8 @@ def fidelity_table(
         diff_point, diff_boot = point - ref_point, boot - ref_boot
 
         def interval(b: FloatArray, k: int) -> tuple[float, float]:
+            if np.isnan(b[:, k]).all():  # r of a constant predictor in every resample
+                return math.nan, math.nan
             low, high = np.nanpercentile(b[:, k], [2.5, 97.5])
             return float(low), float(high)
 
