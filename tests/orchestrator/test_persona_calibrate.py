@@ -60,6 +60,8 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
             str(tmp_path / "sets"),
             "--fixed",
             "lasting_noise",
+            "--set",
+            "satiation_rate=0",
         ],
         env=env,
     )
@@ -74,6 +76,9 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
         "drift_noise",
     }
     assert saved["parameters"]["lasting_noise"] == 0.0
+    # a parameter the fit does not touch keeps the start's changed value, and says so
+    assert saved["parameters"]["satiation_rate"] == 0.0
+    assert "started from 'literature' with satiation_rate=0" in saved["estimator"]
     for name, (low, high) in saved["intervals"].items():
         assert low <= high, name
     assert saved["fit"]["users"] == 2 and saved["fit"]["moments"]
@@ -98,6 +103,24 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
     # both users' never-seen test movies, the recorded persona as the reference
     assert "2 users" in fidelity.output and "recorded persona" in fidelity.output
     assert "literature" in fidelity.output and "seed-gpt5, as rated (seed 0)" in fidelity.output
+
+    for bad in ("satiation=0", "satiation_rate=much", "satiation_rate"):
+        refused = runner.invoke(
+            app,
+            [
+                "persona",
+                "calibrate",
+                "--experiment",
+                "1",
+                "--output-dir",
+                str(tmp_path),
+                "--set",
+                bad,
+            ],
+            env=env,
+        )
+        assert refused.exit_code == 2, (bad, refused.output)
+        assert "--set" in refused.output
 
     missing = runner.invoke(
         app,

@@ -102,7 +102,7 @@ async def test_a_request_picks_a_named_parameter_set_and_the_answer_says_which(
         default = await client.post("/ratings", json=body)
         literature = await client.post("/ratings", json={**body, "persona_model": "literature"})
         unknown = await client.post("/ratings", json={**body, "persona_model": "no-such-set"})
-    assert default.status_code == 200 and default.json()["persona_model"] == "seed-gpt5"
+    assert default.status_code == 200 and default.json()["persona_model"] == "seed-gpt5-v2"
     assert literature.status_code == 200 and literature.json()["persona_model"] == "literature"
     assert unknown.status_code == 400 and "no-such-set" in unknown.json()["detail"]
     async with simulator(simulator_persona="literature") as client:
@@ -243,9 +243,10 @@ async def test_backends_lists_embedded_as_default_without_an_llm(
     backends = {b["name"]: b for b in response.json()["backends"]}
     assert backends["embedded"]["available"] and backends["embedded"]["default"]
     sets = {m["name"]: m for m in backends["embedded"]["persona_models"]}
-    assert {"literature", "seed-gpt5"} <= set(sets)
-    assert sets["seed-gpt5"]["default"] and not sets["literature"]["default"]
-    assert sets["seed-gpt5"]["source"] and sets["seed-gpt5"]["estimator"]
+    assert {"literature", "seed-gpt5", "seed-gpt5-v2"} <= set(sets)
+    assert [name for name, m in sets.items() if m["default"]] == ["seed-gpt5-v2"]
+    assert sets["seed-gpt5-v2"]["source"] and sets["seed-gpt5-v2"]["estimator"]
+    assert sets["seed-gpt5-v2"]["parameters"]["satiation_rate"] == 0.0
     assert sets["literature"]["parameters"]["exposure_rate"] == 0.02
     assert not backends["llm"]["available"] and not backends["llm"]["default"]
     assert "OPENAI_BASE_URL" in backends["llm"]["detail"]

@@ -195,6 +195,14 @@ def calibrate(
         list[str] | None,
         typer.Option(help="A moment to report but give no weight, e.g. kendall_tau (repeatable)."),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="PARAM=VALUE: start from the start set with this parameter changed, e.g. "
+            "satiation_rate=0 (repeatable; a parameter not fitted keeps this value).",
+        ),
+    ] = None,
 ) -> None:
     """Fit the embedded persona's dynamics and noise to an experiment's recorded ratings by
     the method of simulated moments: its recorded pages are replayed through the embedded
@@ -208,6 +216,7 @@ def calibrate(
     from prefshift_simulator.embedded.model import EmbeddedPersonaModel
     from prefshift_simulator.embedded.persona_models import (
         PersonaModel,
+        PersonaModelError,
         flat_parameters,
         save_persona_model,
         with_parameters,
@@ -227,21 +236,34 @@ def calibrate(
     models, _ = persona_models(settings)
     if start not in models:
         raise typer.BadParameter(f"--start: no parameter set {start!r} ({sorted(models)})")
+    base = models[start]
+    overrides: dict[str, float] = {}
+    for item in set_ or ():
+        key, sep, value = item.partition("=")
+        try:
+            overrides[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise typer.BadParameter(f"--set: expected PARAM=NUMBER, got {item!r}")
+    try:
+        start_params = with_parameters(base.params, overrides)
+    except PersonaModelError as exc:
+        raise typer.BadParameter(f"--set: {exc}") from exc
     directory = output_dir or settings.simulator_persona_dir
     if directory is None:
         raise typer.BadParameter("give --output-dir or set PREFSHIFT_SIMULATOR_PERSONA_DIR")
     name = name or f"exp-{experiment}"
     started = time.perf_counter()
     recorded, facts, stats = _load_recorded(settings.resolved_database_url, experiment)
-    base = models[start]
     errors.print(
         f"experiment {experiment} ({recorded.name or 'unnamed'}): {len(recorded.users)} users "
         f"on {recorded.dataset}; replaying with {start!r}"
     )
     prepared = prepare(
-        recorded.users, model=EmbeddedPersonaModel(base.params), facts=facts, stats=stats
+        recorded.users, model=EmbeddedPersonaModel(start_params), facts=facts, stats=stats
     )
-    start_values = flat_parameters(base.params)
+    start_values = flat_parameters(start_params)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -276,7 +298,7 @@ def calibrate(
     )
     fitted = PersonaModel(
         name=name,
-        params=with_parameters(base.params, calibration.parameters),
+        params=with_parameters(start_params, calibration.parameters),
         description=f"Calibrated on experiment {experiment} ({recorded.name or 'unnamed'}).",
         source=f"experiment {experiment} ({recorded.name or 'unnamed'}) on "
         f"{recorded.dataset}: {len(recorded.users)} users, arms {', '.join(prepared.arms)}",
@@ -285,6 +307,7 @@ def calibrate(
         f"evolution + Nelder-Mead; {replications} noise replications, common random numbers), "
         f"percentile intervals from {calibration.bootstrap} bootstrap resamples of users; "
         f"started from {start!r}"
+        + "".join(f" with {k}={v:g}" for k, v in sorted(overrides.items()))
         + (f"; kept at the start: {', '.join(sorted(fixed))}" if fixed else "")
         + (f"; not matched: {', '.join(sorted(unmatched))}" if unmatched else ""),
         intervals=calibration.intervals,

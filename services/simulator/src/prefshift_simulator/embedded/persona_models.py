@@ -24,7 +24,7 @@ from prefshift_simulator.embedded.dynamics import DynamicsParams
 from prefshift_simulator.embedded.model import ModelParams
 
 #: The set used when neither request, experiment nor setting names one.
-DEFAULT_PERSONA_MODEL = "seed-gpt5"
+DEFAULT_PERSONA_MODEL = "seed-gpt5-v2"
 DYNAMICS_FIELDS = frozenset(f.name for f in dataclasses.fields(DynamicsParams))
 MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelParams)) - {"dynamics"}
 
