@@ -104,7 +104,7 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
     assert "2 users" in fidelity.output and "recorded persona" in fidelity.output
     assert "literature" in fidelity.output and "seed-gpt5, as rated (seed 0)" in fidelity.output
 
-    for bad in ("satiation=0", "satiation_rate=much", "satiation_rate"):
+    for bad in ("satiation=0", "satiation_rate=much", "satiation_rate", "satiation_rate=nan"):
         refused = runner.invoke(
             app,
             [

@@ -241,11 +241,12 @@ def calibrate(
     for item in set_ or ():
         key, sep, value = item.partition("=")
         try:
-            overrides[key.strip()] = float(value)
+            number = float(value)
         except ValueError:
-            sep = ""
-        if not sep:
+            number = math.nan
+        if not sep or not math.isfinite(number):
             raise typer.BadParameter(f"--set: expected PARAM=NUMBER, got {item!r}")
+        overrides[key.strip()] = number
     try:
         start_params = with_parameters(base.params, overrides)
     except PersonaModelError as exc:
