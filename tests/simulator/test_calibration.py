@@ -4,8 +4,10 @@ for rating, and a calibration recovers the parameters a synthetic study was gene
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from prefshift_simulator.calibration.fidelity import fidelity_table
 from prefshift_simulator.calibration.fit import calibrate
 from prefshift_simulator.calibration.moments import kendall_tau_b
 from prefshift_simulator.calibration.recorded import RecordedPage, RecordedUser
@@ -19,7 +21,11 @@ from prefshift_simulator.calibration.replay import (
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.model import N_GENRES, EmbeddedPersonaModel, ModelParams
 from prefshift_simulator.embedded.persona_models import flat_parameters, with_parameters
-from prefshift_simulator.evaluation import DatasetSnapshot
+from prefshift_simulator.evaluation import (
+    DatasetSnapshot,
+    ReferencePopulationError,
+    check_reference_population,
+)
 from tests.simulator.conftest import PersonaCase
 
 TRUE = {
@@ -169,3 +175,50 @@ def test_calibration_recovers_the_parameters_a_study_was_generated_with() -> Non
         low, high = calibration.intervals[name]
         assert low <= TRUE[name] <= high, (name, TRUE[name], (low, high))
         assert abs(calibration.parameters[name] - TRUE[name]) < abs(start[name] - TRUE[name])
+
+
+def test_fidelity_separates_a_users_level_from_the_order_of_the_users_movies() -> None:
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(1.5, 4.5, size=40)
+    real = [level + rng.normal(0.0, 0.5, size=20) for level in levels]
+    # right about each user's level, blind to the order of the user's movies
+    levels_only = [np.full(20, level) + rng.normal(0.0, 0.05, size=20) for level in levels]
+    # right about the order, wrong about every level
+    order_only = [r - r.mean() + 3.0 for r in real]
+    rows = {
+        row.name: row
+        for row in fidelity_table(
+            real,
+            {"levels": levels_only, "order": order_only, "real": real},
+            reference="levels",
+            resamples=200,
+        )
+    }
+    assert rows["levels"].values["pearson"] > 0.7
+    assert abs(rows["levels"].values["pearson_within"]) < 0.2
+    assert rows["order"].values["pearson_within"] == pytest.approx(1.0)
+    assert rows["order"].values["pearson"] < 0.6
+    assert rows["real"].values["pearson_within"] == pytest.approx(1.0)
+    centred = np.concatenate([p - p.mean() for p in levels_only])
+    direct = np.corrcoef(centred, np.concatenate([r - r.mean() for r in real]))[0, 1]
+    assert rows["levels"].values["pearson_within"] == pytest.approx(direct)
+    low, high = rows["order"].difference_intervals["pearson_within"]
+    assert low > 0.5 and high <= 1.5  # paired on the same users
+
+
+def _snapshot(name: str, rows: list[tuple[int, int, float]]) -> DatasetSnapshot:
+    ratings = pd.DataFrame(rows, columns=["user_id", "tmdb_id", "rating"])
+    return DatasetSnapshot(name=name, ratings=ratings, facts={}, archetypes={})
+
+
+def test_a_reference_population_must_hold_the_cohorts_ratings_under_the_same_ids() -> None:
+    cohort = _snapshot("cohort", [(7, 1, 4.0), (7, 2, 3.0), (9, 1, 2.0)])
+    drawn_from = _snapshot("population", [(7, 1, 4.0), (7, 2, 3.0), (9, 1, 2.0), (11, 1, 5.0)])
+    assert check_reference_population(cohort, drawn_from) == 1.0
+    renumbered = _snapshot("renumbered", [(70, 1, 4.0), (70, 2, 3.0), (90, 1, 2.0)])
+    with pytest.raises(ReferencePopulationError, match=r"holds 0\.0% of 'cohort'"):
+        check_reference_population(cohort, renumbered)
+    # the same ids, another person: the ratings do not agree
+    others = _snapshot("others", [(7, 1, 1.0), (7, 2, 3.0), (9, 1, 2.0)])
+    with pytest.raises(ReferencePopulationError, match=r"holds 66\.7%"):
+        check_reference_population(cohort, others)

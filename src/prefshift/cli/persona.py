@@ -361,8 +361,10 @@ def fidelity(
 ) -> None:
     """The embedded persona's first ratings against the real ones on the experiment's own
     split — the test movies its recorded persona never saw among its persona movies — beside
-    the recorded persona's on the same pairs: RMSE, MAE and Pearson r with 95% bootstrap
-    intervals over users, and each one's paired difference from the recorded persona."""
+    the recorded persona's on the same pairs: RMSE, MAE, Pearson r and Pearson r within users
+    (of each user's ratings around the user's own mean: the order of a user's movies), with
+    95% bootstrap intervals over users, and each one's paired difference from the recorded
+    persona."""
     from prefshift_simulator.calibration.fidelity import (
         embedded_ratings,
         fidelity_table,
@@ -405,27 +407,40 @@ def fidelity(
     rows = fidelity_table(
         [p.real for p in pairs], predictors, reference="recorded persona", resamples=resamples
     )
-    table = Table(
-        title=f"Fidelity on experiment {experiment}'s own split: {len(pairs)} users, "
-        f"{rows[0].pairs} never-seen test movies (95% bootstrap intervals over users; "
-        f"collaborative statistics of {stats.dataset})"
+    metrics = ("rmse", "mae", "pearson", "pearson_within")
+    columns = ("RMSE", "MAE", "Pearson r", "r within users")
+    console.print(
+        f"Fidelity on experiment {experiment}'s own split: {len(pairs)} users, "
+        f"{rows[0].pairs} never-seen test movies; 95% bootstrap intervals over users; "
+        f"collaborative statistics of {stats.dataset}"
     )
-    for column in ("persona", "RMSE", "MAE", "Pearson r", "Δ RMSE", "Δ MAE", "Δ r"):
-        table.add_column(column, justify="left" if column == "persona" else "right")
+    values = Table(title="Each persona's first ratings against the real ones")
+    differences = Table(
+        title="Difference from the recorded persona (paired on the same resampled users)"
+    )
+    for table in (values, differences):
+        table.add_column("persona", no_wrap=True)
+        for column in columns:
+            table.add_column(column if table is values else f"Δ {column}", justify="right")
     for row in rows:
-        cells = [
-            f"{row.values[m]:.3f} [{row.intervals[m][0]:.3f}, {row.intervals[m][1]:.3f}]"
-            for m in ("rmse", "mae", "pearson")
-        ]
-        diffs = [
-            "—"
-            if row.name == "recorded persona"
-            else f"{row.difference[m]:+.3f} [{row.difference_intervals[m][0]:+.3f}, "
-            f"{row.difference_intervals[m][1]:+.3f}]"
-            for m in ("rmse", "mae", "pearson")
-        ]
-        table.add_row(row.name, *cells, *diffs)
-    console.print(table)
+        values.add_row(
+            row.name,
+            *(
+                f"{row.values[m]:.3f} [{row.intervals[m][0]:.3f}, {row.intervals[m][1]:.3f}]"
+                for m in metrics
+            ),
+        )
+        if row.name != "recorded persona":
+            differences.add_row(
+                row.name,
+                *(
+                    f"{row.difference[m]:+.3f} [{row.difference_intervals[m][0]:+.3f}, "
+                    f"{row.difference_intervals[m][1]:+.3f}]"
+                    for m in metrics
+                ),
+            )
+    console.print(values)
+    console.print(differences)
 
 
 def register(root: typer.Typer) -> None:

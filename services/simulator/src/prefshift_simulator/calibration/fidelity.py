@@ -24,7 +24,7 @@ from prefshift_simulator.embedded.model import EmbeddedPersonaModel
 from prefshift_simulator.metadata import MovieFacts
 
 FloatArray = npt.NDArray[np.float64]
-METRICS = ("rmse", "mae", "pearson")
+METRICS = ("rmse", "mae", "pearson", "pearson_within")
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,32 @@ def embedded_ratings(
     ]
 
 
-def _metrics(predicted: FloatArray, real: FloatArray) -> FloatArray:
+def _pearson(a: FloatArray, b: FloatArray) -> float:
+    if np.std(a) == 0 or np.std(b) == 0:  # undefined (a constant, or a tiny resample)
+        return math.nan
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _metrics(
+    predicted: FloatArray,
+    real: FloatArray,
+    predicted_centred: FloatArray | None = None,
+    real_centred: FloatArray | None = None,
+) -> FloatArray:
+    """RMSE, MAE, Pearson r, and Pearson r of the ratings centred on each user's own mean
+    (``*_centred``; NaN without them)."""
     error = predicted - real
-    constant = np.std(predicted) == 0 or np.std(real) == 0  # r undefined (a tiny resample)
+    within = (
+        math.nan
+        if predicted_centred is None or real_centred is None
+        else _pearson(predicted_centred, real_centred)
+    )
     return np.array(
         [
             float(np.sqrt(np.mean(error**2))),
             float(np.mean(np.abs(error))),
-            np.nan if constant else float(np.corrcoef(predicted, real)[0, 1]),
+            _pearson(predicted, real),
+            within,
         ]
     )
 
@@ -123,8 +141,10 @@ def fidelity_table(
     seed: int = 0,
 ) -> list[FidelityRow]:
     """Pooled RMSE, MAE and Pearson r of each predictor (per-user arrays aligned with
-    ``real``), with 95% percentile intervals from resampling users, and each one's paired
-    difference from ``reference``."""
+    ``real``), and Pearson r within users (of each user's ratings minus that user's mean, then
+    pooled: how well a user's movies are put in order, whatever their level), with 95%
+    percentile intervals from resampling users, and each one's paired difference from
+    ``reference``."""
     n_users = len(real)
     rng = np.random.default_rng(seed)
     samples = [rng.integers(0, n_users, n_users) for _ in range(resamples)]
@@ -132,10 +152,23 @@ def fidelity_table(
     def pooled(values: Sequence[FloatArray], users: npt.ArrayLike) -> FloatArray:
         return np.concatenate([values[i] for i in np.asarray(users)])
 
+    def centred(values: Sequence[FloatArray]) -> list[FloatArray]:
+        return [v - v.mean() for v in values]
+
+    real_centred = centred(real)
+
     def statistics(predicted: Sequence[FloatArray]) -> tuple[FloatArray, FloatArray]:
-        point = _metrics(pooled(predicted, np.arange(n_users)), pooled(real, np.arange(n_users)))
-        boot = np.array([_metrics(pooled(predicted, s), pooled(real, s)) for s in samples])
-        return point, boot
+        predicted_centred = centred(predicted)
+
+        def metrics(users: npt.ArrayLike) -> FloatArray:
+            return _metrics(
+                pooled(predicted, users),
+                pooled(real, users),
+                pooled(predicted_centred, users),
+                pooled(real_centred, users),
+            )
+
+        return metrics(np.arange(n_users)), np.array([metrics(s) for s in samples])
 
     computed = {name: statistics(values) for name, values in predictors.items()}
     ref_point, ref_boot = computed[reference]
