@@ -3,8 +3,12 @@ mean and the user + movie bias baseline, and scores RMSE under 0.95."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from prefshift.cli.main import app
@@ -71,3 +75,55 @@ def test_cli_unknown_dataset_exits_1(database_url: str) -> None:
         env={"PREFSHIFT_DATABASE_URL": database_url},
     )
     assert result.exit_code == 1
+
+
+def _json(stdout: str) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(stdout[stdout.index("{") :])
+    return payload
+
+
+def test_cli_takes_the_statistics_from_the_population_the_users_were_drawn_from(
+    both_datasets_database_url: str, shared_data: Path, tmp_path: Path
+) -> None:
+    env = {"PREFSHIFT_DATABASE_URL": both_datasets_database_url, "COLUMNS": "160"}
+    runner = CliRunner()
+    personas = ["eval", "personas", "--dataset", "seed-cohort", "--users", "3", "--json"]
+    personas += ["--noise-free"]
+
+    own = runner.invoke(app, personas, env=env)
+    assert own.exit_code == 0, own.output
+    assert _json(own.stdout)["population"] == "seed-cohort"
+
+    other = runner.invoke(app, [*personas, "--reference-dataset", "ml-latest-small"], env=env)
+    assert other.exit_code == 1
+    assert "holds 0.0% of 'seed-cohort''s ratings under the same user ids" in other.output
+
+    # the cohort's users under their own ids, and 30 more people with strong opinions
+    population = tmp_path / "population"
+    population.mkdir()
+    cohort = shared_data / "seed-cohort"
+    for name in ("movies.csv", "links.csv"):
+        (population / name).write_bytes((cohort / name).read_bytes())
+    ratings = pd.read_csv(cohort / "ratings.csv")
+    movies = sorted(ratings["movieId"].unique())
+    extra = pd.DataFrame(
+        [
+            {"userId": 9_000_000 + k, "movieId": movie, "rating": 5.0 if movie % 2 else 0.5}
+            for k in range(30)
+            for movie in movies
+        ]
+    )
+    pd.concat([ratings, extra]).to_csv(population / "ratings.csv", index=False)
+    added = runner.invoke(app, ["data", "import", str(population)], env=env)
+    assert added.exit_code == 0, added.output
+
+    drawn = runner.invoke(app, [*personas, "--reference-dataset", "population"], env=env)
+    assert drawn.exit_code == 0, drawn.output
+    report = _json(drawn.stdout)
+    assert report["population"] == "population"
+    mine, theirs = _json(own.stdout)["metrics"], report["metrics"]
+    # the same users and split, so the per-user mean is untouched; the crowd's movie means
+    # reached both the persona and the user + movie bias baseline
+    assert theirs["per-user mean"] == mine["per-user mean"]
+    assert theirs["persona (embedded)"] != mine["persona (embedded)"]
+    assert theirs["user + movie bias"] != mine["user + movie bias"]

@@ -29,6 +29,7 @@ async def _run(
     concurrency: int,
     persona_model: str | None,
     noise_free: bool,
+    reference_dataset: str | None = None,
 ) -> object:
     from prefshift_common.db import create_async_db_engine, create_session_factory
     from prefshift_simulator.config import Settings
@@ -38,6 +39,11 @@ async def _run(
     settings = Settings()
     database_url = settings.resolved_database_url
     snapshot = await asyncio.to_thread(read_dataset, database_url, dataset)
+    reference = (
+        await asyncio.to_thread(read_dataset, database_url, reference_dataset)
+        if reference_dataset is not None and reference_dataset != dataset
+        else None
+    )
     engine = create_async_db_engine(database_url)
     client = create_llm_client(settings, create_session_factory(engine))
     if backend == "llm" and not client.configured:
@@ -61,6 +67,7 @@ async def _run(
                 persona_model=persona_model,
                 noise_free=noise_free,
                 on_user=lambda _user: progress.advance(task),
+                reference=reference,
             )
     finally:
         await client.aclose()
@@ -94,12 +101,20 @@ def register(app: typer.Typer) -> None:
                 help="Rate without response noise (the persona's expected rating, rounded)."
             ),
         ] = False,
+        reference_dataset: Annotated[
+            str | None,
+            typer.Option(
+                help="Take the collaborative statistics from this dataset, the population the "
+                "dataset's users were drawn from (e.g. ml-32m for seed-cohort). It must hold "
+                "their ratings under the same user ids, so that each persona's own are left out."
+            ),
+        ] = None,
     ) -> None:
         """Each user's disjoint, genre-stratified split (40 persona, 30 test movies); the
         persona's baseline ratings of the test movies against the real ones (bias, MAE, RMSE,
         Pearson r), next to the per-user mean and a user + movie bias baseline."""
         from prefshift_datasets.errors import DatasetNotFoundError
-        from prefshift_simulator.evaluation import PersonaEvaluation
+        from prefshift_simulator.evaluation import PersonaEvaluation, ReferencePopulationError
 
         if backend not in ("embedded", "llm"):
             raise typer.BadParameter("--backend must be embedded or llm")
@@ -113,10 +128,14 @@ def register(app: typer.Typer) -> None:
                     concurrency=concurrency,
                     persona_model=persona_model,
                     noise_free=noise_free,
+                    reference_dataset=reference_dataset,
                 )
             )
         except DatasetNotFoundError as exc:
             errors.print(f"[red]{exc}[/red] (import it with `prefshift data import`)")
+            raise typer.Exit(1) from exc
+        except ReferencePopulationError as exc:
+            errors.print(f"[red]--reference-dataset: {exc}[/red]")
             raise typer.Exit(1) from exc
         assert isinstance(report, PersonaEvaluation)
         metrics = report.metrics()
@@ -125,6 +144,7 @@ def register(app: typer.Typer) -> None:
                 "dataset": report.dataset,
                 "backend": report.backend,
                 "seed": report.seed,
+                "population": report.population,
                 "users": len(report.users),
                 "skipped_users": len(report.skipped),
                 "metrics": {name: vars_of(m) for name, m in metrics.items()},
@@ -134,7 +154,8 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(
             title=f"Persona fidelity on {report.dataset}: {len(report.users)} users, "
-            f"30 held-out movies each (seed {report.seed})"
+            f"30 held-out movies each (seed {report.seed}; collaborative statistics of "
+            f"{report.population})"
         )
         for column in ("predictor", "n", "bias", "MAE", "RMSE", "Pearson r"):
             table.add_column(column, justify="left" if column == "predictor" else "right")

@@ -86,6 +86,7 @@ class PersonaEvaluation:
     dataset: str
     backend: Backend
     seed: int
+    population: str = ""  # the dataset the collaborative statistics came from
     users: list[UserResult] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
 
@@ -245,9 +246,20 @@ async def evaluate_personas(
     n_test: int = DEFAULT_TEST_SIZE,
     concurrency: int = 4,
     on_user: Callable[[int], None] | None = None,
+    reference: DatasetSnapshot | None = None,
 ) -> PersonaEvaluation:
-    """Evaluate the personas of the snapshot's users (the first ``max_users`` by id)."""
-    stats = await asyncio.to_thread(collaborative_stats, snapshot)
+    """Evaluate the personas of the snapshot's users (the first ``max_users`` by id). The
+    collaborative statistics (of the persona and of the user + movie bias baseline) come from
+    the snapshot, or from ``reference``, the population its users were drawn from
+    (:func:`check_reference_population` must accept it)."""
+    population = snapshot
+    if reference is not None and reference.name != snapshot.name:
+        check_reference_population(snapshot, reference)
+        population = reference
+    # keyed by the persona's dataset: that is the name a persona's request carries
+    stats = await asyncio.to_thread(
+        collaborative_stats, dataclasses.replace(population, name=snapshot.name)
+    )
     cache = DatasetStatsCache(settings.resolved_database_url)
     cache.put(stats)
     models, default_model = persona_models(settings)
@@ -267,7 +279,9 @@ async def evaluate_personas(
     service = RatingService(
         backends=backends, default_backend=backend, metadata=StaticMetadata(snapshot.facts)
     )
-    report = PersonaEvaluation(dataset=snapshot.name, backend=backend, seed=seed)
+    report = PersonaEvaluation(
+        dataset=snapshot.name, backend=backend, seed=seed, population=population.name
+    )
     by_user = snapshot.ratings.groupby("user_id", sort=True)
     user_ids = sorted(int(u) for u in snapshot.ratings["user_id"].unique())
     if max_users is not None:
