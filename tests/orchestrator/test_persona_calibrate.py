@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
@@ -14,6 +13,7 @@ from prefshift.cli.main import app
 from prefshift.recorded_runs import load_recorded_experiment
 from prefshift_common.db import sync_url
 from tests.orchestrator.replication_release import RELEASE_USER, SECOND_USER, write_release
+from tests.reference_population import write_population
 
 
 def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
@@ -164,22 +164,9 @@ def test_fidelity_takes_its_statistics_from_the_population_the_users_were_drawn_
 
     # The population the cohort was drawn from: its users under their own ids, and 30 more
     # people who disliked the test movies and loved the persona movies.
-    population = tmp_path / "population"
-    population.mkdir()
-    cohort = shared_data / "seed-cohort"
-    for name in ("movies.csv", "links.csv"):
-        (population / name).write_bytes((cohort / name).read_bytes())
-    disliked = {m["movieId"] for m in release.test}
-    loved = {m["movieId"] for m in release.persona} - disliked
-    extra = [
-        {"userId": 9_000_000 + k, "movieId": movie, "rating": rating}
-        for k in range(30)
-        for movies, rating in ((disliked, 0.5), (loved, 5.0))
-        for movie in sorted(movies)
-    ]
-    pd.concat([pd.read_csv(cohort / "ratings.csv"), pd.DataFrame(extra)]).to_csv(
-        population / "ratings.csv", index=False
-    )
+    disliked = {m["movieId"]: 0.5 for m in release.test}
+    loved = {m["movieId"]: 5.0 for m in release.persona if m["movieId"] not in disliked}
+    population = write_population(tmp_path / "population", shared_data, disliked | loved)
     added = runner.invoke(app, ["data", "import", str(population)], env=env)
     assert added.exit_code == 0, added.output
     drawn = runner.invoke(app, [*fidelity, "--reference-dataset", "population"], env=env)

@@ -15,6 +15,7 @@ from prefshift.cli.main import app
 from prefshift_simulator.config import Settings
 from prefshift_simulator.evaluation import DatasetSnapshot, evaluate_personas
 from tests.fakes.openai_server import FakeOpenAI, persona_responder
+from tests.reference_population import write_population
 
 
 async def test_embedded_personas_on_the_seed_cohort_score_rmse_under_095(
@@ -99,21 +100,9 @@ def test_cli_takes_the_statistics_from_the_population_the_users_were_drawn_from(
     assert "holds 0.0% of 'seed-cohort''s ratings under the same user ids" in other.output
 
     # the cohort's users under their own ids, and 30 more people with strong opinions
-    population = tmp_path / "population"
-    population.mkdir()
-    cohort = shared_data / "seed-cohort"
-    for name in ("movies.csv", "links.csv"):
-        (population / name).write_bytes((cohort / name).read_bytes())
-    ratings = pd.read_csv(cohort / "ratings.csv")
-    movies = sorted(ratings["movieId"].unique())
-    extra = pd.DataFrame(
-        [
-            {"userId": 9_000_000 + k, "movieId": movie, "rating": 5.0 if movie % 2 else 0.5}
-            for k in range(30)
-            for movie in movies
-        ]
-    )
-    pd.concat([ratings, extra]).to_csv(population / "ratings.csv", index=False)
+    movies = pd.read_csv(shared_data / "seed-cohort" / "ratings.csv")["movieId"].unique()
+    opinions = {int(movie): 5.0 if movie % 2 else 0.5 for movie in movies}
+    population = write_population(tmp_path / "population", shared_data, opinions)
     added = runner.invoke(app, ["data", "import", str(population)], env=env)
     assert added.exit_code == 0, added.output
 
