@@ -85,11 +85,12 @@ def parameters_table(calibration: Calibration, start: dict[str, float]) -> Table
 
 def _load_recorded(
     database_url: str, experiment: int, *, reference: str | None = None
-) -> tuple[RecordedExperiment, dict[int, MovieFacts], CollaborativeStats]:
+) -> tuple[RecordedExperiment, dict[int, MovieFacts], CollaborativeStats, str]:
     """An experiment's recorded runs, the facts of every movie they name (the dataset's, then
-    the tmdb-proxy's offline records) and the collaborative statistics of its dataset, or of
-    the ``reference`` dataset its users were drawn from; exits with a message when the
-    experiment is missing or has no baseline, or the reference cannot be trusted."""
+    the tmdb-proxy's offline records), the collaborative statistics of its dataset, or of the
+    ``reference`` dataset its users were drawn from, and that dataset's name; exits with a
+    message when the experiment is missing or has no baseline, or the reference cannot be
+    trusted."""
     from prefshift.recorded_runs import (
         ExperimentNotFound,
         load_recorded_experiment,
@@ -99,8 +100,7 @@ def _load_recorded(
     from prefshift_datasets.errors import DatasetNotFoundError
     from prefshift_simulator.evaluation import (
         ReferencePopulationError,
-        check_reference_population,
-        collaborative_stats,
+        population_stats,
         read_dataset,
     )
 
@@ -126,22 +126,20 @@ def _load_recorded(
             facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
     finally:
         engine.dispose()
-    population = snapshot
-    if reference is not None and reference != snapshot.name:
-        try:
-            population = read_dataset(database_url, reference)
-            share = check_reference_population(snapshot, population)
-        except (DatasetNotFoundError, ReferencePopulationError) as exc:
-            errors.print(f"[red]--reference-dataset: {exc}[/red]")
-            raise typer.Exit(1) from exc
-        raters = population.ratings["user_id"].nunique()
-        errors.print(
-            f"collaborative statistics from {reference!r} ({raters:,} users, "
-            f"{len(population.ratings):,} ratings; it holds {share:.1%} of "
-            f"{snapshot.name!r}'s ratings under the same user ids, and each persona's own are "
-            "left out)"
-        )
-    return recorded, facts, collaborative_stats(population)
+    if reference is None or reference == snapshot.name:
+        stats, _, _ = population_stats(snapshot)
+        return recorded, facts, stats, snapshot.name
+    try:
+        stats, population, share = population_stats(snapshot, read_dataset(database_url, reference))
+    except (DatasetNotFoundError, ReferencePopulationError) as exc:
+        errors.print(f"[red]--reference-dataset: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    errors.print(
+        f"collaborative statistics from {population!r} ({stats.n_users:,} users, "
+        f"{stats.n_ratings:,} ratings; it holds {share:.1%} of {snapshot.name!r}'s ratings "
+        "under the same user ids, and each persona's own are left out)"
+    )
+    return recorded, facts, stats, population
 
 
 @app.command("list")
@@ -256,7 +254,7 @@ def calibrate(
         raise typer.BadParameter("give --output-dir or set PREFSHIFT_SIMULATOR_PERSONA_DIR")
     name = name or f"exp-{experiment}"
     started = time.perf_counter()
-    recorded, facts, stats = _load_recorded(settings.resolved_database_url, experiment)
+    recorded, facts, stats, _ = _load_recorded(settings.resolved_database_url, experiment)
     errors.print(
         f"experiment {experiment} ({recorded.name or 'unnamed'}): {len(recorded.users)} users "
         f"on {recorded.dataset}; replaying with {start!r}"
@@ -381,7 +379,7 @@ def fidelity(
     unknown = [name for name in chosen if name not in models]
     if unknown:
         raise typer.BadParameter(f"--persona-model: no parameter set {unknown} ({sorted(models)})")
-    recorded, facts, stats = _load_recorded(
+    recorded, facts, stats, population = _load_recorded(
         settings.resolved_database_url, experiment, reference=reference_dataset
     )
     pairs = unseen_pairs(recorded.users)
@@ -412,7 +410,7 @@ def fidelity(
     console.print(
         f"Fidelity on experiment {experiment}'s own split: {len(pairs)} users, "
         f"{rows[0].pairs} never-seen test movies; 95% bootstrap intervals over users; "
-        f"collaborative statistics of {stats.dataset}"
+        f"collaborative statistics of {population}"
     )
     values = Table(title="Each persona's first ratings against the real ones")
     differences = Table(

@@ -86,7 +86,7 @@ class PersonaEvaluation:
     dataset: str
     backend: Backend
     seed: int
-    population: str = ""  # the dataset the collaborative statistics came from
+    population: str  # the dataset the collaborative statistics came from
     users: list[UserResult] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
 
@@ -217,6 +217,20 @@ def check_reference_population(persona: DatasetSnapshot, reference: DatasetSnaps
     return share
 
 
+def population_stats(
+    snapshot: DatasetSnapshot, reference: DatasetSnapshot | None = None
+) -> tuple[CollaborativeStats, str, float]:
+    """The collaborative statistics the snapshot's personas are rated with — of the snapshot,
+    or of ``reference`` once :func:`check_reference_population` accepts it — keyed by the
+    snapshot's name (the dataset a persona's request names), with the name of the dataset
+    they came from and the share of the snapshot's ratings that dataset holds (blocking)."""
+    if reference is None or reference.name == snapshot.name:
+        return collaborative_stats(snapshot), snapshot.name, 1.0
+    share = check_reference_population(snapshot, reference)
+    stats = collaborative_stats(dataclasses.replace(reference, name=snapshot.name))
+    return stats, reference.name, share
+
+
 def user_movie_bias(
     stats: CollaborativeStats, user_id: int, history: Sequence[RatedMovie], items: Sequence[int]
 ) -> FloatArray:
@@ -252,14 +266,7 @@ async def evaluate_personas(
     collaborative statistics (of the persona and of the user + movie bias baseline) come from
     the snapshot, or from ``reference``, the population its users were drawn from
     (:func:`check_reference_population` must accept it)."""
-    population = snapshot
-    if reference is not None and reference.name != snapshot.name:
-        check_reference_population(snapshot, reference)
-        population = reference
-    # keyed by the persona's dataset: that is the name a persona's request carries
-    stats = await asyncio.to_thread(
-        collaborative_stats, dataclasses.replace(population, name=snapshot.name)
-    )
+    stats, population, _share = await asyncio.to_thread(population_stats, snapshot, reference)
     cache = DatasetStatsCache(settings.resolved_database_url)
     cache.put(stats)
     models, default_model = persona_models(settings)
@@ -280,7 +287,7 @@ async def evaluate_personas(
         backends=backends, default_backend=backend, metadata=StaticMetadata(snapshot.facts)
     )
     report = PersonaEvaluation(
-        dataset=snapshot.name, backend=backend, seed=seed, population=population.name
+        dataset=snapshot.name, backend=backend, seed=seed, population=population
     )
     by_user = snapshot.ratings.groupby("user_id", sort=True)
     user_ids = sorted(int(u) for u in snapshot.ratings["user_id"].unique())

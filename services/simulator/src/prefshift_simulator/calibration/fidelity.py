@@ -111,23 +111,18 @@ def _pearson(a: FloatArray, b: FloatArray) -> float:
 def _metrics(
     predicted: FloatArray,
     real: FloatArray,
-    predicted_centred: FloatArray | None = None,
-    real_centred: FloatArray | None = None,
+    predicted_centred: FloatArray,
+    real_centred: FloatArray,
 ) -> FloatArray:
     """RMSE, MAE, Pearson r, and Pearson r of the ratings centred on each user's own mean
-    (``*_centred``; NaN without them)."""
+    (``*_centred``)."""
     error = predicted - real
-    within = (
-        math.nan
-        if predicted_centred is None or real_centred is None
-        else _pearson(predicted_centred, real_centred)
-    )
     return np.array(
         [
             float(np.sqrt(np.mean(error**2))),
             float(np.mean(np.abs(error))),
             _pearson(predicted, real),
-            within,
+            _pearson(predicted_centred, real_centred),
         ]
     )
 
