@@ -103,6 +103,20 @@ def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
     # both users' never-seen test movies, the recorded persona as the reference
     assert "2 users" in fidelity.output and "recorded persona" in fidelity.output
     assert "literature" in fidelity.output and "seed-gpt5, as rated (seed 0)" in fidelity.output
+    assert "mean error" in fidelity.output
+
+    # the recommended movies the two users really rated, on the same two recorded runs
+    recommended = runner.invoke(
+        app,
+        [
+            *("persona", "fidelity", "--experiment", "1", "--movies", "recommended"),
+            *("--persona-model", "seed-gpt5-v2", "--resamples", "100"),
+        ],
+        env=env,
+    )
+    assert recommended.exit_code == 0, recommended.output
+    assert "recommended movies the users really rated" in recommended.output
+    assert "seed-gpt5-v2, noise-free" in recommended.output
 
     for bad in ("satiation=0", "satiation_rate=much", "satiation_rate", "satiation_rate=nan"):
         refused = runner.invoke(

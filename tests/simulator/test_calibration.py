@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prefshift_simulator.calibration.fidelity import fidelity_table
+from prefshift_simulator.calibration.fidelity import fidelity_table, recommended_pairs
 from prefshift_simulator.calibration.fit import calibrate
 from prefshift_simulator.calibration.moments import kendall_tau_b
 from prefshift_simulator.calibration.recorded import RecordedPage, RecordedUser
@@ -204,6 +204,32 @@ def test_fidelity_separates_a_users_level_from_the_order_of_the_users_movies() -
     assert rows["levels"].values["pearson_within"] == pytest.approx(direct)
     low, high = rows["order"].difference_intervals["pearson_within"]
     assert low > 0.5 and high <= 1.5  # paired on the same users
+
+
+def test_recommended_pairs_are_the_shown_movies_the_user_really_rated_on_first_showing() -> None:
+    def page(ratings: dict[int, float]) -> RecordedPage:
+        return RecordedPage(shown=list(ratings), experience_ratings=ratings, test_ratings={})
+
+    user = RecordedUser(
+        user_id=7,
+        history=[(1, 4.0), (2, 3.0), (3, 5.0)],  # movie 3 is a test movie too
+        test=[3, 4],
+        real={3: 5.0, 4: 2.0},
+        baseline={3: 4.5, 4: 2.5},
+        arms={
+            # 10 shown on page 2 here, on page 1 in "b": page 1 wins over the arm's name
+            "a": [page({1: 4.0, 11: 3.0}), page({10: 2.0, 12: 4.5})],
+            "b": [page({10: 3.5, 4: 3.0, 13: 1.0}), page({11: 5.0})],
+        },
+    )
+    known = {7: {1: 4.0, 2: 3.0, 4: 2.0, 10: 4.0, 11: 2.5, 12: 5.0, 99: 1.0}}
+    (pairs,) = recommended_pairs([user], known)
+    # persona (1) and test (4) movies are out, and so is 13, which the user never rated
+    assert pairs.items == [10, 11, 12]
+    assert pairs.real.tolist() == [4.0, 2.5, 5.0]
+    assert pairs.recorded.tolist() == [3.5, 3.0, 4.5]  # 11: page 1 of "a", not page 2 of "b"
+    assert pairs.history == [(1, 4.0), (2, 3.0)]  # a test movie is never in the history
+    assert recommended_pairs([user], {8: {10: 4.0}}) == []
 
 
 def _snapshot(name: str, rows: list[tuple[int, int, float]]) -> DatasetSnapshot:

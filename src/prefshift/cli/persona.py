@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -83,14 +85,25 @@ def parameters_table(calibration: Calibration, start: dict[str, float]) -> Table
     return table
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """What the persona commands read of an experiment."""
+
+    experiment: RecordedExperiment
+    facts: dict[int, MovieFacts]  # every movie the runs name
+    stats: CollaborativeStats  # the collaborative statistics the persona rates with
+    population: str  # the dataset they come from
+    known: dict[int, dict[int, float]]  # each run's user's ratings in the dataset
+
+
 def _load_recorded(
     database_url: str, experiment: int, *, reference: str | None = None
-) -> tuple[RecordedExperiment, dict[int, MovieFacts], CollaborativeStats, str]:
+) -> _Recorded:
     """An experiment's recorded runs, the facts of every movie they name (the dataset's, then
     the tmdb-proxy's offline records), the collaborative statistics of its dataset, or of the
-    ``reference`` dataset its users were drawn from, and that dataset's name; exits with a
-    message when the experiment is missing or has no baseline, or the reference cannot be
-    trusted."""
+    ``reference`` dataset its users were drawn from, and the users' ratings in the dataset;
+    exits with a message when the experiment is missing or has no baseline, or the reference
+    cannot be trusted."""
     from prefshift.recorded_runs import (
         ExperimentNotFound,
         load_recorded_experiment,
@@ -126,9 +139,16 @@ def _load_recorded(
             facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
     finally:
         engine.dispose()
+    users = {u.user_id for u in recorded.users}
+    theirs = snapshot.ratings[snapshot.ratings["user_id"].isin(users)]
+    known: dict[int, dict[int, float]] = {}
+    for user_id, tmdb_id, rating in theirs[["user_id", "tmdb_id", "rating"]].itertuples(
+        index=False
+    ):
+        known.setdefault(int(user_id), {})[int(tmdb_id)] = float(rating)
     if reference is None or reference == snapshot.name:
         stats, _, _ = population_stats(snapshot)
-        return recorded, facts, stats, snapshot.name
+        return _Recorded(recorded, facts, stats, snapshot.name, known)
     try:
         stats, population, share = population_stats(snapshot, read_dataset(database_url, reference))
     except (DatasetNotFoundError, ReferencePopulationError) as exc:
@@ -139,7 +159,14 @@ def _load_recorded(
         f"{stats.n_ratings:,} ratings; it holds {share:.1%} of {snapshot.name!r}'s ratings "
         "under the same user ids, and each persona's own are left out)"
     )
-    return recorded, facts, stats, population
+    return _Recorded(recorded, facts, stats, population, known)
+
+
+class MovieSet(enum.StrEnum):
+    """Which of an experiment's movies `persona fidelity` compares on."""
+
+    test = "test"
+    recommended = "recommended"
 
 
 @app.command("list")
@@ -254,7 +281,8 @@ def calibrate(
         raise typer.BadParameter("give --output-dir or set PREFSHIFT_SIMULATOR_PERSONA_DIR")
     name = name or f"exp-{experiment}"
     started = time.perf_counter()
-    recorded, facts, stats, _ = _load_recorded(settings.resolved_database_url, experiment)
+    loaded = _load_recorded(settings.resolved_database_url, experiment)
+    recorded, facts, stats = loaded.experiment, loaded.facts, loaded.stats
     errors.print(
         f"experiment {experiment} ({recorded.name or 'unnamed'}): {len(recorded.users)} users "
         f"on {recorded.dataset}; replaying with {start!r}"
@@ -356,16 +384,26 @@ def fidelity(
             "ratings under the same user ids, so that each persona's own are left out."
         ),
     ] = None,
+    movies: Annotated[
+        MovieSet,
+        typer.Option(
+            help="test: the split's test movies the persona never saw; recommended: the "
+            "movies the arms showed that the user really rated in the dataset (neither persona "
+            "nor test movies), each with the recorded persona's rating on its first showing."
+        ),
+    ] = MovieSet.test,
 ) -> None:
     """The embedded persona's first ratings against the real ones on the experiment's own
-    split — the test movies its recorded persona never saw among its persona movies — beside
-    the recorded persona's on the same pairs: RMSE, MAE, Pearson r and Pearson r within users
-    (of each user's ratings around the user's own mean: the order of a user's movies), with
-    95% bootstrap intervals over users, and each one's paired difference from the recorded
+    split — the test movies its recorded persona never saw among its persona movies, or the
+    recommended movies the user really rated — beside the recorded persona's on the same
+    pairs: RMSE, MAE, the mean error (rated − real), Pearson r and Pearson r within users (of
+    each user's ratings around the user's own mean: the order of a user's movies), with 95%
+    bootstrap intervals over users, and each one's paired difference from the recorded
     persona."""
     from prefshift_simulator.calibration.fidelity import (
         embedded_ratings,
         fidelity_table,
+        recommended_pairs,
         unseen_pairs,
     )
     from prefshift_simulator.config import Settings
@@ -379,10 +417,17 @@ def fidelity(
     unknown = [name for name in chosen if name not in models]
     if unknown:
         raise typer.BadParameter(f"--persona-model: no parameter set {unknown} ({sorted(models)})")
-    recorded, facts, stats, population = _load_recorded(
-        settings.resolved_database_url, experiment, reference=reference_dataset
-    )
-    pairs = unseen_pairs(recorded.users)
+    loaded = _load_recorded(settings.resolved_database_url, experiment, reference=reference_dataset)
+    facts, stats = loaded.facts, loaded.stats
+    if movies is MovieSet.recommended:
+        pairs = recommended_pairs(loaded.experiment.users, loaded.known)
+        what = "recommended movies the users really rated (each on its first showing)"
+    else:
+        pairs = unseen_pairs(loaded.experiment.users)
+        what = "never-seen test movies"
+    if not pairs:
+        errors.print(f"[red]experiment {experiment} has no {what}[/red]")
+        raise typer.Exit(1)
     predictors = {"recorded persona": [p.recorded for p in pairs]}
     quiet = {"lasting_noise": 0.0, "occasion_noise": 0.0}
     request_seeds = [int(x) for x in seeds.split(",") if x.strip()] or [0]
@@ -405,12 +450,12 @@ def fidelity(
     rows = fidelity_table(
         [p.real for p in pairs], predictors, reference="recorded persona", resamples=resamples
     )
-    metrics = ("rmse", "mae", "pearson", "pearson_within")
-    columns = ("RMSE", "MAE", "Pearson r", "r within users")
+    metrics = ("rmse", "mae", "bias", "pearson", "pearson_within")
+    columns = ("RMSE", "MAE", "mean error", "Pearson r", "r within users")
     console.print(
         f"Fidelity on experiment {experiment}'s own split: {len(pairs)} users, "
-        f"{rows[0].pairs} never-seen test movies; 95% bootstrap intervals over users; "
-        f"collaborative statistics of {population}"
+        f"{rows[0].pairs} {what}; 95% bootstrap intervals over users; "
+        f"collaborative statistics of {loaded.population}"
     )
     values = Table(title="Each persona's first ratings against the real ones")
     differences = Table(

@@ -24,7 +24,7 @@ from prefshift_simulator.embedded.model import EmbeddedPersonaModel
 from prefshift_simulator.metadata import MovieFacts
 
 FloatArray = npt.NDArray[np.float64]
-METRICS = ("rmse", "mae", "pearson", "pearson_within")
+METRICS = ("rmse", "mae", "bias", "pearson", "pearson_within")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,45 @@ def unseen_pairs(users: Sequence[RecordedUser]) -> list[UnseenPairs]:
     return result
 
 
+def recommended_pairs(
+    users: Sequence[RecordedUser], known: Mapping[int, Mapping[int, float]]
+) -> list[UnseenPairs]:
+    """Each user's recommended movies that the user really rated (``known[user_id]``: the
+    user's ratings in the dataset) and that are neither persona nor test movies, with the
+    recorded persona's rating of each on the first page that showed it (earliest page, arms in
+    name order); the history is the persona movies that are not test movies, as in
+    :func:`unseen_pairs`. A recommender's choice is not a random draw of the user's movies:
+    these pairs say how a persona rates what recommenders show, the experiences that drive its
+    dynamics."""
+    result: list[UnseenPairs] = []
+    for user in users:
+        rated = known.get(user.user_id, {})
+        test_set = set(user.test)
+        excluded = test_set | {t for t, _ in user.history}
+        first: dict[int, tuple[int, str, float]] = {}
+        for arm, pages in user.arms.items():
+            for number, page in enumerate(pages, start=1):
+                for tmdb_id, rating in page.experience_ratings.items():
+                    if tmdb_id in excluded or tmdb_id not in rated:
+                        continue
+                    key = (number, arm, rating)
+                    if tmdb_id not in first or key[:2] < first[tmdb_id][:2]:
+                        first[tmdb_id] = key
+        if not first:
+            continue
+        items = sorted(first)
+        result.append(
+            UnseenPairs(
+                user_id=user.user_id,
+                history=[(t, r) for t, r in user.history if t not in test_set],
+                items=items,
+                real=np.array([rated[t] for t in items], dtype=np.float64),
+                recorded=np.array([first[t][2] for t in items], dtype=np.float64),
+            )
+        )
+    return result
+
+
 def embedded_ratings(
     pairs: Sequence[UnseenPairs],
     *,
@@ -114,13 +153,14 @@ def _metrics(
     predicted_centred: FloatArray,
     real_centred: FloatArray,
 ) -> FloatArray:
-    """RMSE, MAE, Pearson r, and Pearson r of the ratings centred on each user's own mean
-    (``*_centred``)."""
+    """RMSE, MAE, the mean error (predicted − real), Pearson r, and Pearson r of the ratings
+    centred on each user's own mean (``*_centred``)."""
     error = predicted - real
     return np.array(
         [
             float(np.sqrt(np.mean(error**2))),
             float(np.mean(np.abs(error))),
+            float(np.mean(error)),
             _pearson(predicted, real),
             _pearson(predicted_centred, real_centred),
         ]
@@ -135,7 +175,7 @@ def fidelity_table(
     resamples: int = 1000,
     seed: int = 0,
 ) -> list[FidelityRow]:
-    """Pooled RMSE, MAE and Pearson r of each predictor (per-user arrays aligned with
+    """Pooled RMSE, MAE, mean error and Pearson r of each predictor (per-user arrays aligned with
     ``real``), and Pearson r within users (of each user's ratings minus that user's mean, then
     pooled: how well a user's movies are put in order, whatever their level), with 95%
     percentile intervals from resampling users, and each one's paired difference from
