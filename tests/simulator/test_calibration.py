@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from prefshift_simulator.calibration.fidelity import fidelity_table, recommended_pairs
-from prefshift_simulator.calibration.fit import calibrate
+from prefshift_simulator.calibration.fit import DEFAULT_BOUNDS, OPTIONAL_BOUNDS, calibrate
 from prefshift_simulator.calibration.moments import kendall_tau_b
 from prefshift_simulator.calibration.recorded import RecordedPage, RecordedUser
 from prefshift_simulator.calibration.replay import (
@@ -63,7 +63,9 @@ def test_replay_rates_exactly_as_the_service_model(
         tmdb_ids=seed_snapshot.ratings["tmdb_id"].to_numpy(),
         ratings=seed_snapshot.ratings["rating"].to_numpy(),
     )
-    params = with_parameters(ModelParams(), {**TRUE, "exposure_rate": 0.2, "max_offset": 0.6})
+    params = with_parameters(
+        ModelParams(), {**TRUE, "exposure_rate": 0.2, "max_offset": 0.6, "spread": 1.3}
+    )
     model = EmbeddedPersonaModel(params)
     taken = {m.tmdb_id for m in case.history} | set(case.test)
     pool = [t for t in sorted(seed_snapshot.facts) if t not in taken][:90]
@@ -136,6 +138,7 @@ def _synthetic_study(n_users: int = 80, seed: int = 5) -> Prepared:
         user_ids=np.arange(1, n_users + 1, dtype=np.int64),
         arms=["liked", "disliked", "random"],
         reference=np.full(n_users, 3.5),
+        level=np.full(n_users, 3.5),
         test_ids=np.arange(1, n_test + 1)[None].repeat(n_users, 0).astype(np.int64),
         test_static=test_static,
         test_genres=genres(n_users, n_test),
@@ -248,3 +251,31 @@ def test_a_reference_population_must_hold_the_cohorts_ratings_under_the_same_ids
     others = _snapshot("others", [(7, 1, 1.0), (7, 2, 3.0), (9, 1, 2.0)])
     with pytest.raises(ReferencePopulationError, match=r"holds 66\.7%"):
         check_reference_population(cohort, others)
+
+
+def test_calibration_recovers_a_spread_it_is_asked_to_fit() -> None:
+    """The same synthetic study generated with ratings spread 1.5 times around the persona's
+    level: fitted with ``--fit spread``, the known spread and noise lie within the reported
+    intervals (a lasting noise widens the spread too, but not in step with the real ratings,
+    so the two are told apart)."""
+    study = _synthetic_study(seed=11)
+    truth = {**TRUE, "spread": 1.5}
+    generated = replay(study, draws(study, replications=1, salt=7), truth)
+    study.baseline = generated.baseline[0]
+    study.test_recorded = generated.test[0]
+    study.shown_recorded = generated.shown[0]
+    start = flat_parameters(ModelParams())
+    calibration = calibrate(
+        study,
+        start=start,
+        bounds={**DEFAULT_BOUNDS, **OPTIONAL_BOUNDS},
+        bootstrap=12,
+        replications=2,
+        max_generations=10,
+        seed=3,
+    )
+    assert "spread" in calibration.fitted
+    for name in calibration.fitted:
+        low, high = calibration.intervals[name]
+        assert low <= truth[name] <= high, (name, truth[name], (low, high))
+    assert abs(calibration.parameters["spread"] - 1.5) < 0.25

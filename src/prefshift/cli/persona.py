@@ -220,6 +220,14 @@ def calibrate(
         list[str] | None,
         typer.Option(help="A moment to report but give no weight, e.g. kendall_tau (repeatable)."),
     ] = None,
+    fit_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fit",
+            help="Fit this parameter too, beyond the default ones: spread (the ratings' spread "
+            "around the persona's level; repeatable).",
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -233,7 +241,7 @@ def calibrate(
     the method of simulated moments: its recorded pages are replayed through the embedded
     persona in process, and per arm and page the mean shift, |Δ|, share changed, Kendall τ
     and appraisal, plus the baseline's mean, spread and RMSE, are matched."""
-    from prefshift_simulator.calibration.fit import DEFAULT_BOUNDS
+    from prefshift_simulator.calibration.fit import DEFAULT_BOUNDS, OPTIONAL_BOUNDS
     from prefshift_simulator.calibration.fit import calibrate as fit
     from prefshift_simulator.calibration.moments import BASELINE_MOMENTS, PAGE_MOMENTS
     from prefshift_simulator.calibration.replay import prepare
@@ -253,6 +261,13 @@ def calibrate(
     if unknown:
         raise typer.BadParameter(f"--fixed: not fitted anyway: {sorted(unknown)}")
     bounds = {k: v for k, v in DEFAULT_BOUNDS.items() if k not in set(fixed or ())}
+    not_optional = set(fit_ or ()) - set(OPTIONAL_BOUNDS)
+    if not_optional:
+        raise typer.BadParameter(
+            f"--fit: {sorted(not_optional)} is not one of {sorted(OPTIONAL_BOUNDS)} (the "
+            f"default ones are fitted anyway: {sorted(DEFAULT_BOUNDS)})"
+        )
+    bounds.update({k: OPTIONAL_BOUNDS[k] for k in fit_ or ()})
     not_moments = set(unmatched or ()) - {*BASELINE_MOMENTS, *PAGE_MOMENTS}
     if not_moments:
         raise typer.BadParameter(
@@ -335,6 +350,7 @@ def calibrate(
         f"percentile intervals from {calibration.bootstrap} bootstrap resamples of users; "
         f"started from {start!r}"
         + "".join(f" with {k}={v:g}" for k, v in sorted(overrides.items()))
+        + (f"; also fitted: {', '.join(sorted(fit_))}" if fit_ else "")
         + (f"; kept at the start: {', '.join(sorted(fixed))}" if fixed else "")
         + (f"; not matched: {', '.join(sorted(unmatched))}" if unmatched else ""),
         intervals=calibration.intervals,

@@ -45,6 +45,10 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "occasion_noise": (0.0, 0.8),
     "drift_noise": (0.0, 0.5),
 }
+#: What a calibration fits only when asked (``prefshift persona calibrate --fit spread``): the
+#: spread of the persona's ratings around its level, which trades fidelity to the real ratings
+#: (best near 1) for a recorded persona's wider spread and steadier order.
+OPTIONAL_BOUNDS: dict[str, tuple[float, float]] = {"spread": (0.5, 2.5)}
 #: A moment whose standard error is smaller than this is weighted as if it were this.
 MIN_STANDARD_ERROR = 0.005
 

@@ -1,18 +1,20 @@
 """The recorded pages replayed through the embedded persona, in process and vectorised.
 
 What experiences and noise do not touch — ``b_u + b_m + taste + neighbours`` of every test and
-shown movie — is computed once per user (:meth:`EmbeddedPersonaModel.static_scores`); a
+shown movie, at spread 1 — is computed once per user (:meth:`EmbeddedPersonaModel.static_scores`); a
 replay under given dynamics and noise parameters is then array arithmetic over every user,
 arm, page and movie at once: the rules of :mod:`prefshift_simulator.embedded.dynamics` page by
 page (the persona rates the page's movies with its state so far, those ratings become its
 experiences, then it re-rates the test movies), the noise of
 :mod:`prefshift_simulator.embedded.noise` with the same keys as the service, and the same
-rounding. ``tests/simulator/test_calibration.py`` checks a replay against the service's own
+rounding; the spread ``k`` scales the static scores around the user's level ``b_u``.
+``tests/simulator/test_calibration.py`` checks a replay against the service's own
 ``predict`` rating for rating.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +48,7 @@ class Prepared:
     user_ids: IntArray  # (U,)
     arms: list[str]
     reference: FloatArray  # (U,) r̄
+    level: FloatArray  # (U,) b_u, the centre of the spread
     test_ids: IntArray  # (U, T), 0 = padding
     test_static: FloatArray  # (U, T)
     test_genres: FloatArray  # (U, T, G)
@@ -77,7 +80,8 @@ def prepare(
 ) -> Prepared:
     """Static scores of every user's test and shown movies (the slow part, done once). A test
     movie that is also among the persona movies leaves the history: no test movie's own rating
-    reaches the persona."""
+    reaches the persona. The static scores are taken at spread 1 (the replay applies any)."""
+    model = EmbeddedPersonaModel(dataclasses.replace(model.params, spread=1.0), model.encoder)
     arms = sorted({arm for user in users for arm in user.arms})
     n_users, n_arms = len(users), len(arms)
     n_test = max(len(u.test) for u in users)
@@ -91,6 +95,7 @@ def prepare(
         user_ids=np.array([u.user_id for u in users], dtype=np.int64),
         arms=arms,
         reference=np.zeros(n_users),
+        level=np.zeros(n_users),
         test_ids=np.zeros((n_users, n_test), dtype=np.int64),
         test_static=np.zeros((n_users, n_test)),
         test_genres=np.zeros((n_users, n_test, N_GENRES)),
@@ -118,6 +123,7 @@ def prepare(
         )
         row = {t: i for i, t in enumerate(static.item_ids)}
         p.reference[u] = static.reference
+        p.level[u] = static.level
         n = len(test)
         p.test_ids[u, :n] = test
         p.test_mask[u, :n] = True
@@ -225,15 +231,21 @@ def replay(prepared: Prepared, noise: Draws, parameters: Mapping[str, float]) ->
     sigma_l = float(parameters["lasting_noise"])
     sigma_o = float(parameters["occasion_noise"])
     sigma_d = float(parameters.get("drift_noise", 0.0))
+    spread = float(parameters.get("spread", 1.0))
     n_rep = noise.replications
     n_users, n_arms, n_pages, n_shown = p.shown_ids.shape
+    test_static, shown_static = p.test_static, p.shown_static  # (U, T), (U, A, P, S)
+    if spread != 1.0:
+        level = p.level[:, None]
+        test_static = level + spread * (test_static - level)
+        shown_static = level[..., None, None] + spread * (shown_static - level[..., None, None])
 
-    test_base = p.test_static + sigma_l * noise.test_lasting  # (U, T)
+    test_base = test_static + sigma_l * noise.test_lasting  # (U, T)
     occasion_scores = (
         test_base[None, :, None, :] + sigma_o * noise.test_occasion + sigma_d * noise.test_drift
     )
     baseline = round_ratings(occasion_scores[:, :, 0, :])
-    shown_base = p.shown_static + sigma_l * noise.shown_lasting + sigma_d * noise.shown_drift
+    shown_base = shown_static + sigma_l * noise.shown_lasting + sigma_d * noise.shown_drift
 
     offsets = np.zeros((n_rep, n_users, n_arms, N_GENRES))
     satiation = np.zeros((n_rep, n_users, n_arms, N_GENRES))

@@ -3,7 +3,7 @@ its experiences. Deterministic for a seed; no network, no key.
 
 For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a movie ``m`` is::
 
-    score(m) = b_u + b_m + w_T · taste(m) + w_N · neighbours(m) + w_C · content(m)
+    score(m) = b_u + k · (b_m + w_T · taste(m) + w_N · neighbours(m) + w_C · content(m))
                + shift(m) + σ_L · ε_L(user, m) + σ_O · ε_O(seed, user, m, occasion)
                + σ_D · D(user, m, occasion)
 
@@ -26,6 +26,10 @@ For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a m
 - ``σ_L · ε_L + σ_O · ε_O + σ_D · D``: response noise, a lasting part per (persona, movie), one
   per rating occasion and a drift that walks from page to page
   (:mod:`prefshift_simulator.embedded.noise`).
+
+- ``k`` (spread, 1 by default): how far the persona's ratings spread around its level. The
+  prediction from 40 ratings is shrunk (at ``k = 1`` its spread within a user is about half the
+  real ratings'); a set calibrated to a recorded persona's rating behaviour may widen it.
 
 Weights w_T = 0.8, w_N = 0.8, w_C = 0.4. The rating is ``score`` rounded to the nearest 0.5 and
 clipped to 0.5–5.0. On the seed study's cohort (40 persona movies, 30 held-out test movies
@@ -76,6 +80,7 @@ class ModelParams:
     lasting_noise: float = 0.0
     occasion_noise: float = 0.0
     drift_noise: float = 0.0
+    spread: float = 1.0
     dynamics: DynamicsParams = field(default_factory=DynamicsParams)
 
 
@@ -221,7 +226,8 @@ class EmbeddedPersonaModel:
         stats: CollaborativeStats | None,
     ) -> StaticScores:
         """The parts of the scores of ``items`` that experiences and noise do not touch:
-        ``b_u + b_m + taste(m) + neighbours(m)`` (CPU only; call it off the event loop)."""
+        ``b_u + k · (b_m + taste(m) + neighbours(m))`` (CPU only; call it off the event
+        loop)."""
         p = self.params
         rated = dict(history)  # a movie listed twice counts once, with its last rating
         history_ids = list(rated)
@@ -274,7 +280,7 @@ class EmbeddedPersonaModel:
         neighbours = contributions.sum(axis=1)
         return StaticScores(
             item_ids=item_ids,
-            scores=level + item_quality + taste + neighbours,
+            scores=level + p.spread * (item_quality + taste + neighbours),
             genres=item_features[:, :N_GENRES],
             reference=reference,
             level=level,
