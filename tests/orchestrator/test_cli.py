@@ -62,6 +62,8 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
                 "als",
                 "--arm",
                 "control",
+                "--persona-model",
+                "literature",
                 "--wait",
                 "--url",
                 url,
@@ -70,6 +72,10 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
         assert started.exit_code == 0, started.output
         assert "2/2 completed" in started.output
         experiment_id = started.output.split("experiment ")[1].split(":")[0]
+        # the parameter set named on the command line is the experiment's, and its runs'
+        assert client.get(f"/experiments/{experiment_id}").json()["params"]["persona_model"] == (
+            "literature"
+        )
         status = runner.invoke(app, ["experiment", "status", experiment_id, "--url", url])
         assert "completed" in status.output
         out = tmp_path / "report"

@@ -243,11 +243,16 @@ async def test_backends_lists_embedded_as_default_without_an_llm(
     backends = {b["name"]: b for b in response.json()["backends"]}
     assert backends["embedded"]["available"] and backends["embedded"]["default"]
     sets = {m["name"]: m for m in backends["embedded"]["persona_models"]}
-    assert {"literature", "seed-gpt5", "seed-gpt5-v2"} <= set(sets)
+    assert {"literature", "seed-gpt5", "seed-gpt5-v2", "seed-gpt5-spread"} <= set(sets)
     assert [name for name, m in sets.items() if m["default"]] == ["seed-gpt5-v2"]
     assert sets["seed-gpt5-v2"]["source"] and sets["seed-gpt5-v2"]["estimator"]
     assert sets["seed-gpt5-v2"]["parameters"]["satiation_rate"] == 0.0
     assert sets["literature"]["parameters"]["exposure_rate"] == 0.02
+    # a set written before the spread existed keeps its ratings (spread 1); the one fitted
+    # to GPT-5's rating behaviour widens them
+    assert sets["seed-gpt5-v2"]["parameters"]["spread"] == 1.0
+    assert sets["seed-gpt5-spread"]["parameters"]["spread"] > 1.5
+    assert "spread" in sets["seed-gpt5-spread"]["intervals"]
     assert not backends["llm"]["available"] and not backends["llm"]["default"]
     assert "OPENAI_BASE_URL" in backends["llm"]["detail"]
 

@@ -92,6 +92,31 @@ def test_scores_are_reproducible_and_noise_is_seeded(
     assert 0.2 < difference.std() < 0.8  # σ = 0.5 over 30 movies
 
 
+def test_spread_widens_the_ratings_around_the_persona_level_and_keeps_their_order(
+    seed_snapshot: DatasetSnapshot, case: PersonaCase
+) -> None:
+    stats = _stats(seed_snapshot, seed_snapshot.ratings["rating"].to_numpy())
+
+    def run(spread: float) -> tuple[np.ndarray, float]:
+        predictions = EmbeddedPersonaModel(ModelParams(spread=spread)).predict(
+            user_id=case.user_id,
+            history=[(m.tmdb_id, m.rating) for m in case.history],
+            experiences=[],
+            items=case.test,
+            facts=seed_snapshot.facts,
+            stats=stats,
+            seed=0,
+        )
+        return np.array([p.score for p in predictions]), predictions[0].reasons.level
+
+    plain, level = run(1.0)
+    wide, wide_level = run(1.8)
+    assert wide_level == pytest.approx(level)  # the persona's level does not move
+    assert np.allclose(wide - level, 1.8 * (plain - level))
+    assert (np.argsort(wide) == np.argsort(plain)).all()
+    assert np.std(wide) > 1.7 * np.std(plain)
+
+
 def test_round_rating_snaps_to_half_stars_in_range() -> None:
     assert [round_rating(x) for x in (-3.0, 0.74, 0.75, 3.24, 3.25, 4.9, 9.0)] == [
         0.5,

@@ -99,6 +99,7 @@ def _protocol(
     persona_size: int | None,
     arms: Sequence[Any] | None,
     backend: str | None,
+    persona_model: str | None = None,
 ) -> dict[str, Any]:
     values = {
         "dataset": dataset,
@@ -109,6 +110,7 @@ def _protocol(
         "persona_size": persona_size,
         "arms": list(arms) if arms else None,
         "backend": backend,
+        "persona_model": persona_model,
     }
     return {key: value for key, value in values.items() if value is not None}
 
@@ -205,6 +207,11 @@ def simulate(
     persona_size: int | None = typer.Option(None, help="Persona movies (default 40)."),
     arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
     backend: str | None = typer.Option(None, help="Simulator backend: llm or embedded."),
+    persona_model: str | None = typer.Option(
+        None,
+        help="The embedded persona's parameter set (prefshift persona list; default: the "
+        "simulator's).",
+    ),
     force: bool = typer.Option(False, help="Start a new run even if an identical one exists."),
     wait: bool = typer.Option(False, help="Wait with a progress bar, then print the shift."),
     output_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -220,6 +227,7 @@ def simulate(
         persona_size=persona_size,
         arms=arm,
         backend=backend,
+        persona_model=persona_model,
     )
     with _client(url) as client:
         copies_before = _proxy_copies() if wait else None
@@ -266,6 +274,11 @@ def experiment_run(
     persona_size: int | None = typer.Option(None),
     arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
     backend: str | None = typer.Option(None),
+    persona_model: str | None = typer.Option(
+        None,
+        help="The embedded persona's parameter set (prefshift persona list; default: the "
+        "simulator's).",
+    ),
     recorded: int | None = typer.Option(
         None,
         help="Replay experiment N: its users, each shown its recorded pages (arms: N's, or "
@@ -309,6 +322,7 @@ def experiment_run(
         persona_size=persona_size,
         arms=arms,
         backend=backend,
+        persona_model=persona_model,
     ) | {"cohort": cohort}
     if name:
         body["name"] = name
