@@ -402,14 +402,16 @@ def print_statistics(report: Mapping[str, Any], console: Console = console) -> N
     for column in ("arm", "page", "n", "mean", "95% CI", "p vs 0", "p vs control"):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for cell in sorted(cells, key=lambda c: (c["arm"], c["page"])):
+        # three decimals: a shift of a few thousandths can be significant (arm and control
+        # share their noise) and must not print as +0.00 [+0.00, +0.00]
         interval = (
-            "–" if cell["ci_low"] is None else f"[{cell['ci_low']:+.2f}, {cell['ci_high']:+.2f}]"
+            "–" if cell["ci_low"] is None else f"[{cell['ci_low']:+.3f}, {cell['ci_high']:+.3f}]"
         )
         table.add_row(
             cell["arm"],
             str(cell["page"]),
             str(cell["n"]),
-            _fmt(cell["mean"]),
+            "–" if cell["mean"] is None else f"{cell['mean']:+.3f}",
             interval,
             "–" if cell["p_vs_zero"] is None else f"{cell['p_vs_zero']:.3g}",
             "–" if cell["p_vs_control"] is None else f"{cell['p_vs_control']:.3g}",
