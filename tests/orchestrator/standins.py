@@ -74,7 +74,10 @@ class StandInSimulator:
             await asyncio.sleep(self.delay)
         parsed = RatingsRequest.model_validate(body)
         return RatingsResponse(
-            backend="embedded", ratings=self.rate(parsed), usage=Usage(latency_ms=1.0)
+            backend="embedded",
+            persona_model=parsed.persona_model or "stand-in",
+            ratings=self.rate(parsed),
+            usage=Usage(latency_ms=1.0),
         ).model_dump(mode="json")
 
 

@@ -93,4 +93,15 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
                 for f in ("png", "svg")
             ]
         )
-        assert json.loads((out / "report.json").read_text())["n_completed"] == 2
+        written_report = json.loads((out / "report.json").read_text())
+        assert written_report["n_completed"] == 2
+        # who rated, as the simulator answered, on each run and in the report
+        assert (
+            "rated by the embedded persona, parameter set 'literature' (2 runs)"
+            in (written_report["notes"])
+        )
+        for user in written_report["users"]:
+            run = client.get(f"/runs/{user['run_id']}").json()
+            assert run["rated_by"] == [
+                {"backend": "embedded", "model": None, "persona_model": "literature"}
+            ]

@@ -1,6 +1,6 @@
 """Tables owned by the orchestrator: runs, every rating of every page, page checkpoints and
 experiments. Migrations: ``migrations/versions/2026_11_26_0005-orchestrator.py`` and
-``2026_11_29_0007-run_provenance.py`` (keep in step)."""
+``2026_11_29_0007-run_provenance.py``, ``2026_11_30_0008-run_rated_by.py`` (keep in step)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ class Run(Base):
     # Where a run came from when it was not executed here (e.g. the seed study's released runs:
     # source files, persona model); None for runs prefshift executed.
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant)
+    # Who rated the run, as the simulator answered: [{backend, model, persona_model}], one entry
+    # per distinct answer (a run's parameters may leave both to the simulator's defaults).
+    rated_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONVariant)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claim_token: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

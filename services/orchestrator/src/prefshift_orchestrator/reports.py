@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -64,6 +64,15 @@ class ReportData:
     fidelity_pairs: pd.DataFrame
 
 
+def _rater(entry: dict[str, Any]) -> str:
+    """One ``rated_by`` entry of a run, as a report's note names it."""
+    if entry.get("persona_model"):
+        return f"the {entry.get('backend')} persona, parameter set {entry['persona_model']!r}"
+    if entry.get("model"):
+        return f"the {entry.get('backend')} persona, model {entry['model']!r}"
+    return f"the {entry.get('backend')} persona"
+
+
 def _build(
     experiment_id: int,
     members: Sequence[tuple[int, int, str | None, Run, Sequence[RunRating]]],
@@ -111,6 +120,17 @@ def _build(
         else pd.DataFrame(columns=["tmdb_id", "predicted", "real", "user_id", "seen"])
     )
     notes = []
+    raters = Counter(
+        _rater(entry)
+        for _, _, _, run, _ in members
+        if run.status == "completed"
+        for entry in run.rated_by or ()
+    )
+    if raters:
+        notes.append(
+            "rated by "
+            + "; ".join(f"{who} ({count} runs)" for who, count in sorted(raters.items()))
+        )
     if len(results) and summary.control_arm is None:
         notes.append(
             "no control arm: shifts are against the baseline only; net shifts (against a "

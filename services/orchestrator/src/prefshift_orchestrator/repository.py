@@ -248,12 +248,19 @@ class RunRepository:
         status: str,
         error: dict[str, Any] | None = None,
         notes: Sequence[str] = (),
+        rated_by: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """End the run; ``notes`` are added to its messages (e.g. ratings an LLM left out)."""
+        """End the run; ``notes`` are added to its messages (e.g. ratings an LLM left out),
+        ``rated_by`` to who rated it, as the attempt that ends it saw (an attempt that dies
+        records nothing; one that resumes adds what it saw to what is recorded)."""
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
-        if notes:
+        if notes or rated_by:
             run = await self.get(claim.run_id)
+        if notes:
             values["messages"] = [*(run.messages or [] if run else []), *notes]
+        if rated_by:
+            known = list(run.rated_by or [] if run else [])
+            values["rated_by"] = known + [entry for entry in rated_by if entry not in known]
         if status == "completed":
             values["progress"] = 1.0
         await self.fence(claim, **values)

@@ -226,6 +226,13 @@ class RunOut(BaseModel):
         description="Where the run came from when prefshift did not execute it (an import of "
         "the seed study's released runs: source, files' sha256, persona model); else null.",
     )
+    rated_by: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Who rated the run's ratings, as the simulator answered: backend, LLM model "
+        "and the embedded persona's parameter set (each distinct answer once); the run's "
+        "params may leave them to the simulator's defaults, which can change. Null until the "
+        "run completes, and for runs stored before it was recorded.",
+    )
     error: RunError | None
     attempts: int
     claimed_by: str | None

@@ -43,6 +43,7 @@ def run_out(run: Run, pages_done: int, base: str = "") -> RunOut:
         arms=run.arms,
         messages=list(run.messages or []),
         provenance=run.provenance,
+        rated_by=run.rated_by,
         error=error,
         attempts=run.attempts,
         claimed_by=run.claimed_by,

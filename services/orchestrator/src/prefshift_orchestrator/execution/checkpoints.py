@@ -173,12 +173,16 @@ class CheckpointStore:
         status: str,
         error: dict[str, Any] | None,
         notes: Sequence[str] = (),
+        *,
+        rated_by: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Record how the run ended, with ``notes`` for its messages (nothing when the claim
-        was lost meanwhile)."""
+        """Record how the run ended, with ``notes`` for its messages and who rated it (nothing
+        when the claim was lost meanwhile)."""
         try:
             async with self.writing() as session:
-                await RunRepository(session).finish(claim, status=status, error=error, notes=notes)
+                await RunRepository(session).finish(
+                    claim, status=status, error=error, notes=notes, rated_by=rated_by
+                )
                 await session.commit()
         except LostClaim:
             pass

@@ -69,6 +69,8 @@ class RunState:
     arms: list[Arm]
     missing: list[str] = field(default_factory=list)  # ratings an LLM persona left out
     empty: list[str] = field(default_factory=list)  # pages that showed nothing, and why
+    # (backend, LLM model, persona set) of every rating answer: who rated, as answered
+    rated_by: set[tuple[str, str | None, str | None]] = field(default_factory=set)
 
     @property
     def test_ids(self) -> list[int]:
@@ -159,7 +161,11 @@ class RunExecutor:
                 f"{len(run.empty)} pages showed no movies (the persona rated nothing on them and "
                 f"re-rated the test movies): {'; '.join(run.empty[:10])}"
             )
-        await self.store.finish(claim, "completed", None, notes)
+        rated_by = [
+            {"backend": backend, "model": model, "persona_model": persona_model}
+            for backend, model, persona_model in sorted(run.rated_by, key=str)
+        ]
+        await self.store.finish(claim, "completed", None, notes, rated_by=rated_by)
         log.info("run_completed", user_id=run.user_id)
 
     async def _prepared(self, claim: Claim) -> RunState | None:
@@ -319,6 +325,8 @@ class RunExecutor:
             persona_model=run.protocol.persona_model,
         )
         timed = await retry_step(self.settings, "ratings", lambda: self.clients.rate(request))
+        answer = timed.value
+        run.rated_by.add((answer.backend, answer.model, answer.persona_model))
         by_id = {rating.tmdb_id: rating for rating in timed.value.ratings}
         ratings = [
             NewRating(tmdb_id=i, rating=by_id[i].rating, feeling=by_id[i].feeling)
