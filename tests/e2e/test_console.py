@@ -191,6 +191,8 @@ def test_an_experiment_from_the_form_to_its_report_and_a_run(
 
     page.locator("#runs a").first.click()
     expect(page.locator("h1")).to_contain_text("user 1 of ml-latest-small")
+    # the form left the parameter set to the simulator: the run says which one rated
+    expect(page.locator("#rated-by")).to_contain_text("parameter set seed-gpt5-v2")
     expect(page.locator("#baseline tbody tr")).to_have_count(15)
     expect(page.locator("section.arm")).to_have_count(3)
     expect(page.locator("section.arm table.page").first).to_be_visible()
