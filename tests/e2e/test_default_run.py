@@ -50,7 +50,12 @@ def test_default_run_of_a_seed_cohort_user(services: Services) -> None:
         }
         # the parameters leave backend and persona set to the simulator; the run says who rated
         assert run["rated_by"] == [
-            {"backend": "embedded", "model": None, "persona_model": "seed-gpt5-v2"}
+            {
+                "backend": "embedded",
+                "model": None,
+                "persona_model": "seed-gpt5-v2",
+                "population": "seed-cohort",
+            }
         ]
         csv = client.get(f"/runs/{run_id}/ratings", headers={"accept": "text/csv"})
         assert csv.headers["content-type"].startswith("text/csv")

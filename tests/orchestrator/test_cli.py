@@ -103,5 +103,10 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
         for user in written_report["users"]:
             run = client.get(f"/runs/{user['run_id']}").json()
             assert run["rated_by"] == [
-                {"backend": "embedded", "model": None, "persona_model": "literature"}
+                {
+                    "backend": "embedded",
+                    "model": None,
+                    "persona_model": "literature",
+                    "population": None,
+                }
             ]

@@ -21,11 +21,8 @@ from prefshift_simulator.calibration.replay import (
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.model import N_GENRES, EmbeddedPersonaModel, ModelParams
 from prefshift_simulator.embedded.persona_models import flat_parameters, with_parameters
-from prefshift_simulator.evaluation import (
-    DatasetSnapshot,
-    ReferencePopulationError,
-    check_reference_population,
-)
+from prefshift_simulator.embedded.population import ReferencePopulationError
+from prefshift_simulator.evaluation import DatasetSnapshot, check_reference_population
 from tests.simulator.conftest import PersonaCase
 
 TRUE = {

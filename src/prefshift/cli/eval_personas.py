@@ -114,7 +114,8 @@ def register(app: typer.Typer) -> None:
         persona's baseline ratings of the test movies against the real ones (bias, MAE, RMSE,
         Pearson r), next to the per-user mean and a user + movie bias baseline."""
         from prefshift_datasets.errors import DatasetNotFoundError
-        from prefshift_simulator.evaluation import PersonaEvaluation, ReferencePopulationError
+        from prefshift_simulator.embedded.population import ReferencePopulationError
+        from prefshift_simulator.evaluation import PersonaEvaluation
 
         if backend not in ("embedded", "llm"):
             raise typer.BadParameter("--backend must be embedded or llm")

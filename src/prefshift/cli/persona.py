@@ -111,11 +111,8 @@ def _load_recorded(
     )
     from prefshift_common.db import create_sync_db_engine
     from prefshift_datasets.errors import DatasetNotFoundError
-    from prefshift_simulator.evaluation import (
-        ReferencePopulationError,
-        population_stats,
-        read_dataset,
-    )
+    from prefshift_simulator.embedded.population import ReferencePopulationError
+    from prefshift_simulator.evaluation import population_stats, read_dataset
 
     engine = create_sync_db_engine(database_url)
     try:

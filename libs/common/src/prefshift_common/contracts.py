@@ -194,6 +194,12 @@ class RatingsResponse(Contract):
     persona_model: str | None = Field(
         default=None, description="The embedded persona's parameter set that rated (embedded)."
     )
+    population: str | None = Field(
+        default=None,
+        description="The dataset the embedded persona's collaborative statistics came from: "
+        "the persona's own, or the population its users were drawn from "
+        "(PREFSHIFT_SIMULATOR_REFERENCE_DATASETS); null without one (embedded) and for llm.",
+    )
     ratings: list[ItemRating]
     missing: list[MissingRating] = Field(
         default_factory=list,

@@ -53,7 +53,8 @@ class Run(Base):
     # Where a run came from when it was not executed here (e.g. the seed study's released runs:
     # source files, persona model); None for runs prefshift executed.
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant)
-    # Who rated the run, as the simulator answered: [{backend, model, persona_model}], one entry
+    # Who rated the run, as the simulator answered: [{backend, model, persona_model,
+    # population}], one entry
     # per distinct answer (a run's parameters may leave both to the simulator's defaults).
     rated_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONVariant)
     claimed_by: Mapped[str | None] = mapped_column(String(64))

@@ -64,13 +64,16 @@ class ReportData:
     fidelity_pairs: pd.DataFrame
 
 
-def _rater(entry: dict[str, Any]) -> str:
-    """One ``rated_by`` entry of a run, as a report's note names it."""
+def _rater(entry: dict[str, Any], dataset: str) -> str:
+    """One ``rated_by`` entry of a run on ``dataset``, as a report's note names it."""
+    who = f"the {entry.get('backend')} persona"
     if entry.get("persona_model"):
-        return f"the {entry.get('backend')} persona, parameter set {entry['persona_model']!r}"
-    if entry.get("model"):
-        return f"the {entry.get('backend')} persona, model {entry['model']!r}"
-    return f"the {entry.get('backend')} persona"
+        who += f", parameter set {entry['persona_model']!r}"
+    elif entry.get("model"):
+        who += f", model {entry['model']!r}"
+    if entry.get("population") and entry["population"] != dataset:
+        who += f", with the collaborative statistics of {entry['population']!r}"
+    return who
 
 
 def _build(
@@ -121,7 +124,7 @@ def _build(
     )
     notes = []
     raters = Counter(
-        _rater(entry)
+        _rater(entry, run.dataset)
         for _, _, _, run, _ in members
         if run.status == "completed"
         for entry in run.rated_by or ()

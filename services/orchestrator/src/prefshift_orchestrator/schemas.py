@@ -228,8 +228,9 @@ class RunOut(BaseModel):
     )
     rated_by: list[dict[str, Any]] | None = Field(
         default=None,
-        description="Who rated the run's ratings, as the simulator answered: backend, LLM model "
-        "and the embedded persona's parameter set (each distinct answer once); the run's "
+        description="Who rated the run's ratings, as the simulator answered: backend, LLM model, "
+        "the embedded persona's parameter set and the dataset its collaborative statistics "
+        "came from (population), each distinct answer once; the run's "
         "params may leave them to the simulator's defaults, which can change. Null until the "
         "run completes, and for runs stored before it was recorded.",
     )

@@ -30,6 +30,16 @@ class Settings(LlmSettings):
         "when a persona names none.",
     )
 
+    simulator_reference_datasets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per dataset, another imported dataset whose ratings give that dataset's "
+        "personas their collaborative statistics: the population its users were drawn from, "
+        'as JSON, e.g. {"seed-cohort": "ml-32m"}. It must hold the dataset\'s ratings under '
+        "the same user ids (checked on first use; else the dataset's requests fail with 409), "
+        "so that each persona's own ratings are still left out. Every answer names it "
+        "(`population`).",
+    )
+
     simulator_metadata_ttl: float = Field(
         default=300.0,
         ge=0.0,

@@ -36,6 +36,7 @@ from prefshift_simulator.config import Settings
 from prefshift_simulator.embedded.backend import DatasetStatsCache, EmbeddedBackend
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.embedded.persona_models import with_parameters
+from prefshift_simulator.embedded.population import check_reference
 from prefshift_simulator.main import persona_models
 from prefshift_simulator.metadata import MovieFacts, StaticMetadata
 from prefshift_simulator.service import RatingBackend, RatingService
@@ -182,39 +183,14 @@ def collaborative_stats(snapshot: DatasetSnapshot) -> CollaborativeStats:
     )
 
 
-#: The share of a persona dataset's ratings a reference population must hold under the same
-#: user ids for its statistics to be trusted to leave each persona's own ratings out.
-REFERENCE_MIN_SHARE = 0.99
-
-
-class ReferencePopulationError(ValueError):
-    """A reference dataset that may hold the personas' own ratings under other user ids."""
-
-
 def check_reference_population(persona: DatasetSnapshot, reference: DatasetSnapshot) -> float:
-    """The share of ``persona``'s ratings that ``reference`` holds under the same user id,
-    movie and value; raises :class:`ReferencePopulationError` below ``REFERENCE_MIN_SHARE``.
-
-    The collaborative statistics leave a persona's own ratings out by its user id. A reference
-    population that holds the persona dataset's users under the same ids (MovieLens 32M for
-    the seed cohort, which was drawn from it) keeps that guarantee; one that holds them under
-    other ids, or holds other people entirely, cannot be shown not to hold the same person
-    twice, so it is refused."""
-    keys = ["user_id", "tmdb_id"]
-    own = persona.ratings.drop_duplicates(keys)
-    theirs = reference.ratings.drop_duplicates(keys)
-    if own.empty:
-        return 1.0
-    joined = own.merge(theirs, on=keys, how="left", suffixes=("", "_reference"))
-    share = float((joined["rating"] == joined["rating_reference"]).mean())
-    if share < REFERENCE_MIN_SHARE:
-        raise ReferencePopulationError(
-            f"reference dataset {reference.name!r} holds {share:.1%} of {persona.name!r}'s "
-            f"ratings under the same user ids (at least {REFERENCE_MIN_SHARE:.0%} needed): its "
-            "statistics could hold a persona's own ratings under another id. Use a dataset "
-            f"that {persona.name!r}'s users were drawn from (e.g. ml-32m for seed-cohort)."
-        )
-    return share
+    """The share of ``persona``'s ratings that ``reference`` holds under the same user id
+    (:func:`prefshift_simulator.embedded.population.check_reference`, which raises
+    :class:`~prefshift_simulator.embedded.population.ReferencePopulationError` when it is
+    too small)."""
+    return check_reference(
+        persona.ratings, reference.ratings, dataset=persona.name, reference=reference.name
+    )
 
 
 def population_stats(

@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stack.push_async_callback(proxy.aclose)
         llm_client = create_llm_client(settings, database.sessions)
         stack.push_async_callback(llm_client.aclose)
-        stats = DatasetStatsCache(settings.resolved_database_url)
+        stats = DatasetStatsCache(
+            settings.resolved_database_url, settings.simulator_reference_datasets
+        )
         models, default_model = persona_models(settings)
         embedded = EmbeddedBackend(
             models,

@@ -18,6 +18,7 @@ class BackendResult:
     usage: Usage
     model: str | None
     persona_model: str | None = None
+    population: str | None = None
     missing: list[MissingRating] = field(default_factory=list)
 
 

@@ -89,6 +89,7 @@ class RatingService:
             backend=name,
             model=result.model,
             persona_model=result.persona_model,
+            population=result.population,
             ratings=result.ratings,
             missing=result.missing,
             usage=result.usage,

@@ -69,8 +69,8 @@ class RunState:
     arms: list[Arm]
     missing: list[str] = field(default_factory=list)  # ratings an LLM persona left out
     empty: list[str] = field(default_factory=list)  # pages that showed nothing, and why
-    # (backend, LLM model, persona set) of every rating answer: who rated, as answered
-    rated_by: set[tuple[str, str | None, str | None]] = field(default_factory=set)
+    # (backend, LLM model, persona set, population) of every rating answer: who rated
+    rated_by: set[tuple[str, str | None, str | None, str | None]] = field(default_factory=set)
 
     @property
     def test_ids(self) -> list[int]:
@@ -162,8 +162,13 @@ class RunExecutor:
                 f"re-rated the test movies): {'; '.join(run.empty[:10])}"
             )
         rated_by = [
-            {"backend": backend, "model": model, "persona_model": persona_model}
-            for backend, model, persona_model in sorted(run.rated_by, key=str)
+            {
+                "backend": backend,
+                "model": model,
+                "persona_model": persona_model,
+                "population": population,
+            }
+            for backend, model, persona_model, population in sorted(run.rated_by, key=str)
         ]
         await self.store.finish(claim, "completed", None, notes, rated_by=rated_by)
         log.info("run_completed", user_id=run.user_id)
@@ -326,7 +331,7 @@ class RunExecutor:
         )
         timed = await retry_step(self.settings, "ratings", lambda: self.clients.rate(request))
         answer = timed.value
-        run.rated_by.add((answer.backend, answer.model, answer.persona_model))
+        run.rated_by.add((answer.backend, answer.model, answer.persona_model, answer.population))
         by_id = {rating.tmdb_id: rating for rating in timed.value.ratings}
         ratings = [
             NewRating(tmdb_id=i, rating=by_id[i].rating, feeling=by_id[i].feeling)

@@ -11,7 +11,7 @@ import structlog
 
 from prefshift_common.contracts import Backend, ItemRating, RatingsRequest, Usage
 from prefshift_common.db import sync_connection
-from prefshift_common.errors import BadRequest, NotFound
+from prefshift_common.errors import BadRequest, Conflict, NotFound
 from prefshift_datasets import repository as datasets
 from prefshift_datasets.errors import DatasetNotFoundError
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
@@ -23,36 +23,61 @@ from prefshift_simulator.embedded.persona_models import (
     PersonaModelError,
     flat_parameters,
 )
+from prefshift_simulator.embedded.population import ReferencePopulationError, check_reference
 from prefshift_simulator.metadata import MovieFacts
 from prefshift_simulator.schemas import BackendResult, PersonaModelInfo
 
 log = structlog.get_logger(__name__)
 
 
-def load_stats(database_url: str, dataset: str) -> CollaborativeStats:
-    """Read a dataset's ratings and precompute its statistics (blocking: run it in a thread)."""
+def load_stats(
+    database_url: str, dataset: str, reference: str | None = None
+) -> tuple[CollaborativeStats, float]:
+    """Read a dataset's ratings and precompute the statistics its personas are rated with —
+    from the dataset, or from ``reference``, the population its users were drawn from, once
+    :func:`~prefshift_simulator.embedded.population.check_reference` accepts it — keyed by the
+    dataset's name, with the share of the dataset's ratings the population holds (blocking: run
+    it in a thread)."""
     with sync_connection(database_url) as connection:
         info = datasets.get_dataset(connection, dataset)
-        arrays = datasets.load_rating_arrays(connection, info.id)
-    return CollaborativeStats(
+        share = 1.0
+        if reference is None or reference == dataset:
+            arrays = datasets.load_rating_arrays(connection, info.id)
+        else:
+            theirs = datasets.get_dataset(connection, reference)
+            share = check_reference(
+                datasets.load_ratings(connection, info.id),
+                datasets.load_ratings(connection, theirs.id),
+                dataset=dataset,
+                reference=reference,
+            )
+            arrays = datasets.load_rating_arrays(connection, theirs.id)
+    stats = CollaborativeStats(
         dataset=dataset,
         user_ids=arrays.user_ids,
         tmdb_ids=arrays.tmdb_ids,
         ratings=arrays.ratings.astype(np.float64),
     )
+    return stats, share
 
 
 class DatasetStatsCache:
     """Each dataset's :class:`CollaborativeStats`, loaded once on first use and kept in memory
-    (restart the service after re-importing a dataset)."""
+    (restart the service after re-importing a dataset); ``references`` names, per dataset, the
+    population whose ratings stand in for its own."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, references: Mapping[str, str] | None = None) -> None:
         self._database_url = database_url
+        self._references = dict(references or {})
         self._stats: dict[str, CollaborativeStats] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def put(self, stats: CollaborativeStats) -> None:
         self._stats[stats.dataset] = stats
+
+    def population(self, dataset: str) -> str:
+        """The dataset whose ratings the statistics of ``dataset``'s personas come from."""
+        return self._references.get(dataset, dataset)
 
     async def get(self, dataset: str) -> CollaborativeStats:
         cached = self._stats.get(dataset)
@@ -63,15 +88,27 @@ class DatasetStatsCache:
             cached = self._stats.get(dataset)
             if cached is not None:
                 return cached
+            reference = self._references.get(dataset)
             try:
-                stats = await asyncio.to_thread(load_stats, self._database_url, dataset)
+                stats, share = await asyncio.to_thread(
+                    load_stats, self._database_url, dataset, reference
+                )
             except DatasetNotFoundError as exc:
+                if reference is None:
+                    raise NotFound(
+                        f"dataset {dataset!r} is not imported (prefshift data import)"
+                    ) from exc
                 raise NotFound(
-                    f"dataset {dataset!r} is not imported (prefshift data import)"
+                    f"{exc} (prefshift data import); {dataset!r} takes its statistics from "
+                    f"{reference!r} (PREFSHIFT_SIMULATOR_REFERENCE_DATASETS)"
                 ) from exc
+            except ReferencePopulationError as exc:
+                raise Conflict(f"PREFSHIFT_SIMULATOR_REFERENCE_DATASETS: {exc}") from exc
             log.info(
                 "dataset_stats_loaded",
                 dataset=dataset,
+                population=self.population(dataset),
+                share_held=share,
                 users=stats.n_users,
                 movies=stats.n_items,
                 ratings=stats.n_ratings,
@@ -166,4 +203,10 @@ class EmbeddedBackend:
         started = time.perf_counter()
         ratings = await asyncio.to_thread(run)
         usage = Usage(latency_ms=(time.perf_counter() - started) * 1000.0)
-        return BackendResult(ratings=ratings, usage=usage, model=None, persona_model=name)
+        return BackendResult(
+            ratings=ratings,
+            usage=usage,
+            model=None,
+            persona_model=name,
+            population=self.stats.population(dataset) if dataset else None,
+        )
