@@ -111,6 +111,13 @@ class Settings(LlmSettings):
     simulator_drift_noise: float | None = Field(
         default=None, ge=0.0, le=2.0, description="σ_D, step of the drift from page to page."
     )
+    simulator_spread: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=4.0,
+        description="k, the spread of the ratings around the persona's level (1: the "
+        "prediction's own).",
+    )
 
     @property
     def persona_overrides(self) -> dict[str, float]:
@@ -124,6 +131,7 @@ class Settings(LlmSettings):
             "lasting_noise",
             "occasion_noise",
             "drift_noise",
+            "spread",
         )
         values = {name: getattr(self, f"simulator_{name}") for name in names}
         return {name: float(v) for name, v in values.items() if v is not None}
