@@ -98,16 +98,16 @@ def test_spread_widens_the_ratings_around_the_persona_level_and_keeps_their_orde
     stats = _stats(seed_snapshot, seed_snapshot.ratings["rating"].to_numpy())
 
     def run(spread: float) -> tuple[np.ndarray, float]:
-        predictions = EmbeddedPersonaModel(ModelParams(spread=spread)).predict(
+        model = EmbeddedPersonaModel(ModelParams(spread=spread))
+        scores = _scores(model, seed_snapshot, stats, case, case.user_id)
+        static = model.static_scores(
             user_id=case.user_id,
             history=[(m.tmdb_id, m.rating) for m in case.history],
-            experiences=[],
             items=case.test,
             facts=seed_snapshot.facts,
             stats=stats,
-            seed=0,
         )
-        return np.array([p.score for p in predictions]), predictions[0].reasons.level
+        return np.array(scores), static.level
 
     plain, level = run(1.0)
     wide, wide_level = run(1.8)

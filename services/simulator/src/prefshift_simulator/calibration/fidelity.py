@@ -60,17 +60,25 @@ def unseen_pairs(users: Sequence[RecordedUser]) -> list[UnseenPairs]:
         items = [t for t in test if t not in seen and t in user.real and t in user.baseline]
         if not items:
             continue
-        test_set = set(test)
         result.append(
-            UnseenPairs(
-                user_id=user.user_id,
-                history=[(t, r) for t, r in user.history if t not in test_set],
-                items=items,
-                real=np.array([user.real[t] for t in items]),
-                recorded=np.array([user.baseline[t] for t in items]),
-            )
+            _pairs(user, items, [user.real[t] for t in items], [user.baseline[t] for t in items])
         )
     return result
+
+
+def _pairs(
+    user: RecordedUser, items: list[int], real: Sequence[float], recorded: Sequence[float]
+) -> UnseenPairs:
+    """A user's pairs, with the persona movies that are not test movies as the history (no
+    test movie's own rating reaches the persona)."""
+    test = set(user.test)
+    return UnseenPairs(
+        user_id=user.user_id,
+        history=[(t, r) for t, r in user.history if t not in test],
+        items=items,
+        real=np.array(real, dtype=np.float64),
+        recorded=np.array(recorded, dtype=np.float64),
+    )
 
 
 def recommended_pairs(
@@ -86,8 +94,7 @@ def recommended_pairs(
     result: list[UnseenPairs] = []
     for user in users:
         rated = known.get(user.user_id, {})
-        test_set = set(user.test)
-        excluded = test_set | {t for t, _ in user.history}
+        excluded = set(user.test) | {t for t, _ in user.history}
         first: dict[int, tuple[int, str, float]] = {}
         for arm, pages in user.arms.items():
             for number, page in enumerate(pages, start=1):
@@ -100,15 +107,7 @@ def recommended_pairs(
         if not first:
             continue
         items = sorted(first)
-        result.append(
-            UnseenPairs(
-                user_id=user.user_id,
-                history=[(t, r) for t, r in user.history if t not in test_set],
-                items=items,
-                real=np.array([rated[t] for t in items], dtype=np.float64),
-                recorded=np.array([first[t][2] for t in items], dtype=np.float64),
-            )
-        )
+        result.append(_pairs(user, items, [rated[t] for t in items], [first[t][2] for t in items]))
     return result
 
 
