@@ -89,6 +89,11 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         raise typer.Exit(1) from exc
 
 
+PERSONA_MODEL_HELP = (
+    "The embedded persona's parameter set (prefshift persona list; default: the simulator's)."
+)
+
+
 def _protocol(
     *,
     dataset: str | None,
@@ -207,11 +212,7 @@ def simulate(
     persona_size: int | None = typer.Option(None, help="Persona movies (default 40)."),
     arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
     backend: str | None = typer.Option(None, help="Simulator backend: llm or embedded."),
-    persona_model: str | None = typer.Option(
-        None,
-        help="The embedded persona's parameter set (prefshift persona list; default: the "
-        "simulator's).",
-    ),
+    persona_model: str | None = typer.Option(None, help=PERSONA_MODEL_HELP),
     force: bool = typer.Option(False, help="Start a new run even if an identical one exists."),
     wait: bool = typer.Option(False, help="Wait with a progress bar, then print the shift."),
     output_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -274,11 +275,7 @@ def experiment_run(
     persona_size: int | None = typer.Option(None),
     arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
     backend: str | None = typer.Option(None),
-    persona_model: str | None = typer.Option(
-        None,
-        help="The embedded persona's parameter set (prefshift persona list; default: the "
-        "simulator's).",
-    ),
+    persona_model: str | None = typer.Option(None, help=PERSONA_MODEL_HELP),
     recorded: int | None = typer.Option(
         None,
         help="Replay experiment N: its users, each shown its recorded pages (arms: N's, or "

@@ -54,8 +54,8 @@ class Run(Base):
     # source files, persona model); None for runs prefshift executed.
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant)
     # Who rated the run, as the simulator answered: [{backend, model, persona_model,
-    # population}], one entry
-    # per distinct answer (a run's parameters may leave both to the simulator's defaults).
+    # population}], one entry per distinct answer (a run's parameters may leave the backend
+    # and the parameter set to the simulator's defaults).
     rated_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONVariant)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claim_token: Mapped[str | None] = mapped_column(String(32))

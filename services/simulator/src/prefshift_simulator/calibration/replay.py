@@ -1,15 +1,15 @@
 """The recorded pages replayed through the embedded persona, in process and vectorised.
 
 What experiences and noise do not touch — ``b_u + b_m + taste + neighbours`` of every test and
-shown movie, at spread 1 — is computed once per user (:meth:`EmbeddedPersonaModel.static_scores`); a
-replay under given dynamics and noise parameters is then array arithmetic over every user,
-arm, page and movie at once: the rules of :mod:`prefshift_simulator.embedded.dynamics` page by
-page (the persona rates the page's movies with its state so far, those ratings become its
-experiences, then it re-rates the test movies), the noise of
-:mod:`prefshift_simulator.embedded.noise` with the same keys as the service, and the same
-rounding; the spread ``k`` scales the static scores around the user's level ``b_u``.
-``tests/simulator/test_calibration.py`` checks a replay against the service's own
-``predict`` rating for rating.
+shown movie, at spread 1 — is computed once per user
+(:meth:`EmbeddedPersonaModel.static_scores`); a replay under given dynamics and noise
+parameters is then array arithmetic over every user, arm, page and movie at once: the spread
+``k`` scales the static scores around the user's level ``b_u``, then the rules of
+:mod:`prefshift_simulator.embedded.dynamics` apply page by page (the persona rates the page's
+movies with its state so far, those ratings become its experiences, then it re-rates the test
+movies), with the noise of :mod:`prefshift_simulator.embedded.noise` under the same keys as the
+service, and the same rounding. ``tests/simulator/test_calibration.py`` checks a replay against
+the service's own ``predict`` rating for rating.
 """
 
 from __future__ import annotations
