@@ -147,7 +147,7 @@ def model_alone(database_url: str, body: dict[str, Any], n: int, persona_model: 
     from prefshift_simulator.evaluation import read_dataset
 
     facts = read_dataset(database_url, "seed-cohort").facts
-    stats = load_stats(database_url, "seed-cohort")
+    stats, _ = load_stats(database_url, "seed-cohort")
     model = EmbeddedPersonaModel(shipped_persona_models()[persona_model].params)
     persona = body["persona"]
     latencies = np.empty(n)
