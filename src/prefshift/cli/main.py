@@ -38,5 +38,31 @@ plan.register(simulate.experiment_app)
 simulate.register(app)
 replication.register(simulate.experiment_app)
 
+#: What a database whose schema is older than this prefshift says when a command reads a table
+#: or column a later migration added (SQLite's and Postgres's wording).
+_STALE_SCHEMA = ("no such table", "no such column", "UndefinedTable", "UndefinedColumn")
+
+
+def main() -> None:
+    """The ``prefshift`` command: ``app``, with a plain message instead of a traceback when the
+    database's schema is behind this prefshift (after an upgrade, before ``prefshift db
+    upgrade``)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        app()
+    except DBAPIError as error:
+        if not any(
+            marker in f"{type(error.orig).__name__} {error.orig}" for marker in _STALE_SCHEMA
+        ):
+            raise
+        typer.echo(
+            f"error: the database's schema is older than this prefshift ({error.orig}); "
+            "run: prefshift db upgrade",
+            err=True,
+        )
+        raise SystemExit(1) from error
+
+
 if __name__ == "__main__":
-    app()
+    main()
