@@ -260,7 +260,11 @@ def load_users(connection: Connection, dataset_id: int) -> pd.DataFrame:
 def load_rating_arrays(connection: Connection, dataset_id: int) -> RatingArrays:
     """Every rating of a movie with a TMDB id as :class:`RatingArrays` (see
     :func:`load_ratings`); what the recommender trains on and the embedded persona learns from."""
-    frame = load_ratings(connection, dataset_id)
+    return rating_arrays(load_ratings(connection, dataset_id))
+
+
+def rating_arrays(frame: pd.DataFrame) -> RatingArrays:
+    """:func:`load_ratings`' frame as :class:`RatingArrays` (for a caller that needs both)."""
     return RatingArrays(
         user_ids=frame["user_id"].to_numpy(np.int64),
         tmdb_ids=frame["tmdb_id"].to_numpy(np.int64),

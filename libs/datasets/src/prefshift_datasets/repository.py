@@ -13,6 +13,7 @@ from prefshift_datasets.loaders import (
     load_rating_arrays,
     load_ratings,
     load_users,
+    rating_arrays,
 )
 from prefshift_datasets.reads import (
     choose_dataset,
@@ -58,6 +59,7 @@ __all__ = [
     "load_ratings",
     "load_users",
     "movies_by_tmdb_ids",
+    "rating_arrays",
     "search_movies_by_title",
     "usable_movie_counts",
     "user_movies",

@@ -243,7 +243,8 @@ async def evaluate_personas(
     the snapshot, or from ``reference``, the population its users were drawn from
     (:func:`check_reference_population` must accept it)."""
     stats, population, _share = await asyncio.to_thread(population_stats, snapshot, reference)
-    cache = DatasetStatsCache(settings.resolved_database_url)
+    # the cache names the population its answers come from, as the service's does
+    cache = DatasetStatsCache(settings.resolved_database_url, {snapshot.name: population})
     cache.put(stats)
     models, default_model = persona_models(settings)
     if noise_free:
