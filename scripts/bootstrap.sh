@@ -2,8 +2,10 @@
 # Make sure uv is available and the workspace environment is in sync with uv.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# An earlier bootstrap's uv is in ~/.local/bin, which need not be on PATH: use it, don't reinstall.
+export PATH="$HOME/.local/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
+  export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
   python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
 fi
 uv sync --locked --quiet

@@ -202,23 +202,25 @@ def _report_run_end(run: Mapping[str, Any]) -> None:
         raise typer.Exit(1)
 
 
-def simulate(
-    user_id: int = typer.Argument(..., help="User id in the dataset."),
-    dataset: str | None = typer.Option(None, help="Dataset; default: the only one imported."),
-    seed: int | None = typer.Option(None, help="Seed of the run (default 0)."),
-    pages: int | None = typer.Option(None, help="Pages per arm (default 4)."),
-    page_size: int | None = typer.Option(None, help="Movies per page (default 30)."),
-    test_size: int | None = typer.Option(None, help="Test movies (default 30)."),
-    persona_size: int | None = typer.Option(None, help="Persona movies (default 40)."),
-    arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
-    backend: str | None = typer.Option(None, help="Simulator backend: llm or embedded."),
-    persona_model: str | None = typer.Option(None, help=PERSONA_MODEL_HELP),
-    force: bool = typer.Option(False, help="Start a new run even if an identical one exists."),
-    wait: bool = typer.Option(False, help="Wait with a progress bar, then print the shift."),
-    output_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    url: str | None = typer.Option(None, help="Orchestrator URL (PREFSHIFT_ORCHESTRATOR_URL)."),
+def run_simulation(
+    user_id: int,
+    *,
+    dataset: str | None = None,
+    seed: int | None = None,
+    pages: int | None = None,
+    page_size: int | None = None,
+    test_size: int | None = None,
+    persona_size: int | None = None,
+    arms: list[str] | None = None,
+    backend: str | None = None,
+    persona_model: str | None = None,
+    force: bool = False,
+    wait: bool = False,
+    output_json: bool = False,
+    url: str | None = None,
 ) -> None:
-    """Simulate one user under every arm and measure how far the persona's tastes moved."""
+    """What ``prefshift simulate`` (and ``prefshift demo``) do, with plain arguments: every
+    command that simulates one user calls this, never another command's typer function."""
     body = _protocol(
         dataset=dataset,
         seed=seed,
@@ -226,7 +228,7 @@ def simulate(
         page_size=page_size,
         test_size=test_size,
         persona_size=persona_size,
-        arms=arm,
+        arms=arms,
         backend=backend,
         persona_model=persona_model,
     )
@@ -248,6 +250,41 @@ def simulate(
     else:
         print_shift_table(shift)
         report_proxy_copies(copies_before, copies_after)
+
+
+def simulate(
+    user_id: int = typer.Argument(..., help="User id in the dataset."),
+    dataset: str | None = typer.Option(None, help="Dataset; default: the only one imported."),
+    seed: int | None = typer.Option(None, help="Seed of the run (default 0)."),
+    pages: int | None = typer.Option(None, help="Pages per arm (default 4)."),
+    page_size: int | None = typer.Option(None, help="Movies per page (default 30)."),
+    test_size: int | None = typer.Option(None, help="Test movies (default 30)."),
+    persona_size: int | None = typer.Option(None, help="Persona movies (default 40)."),
+    arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
+    backend: str | None = typer.Option(None, help="Simulator backend: llm or embedded."),
+    persona_model: str | None = typer.Option(None, help=PERSONA_MODEL_HELP),
+    force: bool = typer.Option(False, help="Start a new run even if an identical one exists."),
+    wait: bool = typer.Option(False, help="Wait with a progress bar, then print the shift."),
+    output_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    url: str | None = typer.Option(None, help="Orchestrator URL (PREFSHIFT_ORCHESTRATOR_URL)."),
+) -> None:
+    """Simulate one user under every arm and measure how far the persona's tastes moved."""
+    run_simulation(
+        user_id,
+        dataset=dataset,
+        seed=seed,
+        pages=pages,
+        page_size=page_size,
+        test_size=test_size,
+        persona_size=persona_size,
+        arms=arm,
+        backend=backend,
+        persona_model=persona_model,
+        force=force,
+        wait=wait,
+        output_json=output_json,
+        url=url,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -93,23 +93,17 @@ def demo(
     try:
         stack.wait_ready()
         console.print(f"services up; simulating user {user_id} of {resolved.name}")
-        simulate.simulate(
-            user_id=user_id,
+        simulate.run_simulation(
+            user_id,
             dataset=resolved.name,
             seed=seed,
             pages=pages,
-            page_size=None,
-            test_size=None,
-            persona_size=None,
-            arm=None,
-            backend=None,
-            force=False,
             wait=True,
-            output_json=False,
             url=settings.orchestrator_url,
         )
         console.print(
-            f"The run is in the console: [bold]prefshift up[/], then {settings.console_url}/runs"
+            f"The run is in the console: [bold]make up[/] (or [bold]uv run prefshift up[/]), then "
+            f"{settings.console_url}/runs"
         )
     finally:
         stack.stop()
