@@ -148,6 +148,19 @@ class Persona(Contract):
 Backend = Literal["llm", "embedded"]
 
 
+class ShownPrediction(Contract):
+    """A predicted rating shown to the persona beside a movie, the way a recommender's page shows
+    "we think you'll rate this 4.5 stars" (Cosley et al., CHI 2003): the shown-prediction arms and
+    the ``rerate`` design send one per movie they show it for."""
+
+    tmdb_id: TmdbId
+    stars: float = Field(
+        ge=0.5,
+        le=5.0,
+        description="The predicted rating shown, in stars (0.5–5.0; shown rounded to 0.1).",
+    )
+
+
 class RatingsRequest(Contract):
     persona: Persona
     items: list[TmdbId] = Field(min_length=1, max_length=500)
@@ -165,6 +178,12 @@ class RatingsRequest(Contract):
         default=None,
         description="Named parameter set of the embedded persona (GET /backends lists them); "
         "default: the simulator's.",
+    )
+    shown: list[ShownPrediction] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Predicted ratings shown beside some of the items (at most one per item, each "
+        "one of ``items``); an item without one is shown with no prediction.",
     )
 
 
