@@ -184,6 +184,7 @@ class EmbeddedBackend:
         stats = await self.stats.get(dataset) if dataset else None
         history = [(m.tmdb_id, m.rating) for m in persona.history]
         experiences = [(e.tmdb_id, e.rating) for e in persona.experiences]
+        shown = {s.tmdb_id: s.stars for s in request.shown}
 
         def run() -> list[ItemRating]:
             predictions = model.predict(
@@ -195,6 +196,7 @@ class EmbeddedBackend:
                 stats=stats,
                 seed=request.seed or 0,
                 occasion=request.occasion,
+                shown=shown,
             )
             return [
                 ItemRating(

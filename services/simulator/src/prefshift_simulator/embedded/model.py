@@ -27,6 +27,12 @@ For a persona with history ratings ``r_j`` (movies ``j ∈ H``) the score of a m
   per rating occasion and a drift that walks from page to page
   (:mod:`prefshift_simulator.embedded.noise`).
 
+- **anchoring** (``w``, 0 by default): a movie shown with a predicted rating ``s`` (a
+  recommender's "we think you'll rate this 4 stars") is rated ``w · (s − score)`` closer to
+  it, the pull optionally fading with the distance (:func:`anchor`) — the effect people show
+  in Cosley et al. (CHI 2003) and Adomavicius et al. (ISR 2013). It acts only when something
+  is shown: a set's ratings with nothing shown are the same whatever ``w``.
+
 - ``k`` (spread, 1 by default): how far the persona's ratings spread around its level. The
   prediction from 40 ratings is shrunk (at ``k = 1`` its spread within a user is about half the
   real ratings'); a set calibrated to a recorded persona's rating behaviour may widen it.
@@ -81,6 +87,8 @@ class ModelParams:
     occasion_noise: float = 0.0
     drift_noise: float = 0.0
     spread: float = 1.0
+    anchoring_weight: float = 0.0
+    anchoring_range: float = 0.0
     dynamics: DynamicsParams = field(default_factory=DynamicsParams)
 
 
@@ -158,6 +166,24 @@ def feature_matrix(movies: Sequence[MovieFacts | None]) -> FloatArray:
         if movie.year is not None:
             extra[row, 2] = (movie.year - 1995) / 20.0
     return np.hstack([genre_matrix(movies), extra])
+
+
+def anchor(
+    scores: FloatArray, shown: FloatArray, *, weight: float, distance_range: float
+) -> FloatArray:
+    """Scores pulled towards the predicted ratings shown beside their movies: ``score +
+    w(g) · g`` with ``g = shown − score`` and ``w(g) = w`` (``distance_range`` 0: the pull grows
+    linearly with the gap) or ``w · exp(−|g| / distance_range)`` (a pull that fades for a shown
+    value far from the persona's own opinion). ``shown`` is NaN for a movie shown with no
+    prediction; with ``weight`` 0 (every set unless calibrated) nothing moves."""
+    if weight == 0:
+        return scores
+    gap = shown - scores
+    pull = np.full_like(gap, weight)
+    if distance_range > 0:
+        pull = weight * np.exp(-np.abs(np.nan_to_num(gap)) / distance_range)
+    moved: FloatArray = np.where(np.isnan(shown), scores, scores + pull * np.nan_to_num(gap))
+    return moved
 
 
 def round_rating(score: float) -> float:
@@ -305,8 +331,10 @@ class EmbeddedPersonaModel:
         stats: CollaborativeStats | None,
         seed: int,
         occasion: int | None = None,
+        shown: Mapping[int, float] | None = None,
     ) -> list[Prediction]:
-        """Score and rate ``items`` for the persona (CPU only; call it off the event loop)."""
+        """Score and rate ``items`` for the persona (CPU only; call it off the event loop);
+        ``shown``: the predicted rating shown beside some of them (see :func:`anchor`)."""
         p = self.params
         static = self.static_scores(
             user_id=user_id, history=history, items=items, facts=facts, stats=stats
@@ -324,6 +352,13 @@ class EmbeddedPersonaModel:
             drift=p.drift_noise,
         )
         scores = static.scores + shifts + noise
+        if shown:
+            scores = anchor(
+                scores,
+                np.array([shown.get(t, np.nan) for t in static.item_ids], dtype=np.float64),
+                weight=p.anchoring_weight,
+                distance_range=p.anchoring_range,
+            )
 
         reasons = self._reasons(
             level=static.level,
