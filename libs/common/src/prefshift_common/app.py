@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from prefshift_common.db import create_async_db_engine, create_session_factory, ping
 from prefshift_common.errors import ErrorEnvelope, Unauthorized, install_error_handlers
 from prefshift_common.examples import add_examples
-from prefshift_common.limits import BodyLimitMiddleware, server_options
+from prefshift_common.limits import BodyLimitMiddleware, raise_open_file_limit, server_options
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
 from prefshift_common.settings import CommonSettings, bind_address
 
@@ -247,6 +247,7 @@ def serve(app: FastAPI, *, url: str, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info", help="uvicorn's log level")
     options = parser.parse_args(argv)
     settings: CommonSettings = app.state.settings
+    raise_open_file_limit()
     uvicorn.run(
         app,
         host=options.host,

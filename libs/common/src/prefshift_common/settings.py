@@ -60,7 +60,17 @@ class CommonSettings(BaseSettings):
         default=10.0, gt=0, description="Time a connection has to send a request's headers (408)."
     )
     server_limit_concurrency: int = Field(
-        default=1000, ge=1, description="Connections and requests at once; above it, 503."
+        default=1000,
+        ge=1,
+        description="Requests running at once; above it, 503 (connections that wait do not count).",
+    )
+    server_max_waiting_connections: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Connections with no request running (idle, or headers half-sent) kept at once; past"
+            " it, the client holding the most loses its oldest (bounds sockets and descriptors)."
+        ),
     )
     server_keep_alive_s: float = Field(
         default=5.0, gt=0, description="Idle keep-alive connections close after this long."

@@ -1,0 +1,44 @@
+"""A slowloris client, run as its own process (``python -m tests.common.slowloris PORT SOCKETS
+SECONDS``) so that it competes with the server as a real client does, not for one interpreter.
+
+It holds ``SOCKETS`` connections to 127.0.0.1:PORT from 127.0.0.2 (another client than the
+tests' 127.0.0.1): half of them send nothing, half a request line and one header, then wait.
+Each one the server closes (or answers) is opened again at once. It prints ``ready`` when all
+are open and stops after ``SECONDS``, printing how many times it had to reopen a socket."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import sys
+import time
+
+
+def _open(selector: selectors.BaseSelector, port: int, index: int) -> None:
+    connection = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+    if index % 2:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+    connection.setblocking(False)
+    selector.register(connection, selectors.EVENT_READ, index)
+
+
+def main(port: int, sockets: int, seconds: float) -> None:
+    selector = selectors.DefaultSelector()
+    for index in range(sockets):
+        _open(selector, port, index)
+    print("ready", flush=True)
+    reopened = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.05):
+            connection = key.fileobj
+            assert isinstance(connection, socket.socket)
+            selector.unregister(connection)
+            connection.close()
+            _open(selector, port, key.data)
+            reopened += 1
+    print(f"reopened {reopened}", flush=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
