@@ -189,3 +189,45 @@ def test_fidelity_takes_its_statistics_from_the_population_the_users_were_drawn_
     assert "holds 100.0% of 'seed-cohort''s ratings" in drawn.output
     # the crowd's verdict on the test movies reached the persona's ratings of them
     assert _noise_free_row(drawn.output) != _noise_free_row(own.output)
+
+
+def test_calibrate_fit_human_fits_the_retest_noise_and_a_given_slope(
+    seed_cohort_database_url: str, shared_data: Path, tmp_path: Path
+) -> None:
+    released = tmp_path / "released"
+    write_release(released, shared_data)
+    write_release(released, shared_data, SECOND_USER)
+    env = {
+        "PREFSHIFT_DATABASE_URL": seed_cohort_database_url,
+        "PREFSHIFT_TMDB_PROXY_URL": "http://127.0.0.1:9",
+        "COLUMNS": "250",
+    }
+    runner = CliRunner()
+    imported = runner.invoke(app, ["experiment", "import-seed-results", str(released)], env=env)
+    assert imported.exit_code == 0, imported.output
+    common = ["persona", "calibrate", "--experiment", "1", "--fit", "human", "--bootstrap", "2"]
+    common += ["--start", "seed-gpt5-v2", "--output-dir", str(tmp_path / "sets")]
+    result = runner.invoke(app, [*common, "--name", "people"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "retest_rmse" in result.output and "Amatriain" in result.output
+    assert "no published slope figure" in result.output
+    saved = json.loads((tmp_path / "sets" / "people.json").read_text())
+    low, high = saved["intervals"]["occasion_noise"]
+    assert low < saved["parameters"]["occasion_noise"] < high
+    assert saved["parameters"]["anchoring_weight"] == 0.0
+    retest = saved["fit"]["measures"]["retest_rmse"]["value"]
+    assert 0.557 <= retest <= 0.8156
+
+    # given a slope figure, the weight is fitted to it
+    result = runner.invoke(
+        app,
+        [*common, "--name", "anchored", "--anchoring-slope", "0.3", "--anchoring-slope-se", "0.05"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "sets" / "anchored.json").read_text())
+    assert 0.1 < saved["parameters"]["anchoring_weight"] < 0.6
+    assert saved["fit"]["measures"]["anchoring_slope"]["value"] > 0.1
+
+    mixed = runner.invoke(app, [*common, "--fit", "spread"], env=env)
+    assert mixed.exit_code != 0 and "alone" in mixed.output

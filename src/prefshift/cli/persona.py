@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +19,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from prefshift.recorded_runs import RecordedExperiment
     from prefshift_simulator.calibration.fit import Calibration
+    from prefshift_simulator.calibration.human import Measured
     from prefshift_simulator.embedded.collaborative import CollaborativeStats
     from prefshift_simulator.metadata import MovieFacts
 
@@ -222,9 +224,31 @@ def calibrate(
         typer.Option(
             "--fit",
             help="Fit this parameter too, beyond the default ones: spread (the ratings' spread "
-            "around the persona's level; repeatable).",
+            "around the persona's level; repeatable). 'human': instead of the recorded "
+            "persona's moments, fit the per-occasion noise (and, given --anchoring-slope, the "
+            "anchoring weight) to the published human figures on the experiment's own split "
+            "(docs/validity.md).",
         ),
     ] = None,
+    retest_target: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="--fit human: the test-retest RMSE to fit (default: the middle of Amatriain et "
+            "al.'s 0.557-0.8156).",
+        ),
+    ] = None,
+    anchoring_slope: Annotated[
+        float | None,
+        typer.Option(
+            help="--fit human: a published anchoring slope (stars moved per star of "
+            "perturbation) to fit the anchoring weight to; none could be read here, so "
+            "without it the weight keeps the start set's value.",
+        ),
+    ] = None,
+    anchoring_slope_se: Annotated[
+        float, typer.Option(min=0.0, help="--fit human: the slope's standard error.")
+    ] = 0.0,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -254,6 +278,21 @@ def calibrate(
     from prefshift_simulator.main import persona_models
 
     settings = Settings()
+    if "human" in (fit_ or ()):
+        if set(fit_ or ()) != {"human"}:
+            raise typer.BadParameter("--fit human fits on its own; give it alone")
+        _calibrate_human(
+            experiment,
+            name=name or "human",
+            start=start,
+            overrides=_overrides(set_),
+            bootstrap=bootstrap,
+            seed=seed,
+            output_dir=output_dir,
+            retest_target=retest_target,
+            slope=None if anchoring_slope is None else (anchoring_slope, anchoring_slope_se),
+        )
+        return
     unknown = set(fixed or ()) - set(DEFAULT_BOUNDS)
     if unknown:
         raise typer.BadParameter(f"--fixed: not fitted anyway: {sorted(unknown)}")
@@ -274,16 +313,7 @@ def calibrate(
     if start not in models:
         raise typer.BadParameter(f"--start: no parameter set {start!r} ({sorted(models)})")
     base = models[start]
-    overrides: dict[str, float] = {}
-    for item in set_ or ():
-        key, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not math.isfinite(number):
-            raise typer.BadParameter(f"--set: expected PARAM=NUMBER, got {item!r}")
-        overrides[key.strip()] = number
+    overrides = _overrides(set_)
     try:
         start_params = with_parameters(base.params, overrides)
     except PersonaModelError as exc:
@@ -373,6 +403,158 @@ def calibrate(
     )
     path = save_persona_model(fitted, directory)
     console.print(f"saved parameter set {name!r} to {path}")
+
+
+def _overrides(items: list[str] | None) -> dict[str, float]:
+    """``--set PARAM=VALUE`` options as a mapping."""
+    overrides: dict[str, float] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not math.isfinite(number):
+            raise typer.BadParameter(f"--set: expected PARAM=NUMBER, got {item!r}")
+        overrides[key.strip()] = number
+    return overrides
+
+
+def human_table(
+    title: str, columns: dict[str, Mapping[str, Measured]], *, measures: Sequence[str] | None = None
+) -> Table:
+    """Every design measure: the human figure (paper, where), then each persona's value with
+    its 95% interval and whether it lies in the human range."""
+    from prefshift_simulator.calibration.human import HUMAN_FIGURES, MEASURES
+
+    table = Table(title=title)
+    table.add_column("measure", no_wrap=True)
+    table.add_column("people (paper, where)")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for measure in measures or MEASURES:
+        figure = HUMAN_FIGURES.get(measure)
+        if figure is None:
+            human = "—"
+        elif figure.has_figure:
+            human = f"{figure.low}–{figure.high} ({figure.paper.split(',')[0]}…, {figure.where})"
+        else:
+            human = f"no figure read ({figure.paper.split(',')[0]}…)"
+        cells = []
+        for measured in columns.values():
+            m = measured[measure]
+            inside = figure.inside(m.value) if figure is not None else None
+            mark = "" if inside is None else (" in" if inside else " OUT")
+            cells.append(f"{m.value:+.3f} [{m.low:+.3f}, {m.high:+.3f}]{mark}")
+        table.add_row(measure, human, *cells)
+    return table
+
+
+def _calibrate_human(
+    experiment: int,
+    *,
+    name: str,
+    start: str,
+    overrides: dict[str, float],
+    bootstrap: int,
+    seed: int,
+    output_dir: Path | None,
+    retest_target: float | None,
+    slope: tuple[float, float] | None,
+) -> None:
+    """``persona calibrate --fit human``: fit σ_O (and w, given a slope figure) to the human
+    figures on the experiment's own split, print the measures before and after, save the set."""
+    from prefshift_simulator.calibration.fidelity import unseen_pairs
+    from prefshift_simulator.calibration.human import (
+        design_users,
+        fit_human,
+        measure_with_intervals,
+        simulate,
+        static_scores,
+    )
+    from prefshift_simulator.config import Settings
+    from prefshift_simulator.embedded.model import EmbeddedPersonaModel
+    from prefshift_simulator.embedded.persona_models import (
+        PersonaModel,
+        PersonaModelError,
+        flat_parameters,
+        save_persona_model,
+        with_parameters,
+    )
+    from prefshift_simulator.main import persona_models
+
+    settings = Settings()
+    models, _ = persona_models(settings)
+    if start not in models:
+        raise typer.BadParameter(f"--start: no parameter set {start!r} ({sorted(models)})")
+    try:
+        start_params = with_parameters(models[start].params, overrides)
+    except PersonaModelError as exc:
+        raise typer.BadParameter(f"--set: {exc}") from exc
+    directory = output_dir or settings.simulator_persona_dir
+    if directory is None:
+        raise typer.BadParameter("give --output-dir or set PREFSHIFT_SIMULATOR_PERSONA_DIR")
+    started = time.perf_counter()
+    loaded = _load_recorded(settings.resolved_database_url, experiment)
+    users = design_users(unseen_pairs(loaded.experiment.users))
+    if not users:
+        errors.print(f"[red]experiment {experiment} has no held-out test movies[/red]")
+        raise typer.Exit(1)
+    errors.print(
+        f"experiment {experiment}: {len(users)} users, "
+        f"{sum(len(u.items) for u in users)} held-out movies; fitting from {start!r}"
+    )
+    statics = static_scores(
+        users, model=EmbeddedPersonaModel(start_params), facts=loaded.facts, stats=loaded.stats
+    )
+    fit = fit_human(
+        users,
+        statics,
+        start_params,
+        retest_target=retest_target,
+        slope_target=slope,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    fitted_params = with_parameters(start_params, fit.parameters)
+    before = measure_with_intervals(simulate(users, statics, start_params, seed=seed), seed=seed)
+    after = measure_with_intervals(simulate(users, statics, fitted_params, seed=seed), seed=seed)
+    console.print(
+        human_table("the designs on the split: people, start, fitted", {start: before, name: after})
+    )
+    for note in fit.notes:
+        console.print(f"- {note}")
+    start_values = flat_parameters(start_params)
+    for key, value in fit.parameters.items():
+        low, high = fit.intervals[key]
+        console.print(f"{key}: {start_values[key]:.4g} → {value:.4g} [{low:.4g}, {high:.4g}]")
+    fitted = PersonaModel(
+        name=name,
+        params=fitted_params,
+        description=f"Fitted to the published human figures on experiment {experiment}'s split "
+        f"(from {start!r}).",
+        source=f"experiment {experiment} ({loaded.experiment.name or 'unnamed'}) on "
+        f"{loaded.experiment.dataset}: {len(users)} users' held-out test movies; the human "
+        "figures of prefshift_simulator.calibration.human (docs/validity.md)",
+        created=dt.date.today().isoformat(),
+        estimator="bisection of the simulated design measures onto the human figures (common "
+        f"random numbers, seed {seed}); "
+        + "; ".join(fit.notes)
+        + "".join(f"; start {k}={v:g}" for k, v in sorted(overrides.items())),
+        intervals=fit.intervals,
+        extra={
+            "fit": {
+                "users": len(users),
+                "targets": fit.targets,
+                "measures": {
+                    m: {"value": round(v.value, 4), "interval": [round(v.low, 4), round(v.high, 4)]}
+                    for m, v in after.items()
+                },
+            }
+        },
+    )
+    path = save_persona_model(fitted, directory)
+    console.print(f"saved parameter set {name!r} to {path} ({time.perf_counter() - started:.0f} s)")
 
 
 @app.command("fidelity")
