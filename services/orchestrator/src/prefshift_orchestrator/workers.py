@@ -28,6 +28,10 @@ from prefshift_orchestrator.work_queue import WorkQueue
 
 log = structlog.get_logger(__name__)
 
+#: How long ``stop`` waits for the runs to let go before it hands them back regardless; well
+#: under the 10 s a supervisor gives between SIGTERM and SIGKILL (docker, ``prefshift up``).
+SHUTDOWN_WAIT_SECONDS = 5.0
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -50,6 +54,9 @@ class WorkerPool:
         self.active: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        #: claims of runs stopped (or never started) because the process is stopping
+        self._stopped: list[Claim] = []
 
     def wake(self) -> None:
         """Look for queued work now (called when a run is queued in this process)."""
@@ -65,22 +72,39 @@ class WorkerPool:
         log.info("workers_started", worker_id=self.worker_id, n=self.settings.orchestrator_workers)
 
     async def stop(self) -> None:
-        """Stop the loops and hand this process's runs back to the queue at once."""
-        claims = [claim for claim, _ in self.active.values()]
+        """Stop claiming, stop this process's runs, and hand them back to the queue at once.
+
+        Claiming stops first: with ``_stopping`` set, a loop ends at its next turn instead of
+        claiming, and a claim it made meanwhile goes back unstarted. Then the runs are
+        cancelled (a run stops at its next await, a retry's pause included) and the loops that
+        waited on them end; what they held goes back to the queue. A loop never outlives its
+        run's cancellation to claim another one while the process shuts down."""
+        self._stopping = True
+        self._wake.set()
         for _, task in list(self.active.values()):
             task.cancel()
+        loops = {task for task in self._tasks if task.get_name().startswith("worker-")}
+        if loops:
+            await asyncio.wait(loops, timeout=SHUTDOWN_WAIT_SECONDS)
+        # a run that has not let go by now is handed back all the same: its claim token goes,
+        # so its next write is fenced off (LostClaim) wherever it stands
+        self._stopped.extend(claim for claim, _ in self.active.values())
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(
-            *self._tasks, *(t for _, t in self.active.values()), return_exceptions=True
-        )
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if claims:
-            with contextlib.suppress(Exception):
-                async with self.executor.store.writing() as session:
-                    await WorkQueue(session).release(claims)
-                    await session.commit()
-                log.info("runs_released", runs=[c.run_id for c in claims])
+        await self._release(self._stopped)
+        self._stopped.clear()
+
+    async def _release(self, claims: list[Claim]) -> None:
+        """Hand claims back to the queue (a run that finished meanwhile keeps its end)."""
+        if not claims:
+            return
+        with contextlib.suppress(Exception):
+            async with self.executor.store.writing() as session:
+                await WorkQueue(session).release(claims)
+                await session.commit()
+            log.info("runs_released", runs=[c.run_id for c in claims])
 
     async def _claim(self) -> Claim | None:
         async with self.executor.store.writing() as session:
@@ -89,7 +113,7 @@ class WorkerPool:
             return claim
 
     async def _work(self, index: int) -> None:
-        while True:
+        while not self._stopping:
             try:
                 claim = await self._claim()
             except asyncio.CancelledError:
@@ -98,23 +122,31 @@ class WorkerPool:
                 log.exception("claim_failed", worker=index)
                 claim = None
             if claim is None:
+                if self._stopping:
+                    return
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), timeout=self.settings.orchestrator_poll_seconds
                     )
                 continue
+            if self._stopping:  # claimed while the process began to stop: not started
+                self._stopped.append(claim)
+                return
             log.info("run_claimed", run_id=claim.run_id, worker_id=self.worker_id)
             task = asyncio.create_task(self.executor.execute(claim), name=f"run-{claim.run_id}")
             self.active[claim.run_id] = (claim, task)
             try:
-                await asyncio.shield(task)
+                # wait() never cancels the run nor raises when the run is cancelled (by stop()
+                # or by the heartbeat when the claim was lost): the loop decides what follows
+                await asyncio.wait({task})
             except asyncio.CancelledError:
-                if not task.done():  # the loop itself is stopping
-                    task.cancel()
-                    raise
+                task.cancel()  # the loop itself is cancelled: its run goes with it
+                raise
             finally:
                 self.active.pop(claim.run_id, None)
+                if task.cancelled() and self._stopping:
+                    self._stopped.append(claim)
 
     async def _heartbeat(self) -> None:
         while True:
