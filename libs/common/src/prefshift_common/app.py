@@ -35,6 +35,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from prefshift_common.body_shape import BodyShapeMiddleware, ShapeLimits
 from prefshift_common.db import create_async_db_engine, create_session_factory, ping
 from prefshift_common.errors import ErrorEnvelope, Unauthorized, install_error_handlers
 from prefshift_common.examples import add_examples
@@ -171,7 +172,8 @@ def create_service_app(
     The lifespan opens the database (``engine_options`` go to the engine, e.g. a pool size),
     then enters ``resources(app, database)`` for the service's own parts. Request bodies are
     limited to ``PREFSHIFT_REQUEST_MAX_BODY_BYTES`` except under the path prefixes of
-    ``body_limits`` (``limits.BodyLimitMiddleware``)."""
+    ``body_limits`` (``limits.BodyLimitMiddleware``), and a JSON body's keys, array lengths and
+    nesting are bounded before pydantic sees it (``body_shape``)."""
     configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
@@ -193,6 +195,7 @@ def create_service_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyShapeMiddleware, limits=ShapeLimits.from_settings(settings))
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -18,13 +18,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = structlog.get_logger(__name__)
 
 
+#: a 422 lists at most this many problems and says how many more there were
+MAX_LISTED_ERRORS = 20
+
+
 class ErrorEnvelope(BaseModel):
     """The body of every error response."""
 
     error: str = Field(description="Machine-readable error code.", examples=["not_found"])
     detail: str = Field(description="What went wrong, for a person.")
     errors: list[dict[str, Any]] | None = Field(
-        default=None, description="Field-level problems, for validation errors."
+        default=None,
+        description=f"Field-level problems, for validation errors (at most {MAX_LISTED_ERRORS}).",
+    )
+    errors_omitted: int | None = Field(
+        default=None, description="How many more field-level problems there were, not listed."
     )
 
 
@@ -88,9 +96,16 @@ def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, An
 
 
 def _envelope(
-    status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None, **kw: Any
+    status: int,
+    code: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    errors_omitted: int | None = None,
+    **kw: Any,
 ) -> JSONResponse:
-    body = ErrorEnvelope(error=code, detail=detail, errors=errors).model_dump(exclude_none=True)
+    body = ErrorEnvelope(
+        error=code, detail=detail, errors=errors, errors_omitted=errors_omitted
+    ).model_dump(exclude_none=True)
     return JSONResponse(status_code=status, content=body, **kw)
 
 
@@ -110,6 +125,12 @@ _STATUS_CODES = {
 }
 
 
+def _short_loc(loc: Any) -> list[Any]:
+    """A problem's location, with any key cut to 100 characters (unknown keys come from the
+    client and may be long)."""
+    return [part[:100] if isinstance(part, str) else part for part in loc]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the envelope."""
 
@@ -121,14 +142,28 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        found = exc.errors()
         problems = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
-            for e in exc.errors()
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", ""))[:500],
+                "type": e.get("type"),
+            }
+            for e in found[:MAX_LISTED_ERRORS]
         ]
         summary = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in problems[:5]
         )
-        return _envelope(422, "validation_error", summary or "Invalid request.", problems)
+        more = len(found) - len(problems)
+        if len(found) > 5:
+            summary += f" (and {len(found) - 5:,} more)"
+        return _envelope(
+            422,
+            "validation_error",
+            summary or "Invalid request.",
+            problems,
+            errors_omitted=more or None,
+        )
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

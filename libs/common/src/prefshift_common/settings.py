@@ -53,6 +53,20 @@ class CommonSettings(BaseSettings):
     request_max_body_bytes: int = Field(
         default=4 << 20, ge=1024, description="Largest request body (413 above; routes may differ)."
     )
+    request_max_json_depth: int = Field(
+        default=32, ge=2, description="Deepest nesting of a JSON body (422 deeper)."
+    )
+    request_max_json_keys: int = Field(
+        default=1000, ge=16, description="Most keys in one object of a JSON body (422 above)."
+    )
+    request_max_json_items: int = Field(
+        default=20_000,
+        ge=16,
+        description="Most items in one array of a JSON body (422 above; no model takes more).",
+    )
+    request_max_json_values: int = Field(
+        default=250_000, ge=16, description="Most values in a whole JSON body (422 above)."
+    )
     request_body_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest wait for the next chunk of a body (408)."
     )

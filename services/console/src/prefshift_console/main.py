@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from prefshift_common.app import Health, create_documented_app, serve
+from prefshift_common.body_shape import BodyShapeMiddleware, ShapeLimits
 from prefshift_common.errors import install_error_handlers
 from prefshift_common.limits import BodyLimitMiddleware
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessions = Sessions(settings.console_session_hours * 3600)
     install_error_handlers(app)
+    app.add_middleware(BodyShapeMiddleware, limits=ShapeLimits.from_settings(settings))
     app.add_middleware(RequestIdMiddleware)
     # the services' request limits: a form post is small
     app.add_middleware(
