@@ -16,6 +16,7 @@ from prefshift.cli import (
     simulate,
     stack,
     tmdb,
+    validity,
 )
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ persona.register(app)
 plan.register(simulate.experiment_app)
 simulate.register(app)
 replication.register(simulate.experiment_app)
+validity.register(app)
 
 #: What a database whose schema is older than this prefshift says when a command reads a table
 #: or column a later migration added (SQLite's and Postgres's wording).

@@ -421,7 +421,10 @@ def _overrides(items: list[str] | None) -> dict[str, float]:
 
 
 def human_table(
-    title: str, columns: dict[str, Mapping[str, Measured]], *, measures: Sequence[str] | None = None
+    title: str,
+    columns: Mapping[str, Mapping[str, Measured]],
+    *,
+    measures: Sequence[str] | None = None,
 ) -> Table:
     """Every design measure: the human figure (paper, where), then each persona's value with
     its 95% interval and whether it lies in the human range."""
