@@ -467,3 +467,52 @@ async def test_movies_tmdb_does_not_know_are_404_for_the_llm(
     assert response.status_code == 404
     assert "999999999" in response.json()["detail"]
     assert fake.calls == 0
+
+
+async def test_shown_predictions_are_in_the_prompt_and_the_replay_key(
+    simulator: SimulatorFactory, case: PersonaCase, fake: FakeOpenAI
+) -> None:
+    items = case.test[1:11]
+    shown = [{"tmdb_id": items[1], "stars": 4.5}, {"tmdb_id": items[4], "stars": 1.0}]
+    async with simulator(**llm_settings(fake)) as client:
+        plain = await client.post("/ratings", json=body_for(case))
+        with_predictions = await client.post("/ratings", json=body_for(case, shown=shown))
+        again = await client.post("/ratings", json=body_for(case, shown=shown))
+        lowered = [shown[0], {"tmdb_id": items[4], "stars": 1.5}]
+        other = await client.post("/ratings", json=body_for(case, shown=lowered))
+    assert [r.status_code for r in (plain, with_predictions, again, other)] == [200] * 4
+    # each distinct set of shown predictions is its own call; the same one is replayed
+    assert fake.calls == 3
+    assert again.json()["usage"]["cached"] is True
+    assert "Predicted for you" not in last_user_message(fake.requests[0])
+    item_lines = [
+        line for line in last_user_message(fake.requests[1]).splitlines() if line.startswith("[")
+    ]
+    assert "| Predicted for you: ★ 4.5" in item_lines[1]
+    assert "| Predicted for you: ★ 1.0" in item_lines[4]
+    assert sum("Predicted for you" in line for line in item_lines) == 2
+    assert "Predicted for you: ★ 1.5" in last_user_message(fake.requests[2])
+
+
+@pytest.mark.parametrize(
+    ("shown", "complaint"),
+    [
+        ([{"tmdb_id": 1, "stars": 4.0}], "is not one of the items"),
+        ("twice", "has two predictions"),
+        ([{"tmdb_id": "first", "stars": 5.5}], "less than or equal to 5"),
+    ],
+)
+async def test_shown_predictions_outside_the_items_are_refused(
+    simulator: SimulatorFactory, case: PersonaCase, shown: Any, complaint: str
+) -> None:
+    items = case.test[1:11]
+    if shown == "twice":
+        shown = [{"tmdb_id": items[0], "stars": 3.0}, {"tmdb_id": items[0], "stars": 4.0}]
+    shown = [{**p, "tmdb_id": items[0]} if p["tmdb_id"] == "first" else p for p in shown]
+    async with simulator() as client:
+        response = await client.post(
+            "/ratings", json=body_for(case, shown=shown, backend="embedded")
+        )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "validation_error"
+    assert complaint in response.json()["detail"]

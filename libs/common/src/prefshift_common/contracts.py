@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -185,6 +192,22 @@ class RatingsRequest(Contract):
         description="Predicted ratings shown beside some of the items (at most one per item, each "
         "one of ``items``); an item without one is shown with no prediction.",
     )
+
+    @model_validator(mode="after")
+    def _shown_among_items(self) -> RatingsRequest:
+        items = set(self.items)
+        seen: set[int] = set()
+        for prediction in self.shown:
+            if prediction.tmdb_id not in items:
+                raise ValueError(f"shown: tmdb {prediction.tmdb_id} is not one of the items")
+            if prediction.tmdb_id in seen:
+                raise ValueError(f"shown: tmdb {prediction.tmdb_id} has two predictions")
+            seen.add(prediction.tmdb_id)
+        return self
+
+    def shown_stars(self) -> dict[int, float]:
+        """The predicted rating shown beside each item that has one."""
+        return {prediction.tmdb_id: prediction.stars for prediction in self.shown}
 
 
 class ItemRating(Contract):

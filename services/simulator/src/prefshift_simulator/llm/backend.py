@@ -171,6 +171,9 @@ class LlmBackend:
         ]
         movies = [facts[tmdb_id] for tmdb_id in chunk.items]
         n_items = len(movies)
+        # The predictions shown beside the movies are part of the messages, so of the replay key.
+        stars = request.shown_stars()
+        predicted = [stars.get(tmdb_id) for tmdb_id in chunk.items]
 
         def messages(response_format: Format) -> list[dict[str, str]]:
             return persona_messages(
@@ -179,6 +182,7 @@ class LlmBackend:
                 items=movies,
                 response_format=response_format,
                 compact=chunk.compact,
+                predicted=predicted,
             )
 
         def validate(content: str, finish_reason: str | None) -> Verdict:

@@ -2,8 +2,10 @@
 
 The persona is told its rated history (title, its own rating, TMDB genres, overview) and what
 it experienced since (its rating and how it felt), then asked to rate a numbered list of movies
-(title, genres, overview) on 0.5–5.0 in 0.5 steps, each with a one-sentence feeling. Answers are
-matched back by the number, never by the title the model echoes.
+(title, genres, overview) on 0.5–5.0 in 0.5 steps, each with a one-sentence feeling. A movie
+shown with a predicted rating (``RatingsRequest.shown``: a shown-prediction arm, the ``rerate``
+design) carries it in its line as a recommender's page would ("Predicted for you: ★ 4.5").
+Answers are matched back by the number, never by the title the model echoes.
 """
 
 from __future__ import annotations
@@ -95,8 +97,15 @@ def experience_line(movie: MovieFacts, rating: float, feeling: str) -> str:
     return line
 
 
-def item_line(number: int, movie: MovieFacts) -> str:
+def predicted_label(stars: float) -> str:
+    """A predicted rating as a recommender's page shows it beside a movie."""
+    return f"Predicted for you: ★ {stars:.1f}"
+
+
+def item_line(number: int, movie: MovieFacts, predicted: float | None = None) -> str:
     line = f"[{number}] {movie.label} | genres: {_genres(movie)}"
+    if predicted is not None:
+        line += f" | {predicted_label(predicted)}"
     if movie.overview:
         line += f" | {_clip(movie.overview, ITEM_OVERVIEW_CHARS)}"
     return line
@@ -113,9 +122,12 @@ def persona_messages(
     items: Sequence[MovieFacts],
     response_format: Format,
     compact: bool = False,
+    predicted: Sequence[float | None] = (),
 ) -> list[dict[str, str]]:
     """The chat messages asking the persona to rate ``items`` (numbered from 1); ``compact``
-    leaves the history's overviews out (a shorter prompt, after a timeout)."""
+    leaves the history's overviews out (a shorter prompt, after a timeout). ``predicted``: the
+    predicted rating shown beside each item (None: none shown), as a recommender's page shows
+    it; without any, the prompt is as before."""
     sections = ["Movies you have rated before:"]
     sections.extend(history_line(movie, rating, compact=compact) for movie, rating in history)
     if experiences:
@@ -127,7 +139,11 @@ def persona_messages(
         "Rate each of these movies as you would, from 0.5 to 5.0 in steps of 0.5, and say in "
         "one sentence how you feel about it. Refer to each movie by its number."
     )
-    sections.extend(item_line(number, movie) for number, movie in enumerate(items, start=1))
+    shown = list(predicted) + [None] * (len(items) - len(predicted))
+    sections.extend(
+        item_line(number, movie, stars)
+        for number, (movie, stars) in enumerate(zip(items, shown, strict=True), start=1)
+    )
     sections.append("")
     sections.append(instructions(response_format))
     return [
