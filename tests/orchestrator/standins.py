@@ -40,10 +40,14 @@ def half_step(value: float) -> float:
 
 class StandInSimulator:
     """``POST /ratings``: a persona that rates every movie at its history mean, plus
-    ``exposure`` × (number of experiences rated ≥ 4) / 10, plus a seeded ±0.5 noise step."""
+    ``exposure`` × (number of experiences rated ≥ 4) / 10, plus a seeded ±0.5 noise step; a
+    movie shown with a predicted rating moves ``anchoring`` of the way to it."""
 
-    def __init__(self, *, exposure: float = 0.0, delay: float = 0.0) -> None:
+    def __init__(
+        self, *, exposure: float = 0.0, delay: float = 0.0, anchoring: float = 0.0
+    ) -> None:
         self.exposure = exposure
+        self.anchoring = anchoring
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
         self.fail_after: int | None = None
@@ -56,10 +60,14 @@ class StandInSimulator:
         history = request.persona.history
         mean = sum(m.rating for m in history) / len(history)
         liked = sum(1 for e in request.persona.experiences if e.rating >= 4.0)
+        shown = request.shown_stars()
         ratings = []
         for item in request.items:
             noise = (_unit(request.seed, item) - 0.5) * 1.0
-            value = half_step(mean + self.exposure * liked / 10 + noise)
+            value = mean + self.exposure * liked / 10 + noise
+            if item in shown:
+                value += self.anchoring * (shown[item] - value)
+            value = half_step(value)
             ratings.append(ItemRating(tmdb_id=item, rating=value, feeling=f"felt {value}"))
         return ratings
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from prefshift_common.db import SessionDep
 from prefshift_common.errors import Conflict, NotFound, Unprocessable, error_responses
-from prefshift_orchestrator import measurements
+from prefshift_orchestrator import measurements, rerating
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.csv_export import csv_text
 from prefshift_orchestrator.listings import experiment_progress
@@ -172,7 +172,9 @@ async def run_ratings(
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
 ) -> Any:
     """Every rating of the run: the baseline (arm ``baseline``, page 0), and for each arm and
-    page the ratings of its recommendations (``experience``) and of the test movies (``test``)."""
+    page the ratings of its recommendations (``experience``; ``blind``: a shown-prediction
+    arm's, rated once more with no prediction) and of the test movies (``test``), each with the
+    predicted rating ``shown`` beside it and the rerate design's ``condition``, if any."""
     await _get_run(session, run_id)
     ratings = await RunRepository(session).ratings(run_id)
     rows = [
@@ -183,6 +185,8 @@ async def run_ratings(
             tmdb_id=r.tmdb_id,
             rating=r.rating,
             feeling=r.feeling,
+            shown=r.shown,
+            condition=r.condition,
         )
         for r in ratings
     ]
@@ -287,7 +291,8 @@ async def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> Ex
     response_model=ExperimentReport,
     responses={
         200: {
-            "description": "JSON; CSV (?format=csv, ?table=statistics|users|fidelity); or a plot "
+            "description": "JSON; CSV (?format=csv, ?table=statistics|users|fidelity|rerating|"
+            "rerating_ratings); or a plot "
             "(?format=png|svg, ?plot=shift_by_page|genre_shift|fidelity).",
             "content": {
                 CSV: {"schema": {"type": "string"}},
@@ -303,23 +308,37 @@ async def get_report(
     experiment_id: ExperimentId,
     session: SessionDep,
     format: Annotated[Literal["json", "csv", "png", "svg"], Query()] = "json",
-    table: Annotated[Literal["statistics", "users", "fidelity"], Query()] = "statistics",
+    table: Annotated[
+        Literal["statistics", "users", "fidelity", "rerating", "rerating_ratings"], Query()
+    ] = "statistics",
     plot: Annotated[PlotName, Query()] = "shift_by_page",
 ) -> Any:
     """The experiment's report over its completed runs: for every arm, page (and genre) the mean
     shift and net shift with 95% bootstrap intervals and Wilcoxon p-values against 0 and against
     control, overall and by archetype; each user's results; the baseline's fidelity to the real
     ratings. CSV gives the statistics (``table=statistics``), the per-user rows
-    (``table=users``) or the baseline's (predicted, real) pairs of every test movie
-    (``table=fidelity``); PNG/SVG give the plots."""
+    (``table=users``), the baseline's (predicted, real) pairs of every test movie
+    (``table=fidelity``), and for the rerate and retest designs their measures
+    (``table=rerating``) and every re-rating (``table=rerating_ratings``); PNG/SVG give the
+    plots. A rerate or retest experiment's JSON has its measures in ``rerating``; a
+    shown-prediction arm's shift on the shown movies is in ``shown_predictions``."""
     if await ExperimentRepository(session).get(experiment_id) is None:
         raise NotFound(f"experiment {experiment_id} does not exist")
     data = await experiment_report(session, experiment_id)
     if format == "json":
         return data.report
     if format == "csv":
-        frames = {"users": data.results, "fidelity": data.fidelity_pairs}
-        frame = frames[table] if table in frames else statistics_table(data.report.statistics)
+        frames = {
+            "users": data.results,
+            "fidelity": data.fidelity_pairs,
+            "rerating_ratings": data.rerating_rows,
+        }
+        if table in frames:
+            frame = frames[table]
+        elif table == "rerating":  # a shift design has none: the header alone
+            frame = rerating.summary_table(data.report.rerating)
+        else:
+            frame = statistics_table(data.report.statistics)
         return Response(csv_text(frame), media_type=CSV)
     image = await asyncio.to_thread(render_plot, data, plot, format)
     media = "image/png" if format == "png" else "image/svg+xml"

@@ -4,7 +4,8 @@ Pure functions over a run's ratings as a pandas DataFrame with the columns
 
 - ``arm`` (str; the baseline's rows are arm ``"baseline"``, page 0),
 - ``page`` (int, 1..P),
-- ``phase`` (``"test"`` re-ratings of the test movies, ``"experience"`` ratings of recommendations),
+- ``phase`` (``"test"`` re-ratings of the test movies, ``"experience"`` ratings of recommendations,
+  ``"blind"`` a shown-prediction arm's recommendations rated with no prediction shown),
 - ``tmdb_id`` (int), ``rating`` (float 0.5–5.0).
 
 Arm ratings are aligned with the baseline on ``tmdb_id``: a test movie that the baseline or the
@@ -29,6 +30,7 @@ from prefshift_common.movies import genre_names
 BASELINE_ARM = "baseline"
 TEST_PHASE = "test"
 EXPERIENCE_PHASE = "experience"
+BLIND_PHASE = "blind"
 RATING_COLUMNS = ("arm", "page", "phase", "tmdb_id", "rating")
 #: Ratings are 0.5 steps; two ratings closer than this are the same rating.
 _SAME_RATING = 1e-9
@@ -55,6 +57,12 @@ class PageShift(BaseModel):
         description="Mean rating the persona gave this page's recommendations (experience phase)."
     )
     n_appraisal: int = Field(description="Recommendations rated on this page.")
+    shown_shift: float | None = Field(
+        default=None,
+        description="Shown-prediction arms: mean of r(a,p,m) − r_blind(a,p,m) over the page's "
+        "movies, each rated beside its prediction and without it (same persona, same seed).",
+    )
+    n_shown: int = Field(default=0, description="Movies in shown_shift.")
 
 
 class GenreShift(BaseModel):
@@ -78,6 +86,11 @@ class ArmSummary(BaseModel):
     net_shift: float | None = Field(description="Net shift at the arm's last page.")
     appraisal: float | None = Field(description="Mean rating of all the arm's recommendations.")
     n_appraisal: int
+    shown_shift: float | None = Field(
+        default=None,
+        description="Shown-prediction arms: the shift on the shown movies, every page pooled.",
+    )
+    n_shown: int = 0
 
 
 class Fidelity(BaseModel):
@@ -233,7 +246,14 @@ def run_shift(
     # (arm, page) → aligned test movies, their baseline ratings and the page's ratings
     aligned: dict[tuple[str, int], tuple[list[int], np.ndarray, np.ndarray]] = {}
     appraisals: dict[tuple[str, int], np.ndarray] = {}
+    shown_deltas: dict[tuple[str, int], np.ndarray] = {}
     for (arm, page, phase), movies in cells.items():
+        if phase == BLIND_PHASE and arm != BASELINE_ARM:
+            seen_shown = cells.get((arm, page, EXPERIENCE_PHASE), {})
+            paired = sorted(set(movies) & set(seen_shown))
+            shown_deltas[(arm, page)] = np.array(
+                [seen_shown[m] - movies[m] for m in paired], dtype=float
+            )
         if arm == BASELINE_ARM:
             continue
         if phase == TEST_PHASE:
@@ -270,10 +290,13 @@ def run_shift(
             delta = now - before
             shift = page_shift[(arm, page)]
             tau = kendall_tau(before, now)
+        shown_delta = shown_deltas.get((arm, page), np.array([]))
         pages.append(
             PageShift(
                 arm=arm,
                 page=page,
+                shown_shift=_mean(shown_delta),
+                n_shown=int(shown_delta.size),
                 n=int(delta.size),
                 shift=shift,
                 net_shift=net(arm, page, shift),
@@ -292,6 +315,8 @@ def run_shift(
         shift = page_shift.get((arm, last)) if last is not None else None
         rated = [values for (name, _), values in appraisals.items() if name == arm]
         all_rated = np.concatenate(rated) if rated else np.array([])
+        deltas = [values for (name, _), values in shown_deltas.items() if name == arm]
+        all_shown = np.concatenate(deltas) if deltas else np.array([])
         arms.append(
             ArmSummary(
                 arm=arm,
@@ -301,6 +326,8 @@ def run_shift(
                 net_shift=net(arm, last, shift),
                 appraisal=_mean(all_rated),
                 n_appraisal=int(all_rated.size),
+                shown_shift=_mean(all_shown),
+                n_shown=int(all_shown.size),
             )
         )
 
@@ -363,6 +390,8 @@ SHIFT_TABLE_COLUMNS = (
     "kendall_tau",
     "appraisal",
     "n_appraisal",
+    "shown_shift",
+    "n_shown",
     "bias",
     "mae",
     "rmse",
@@ -376,6 +405,7 @@ PAGE_METRICS = (
     "share_changed",
     "kendall_tau",
     "appraisal",
+    "shown_shift",
 )
 #: Metric columns of ``shift_table``'s baseline row (fidelity against real ratings).
 FIDELITY_METRICS = ("bias", "mae", "rmse", "pearson_r")
@@ -405,6 +435,8 @@ def shift_table(shift: RunShift) -> pd.DataFrame:
             "kendall_tau": page.kendall_tau,
             "appraisal": page.appraisal,
             "n_appraisal": page.n_appraisal,
+            "shown_shift": page.shown_shift,
+            "n_shown": page.n_shown,
         }
         for page in shift.pages
     ]
@@ -421,7 +453,8 @@ def shift_table(shift: RunShift) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(SHIFT_TABLE_COLUMNS))
     metric_columns = [*SHIFT_METRICS]
     table[metric_columns] = table[metric_columns].astype("float64")
-    table["n_appraisal"] = table["n_appraisal"].fillna(0).astype("int64")
+    for count in ("n_appraisal", "n_shown"):
+        table[count] = table[count].fillna(0).astype("int64")
     return table.astype({"page": "int64", "n": "int64", "arm": str, "genre": str})
 
 

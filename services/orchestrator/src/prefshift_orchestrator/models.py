@@ -1,6 +1,7 @@
 """Tables owned by the orchestrator: runs, every rating of every page, page checkpoints and
 experiments. Migrations: ``migrations/versions/2026_11_26_0005-orchestrator.py`` and
-``2026_11_29_0007-run_provenance.py``, ``2026_11_30_0008-run_rated_by.py`` (keep in step)."""
+``2026_11_29_0007-run_provenance.py``, ``2026_11_30_0008-run_rated_by.py``,
+``2026_12_07_0009-shown_predictions.py`` (keep in step)."""
 
 from __future__ import annotations
 
@@ -67,8 +68,10 @@ class Run(Base):
 
 
 class RunRating(Base):
-    """A rating the persona gave: of a recommendation (``experience``) or of a test movie
-    (``test``; the baseline is arm ``baseline``, page 0)."""
+    """A rating the persona gave: of a recommendation (``experience``), of a test movie
+    (``test``; the baseline is arm ``baseline``, page 0), or of a recommendation of a
+    shown-prediction arm with no prediction shown (``blind``: the counterfactual the shift on
+    the shown movies is taken against; never an experience)."""
 
     __tablename__ = "run_ratings"
     __table_args__ = (
@@ -85,6 +88,10 @@ class RunRating(Base):
     tmdb_id: Mapped[int] = mapped_column(Integer)
     rating: Mapped[float] = mapped_column(Float)
     feeling: Mapped[str] = mapped_column(Text, default="")
+    # The predicted rating shown beside the movie when it was rated (stars), if any …
+    shown: Mapped[float | None] = mapped_column(Float)
+    # … and the rerate design's condition (none, accurate, up, down), if any.
+    condition: Mapped[str | None] = mapped_column(String(16))
 
 
 class RunPage(Base):

@@ -1,5 +1,7 @@
-"""The protocol's pure parts: the seeded, genre-stratified, disjoint test/persona selection and
-the seeds of each service call (docs/architecture.md, "The protocol").
+"""The protocol's pure parts: the seeded, genre-stratified, disjoint test/persona selection, the
+seeds of each service call (docs/architecture.md, "The protocol"), and the predicted ratings
+shown beside movies (a shown-prediction arm's pages, the rerate design's conditions;
+docs/orchestrator.md).
 
 Selection rule: every rated movie with a TMDB id (ordered by TMDB id) belongs to the stratum of
 its primary genre (the first TMDB genre, else the first MovieLens genre). The test set takes from
@@ -12,6 +14,7 @@ movies than ``test_size + persona_size`` is an error (422).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -109,3 +112,65 @@ def call_seed(seed: int, *parts: object) -> int:
     resumed or repeated run asks the same questions."""
     digest = hashlib.sha256(":".join([str(seed), *map(str, parts)]).encode()).digest()
     return int.from_bytes(digest[:4], "big")
+
+
+# --- shown predictions ------------------------------------------------------------------------
+
+#: The rerate design's conditions (Cosley et al., CHI 2003): no prediction shown, the accurate
+#: prediction (the user's real rating), and that moved up or down by δ.
+RERATE_CONDITIONS = ("none", "accurate", "up", "down")
+LOWEST_STARS, HIGHEST_STARS = 0.5, 5.0
+
+
+def clip_stars(stars: float) -> float:
+    return min(HIGHEST_STARS, max(LOWEST_STARS, stars))
+
+
+def page_predictions(
+    n_items: int, persona_ratings: Sequence[float], offset: float = 0.0
+) -> list[float]:
+    """The predicted rating shown beside each movie of a page of ``n_items`` (best first).
+
+    The recommender's ranking is mapped onto the user's own rating distribution: the movie at
+    rank i (0-based) gets the empirical quantile ``1 − (i + ½)/n`` of the user's persona
+    ratings (the lower observed rating at that quantile, so a half-star step the user uses),
+    then ``offset`` stars, clipped to 0.5–5. The top of the page gets about the user's best
+    rating, the bottom about their worst. The page's order is the recommender's ranking (its
+    score order; for a recommender without a meaningful score, its rank).
+    """
+    if n_items <= 0:
+        return []
+    ratings = sorted(float(r) for r in persona_ratings)
+    if not ratings:
+        raise ValueError("the user has no persona ratings to map predictions onto")
+    predictions = []
+    for rank in range(n_items):
+        quantile = 1.0 - (rank + 0.5) / n_items
+        index = min(len(ratings) - 1, max(0, math.ceil(quantile * len(ratings)) - 1))
+        predictions.append(clip_stars(ratings[index] + offset))
+    return predictions
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a movie is shown with when it is rated: the predicted stars (None: nothing) and
+    the rerate condition it was assigned (None outside the rerate design)."""
+
+    stars: float | None
+    condition: str | None = None
+
+
+def rerate_conditions(seed: int, test: Sequence[UserMovie], delta: float) -> dict[int, Shown]:
+    """The rerate design's re-rating session: each test movie gets one condition, seeded and
+    balanced (the movies in a seeded order take the conditions in turn, so each gets a quarter
+    of them, give or take one): ``none`` (no prediction), ``accurate`` (the user's real rating),
+    ``up``/``down`` (the real rating ± δ, clipped to 0.5–5)."""
+    order = sorted(test, key=lambda movie: call_seed(seed, "rerate-condition", movie.tmdb_id))
+    shift = call_seed(seed, "rerate-first-condition") % len(RERATE_CONDITIONS)
+    shown: dict[int, Shown] = {}
+    for index, movie in enumerate(order):
+        condition = RERATE_CONDITIONS[(index + shift) % len(RERATE_CONDITIONS)]
+        offset = {"none": None, "accurate": 0.0, "up": delta, "down": -delta}[condition]
+        stars = None if offset is None else clip_stars(movie.rating + offset)
+        shown[movie.tmdb_id] = Shown(stars=stars, condition=condition)
+    return shown

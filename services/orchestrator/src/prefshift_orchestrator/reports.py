@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_orchestrator import measurements, statistics
+from prefshift_orchestrator import rerating as rerating_measures
 from prefshift_orchestrator.models import Run, RunRating
 from prefshift_orchestrator.repository import ExperimentRepository, RunRepository
 from prefshift_orchestrator.service import (
@@ -36,10 +37,24 @@ class UserResult(BaseModel):
     arms: list[measurements.ArmSummary]
 
 
+class ShownShiftSummary(BaseModel):
+    """A shown-prediction arm's shift on the shown movies, every page pooled: the mean over
+    users of each user's mean of r(shown) − r(blind), with its bootstrap interval."""
+
+    arm: str
+    offset: float | None = Field(description="The arm's offset δ in stars.")
+    n_users: int
+    n: int = Field(description="Movies rated both ways, over every user.")
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
 class ExperimentReport(BaseModel):
     """``GET /experiments/{id}/report``: statistics across users and each user's results."""
 
     experiment_id: int
+    design: str = Field(default="shift", description="shift, rerate or retest.")
     n_users: int
     n_completed: int = Field(description="Completed runs; only these enter the statistics.")
     fidelity: measurements.Fidelity = Field(
@@ -54,6 +69,13 @@ class ExperimentReport(BaseModel):
         description="What a reader must know to read the figures (e.g. no control arm).",
     )
     statistics: statistics.CohortStatistics
+    shown_predictions: list[ShownShiftSummary] = Field(
+        default_factory=list,
+        description="Shown-prediction arms: the shift on the shown movies (every page pooled).",
+    )
+    rerating: rerating_measures.RerateReport | None = Field(
+        default=None, description="rerate and retest designs: their measures (else null)."
+    )
     users: list[UserResult]
 
 
@@ -62,6 +84,31 @@ class ReportData:
     report: ExperimentReport
     results: pd.DataFrame  # per user × arm × page (× genre): the input of the statistics
     fidelity_pairs: pd.DataFrame
+    #: rerate/retest: one row per re-rating (``rerating_measures.RERATING_COLUMNS``).
+    rerating_rows: pd.DataFrame
+
+
+def _shown_predictions(
+    shifts: Sequence[tuple[int, str | None, measurements.RunShift]],
+    offsets: dict[str, float],
+) -> list[ShownShiftSummary]:
+    summaries = []
+    for arm, offset in offsets.items():
+        cells = [a for _, _, shift in shifts for a in shift.arms if a.arm == arm and a.n_shown]
+        values = [cell.shown_shift for cell in cells if cell.shown_shift is not None]
+        interval = statistics.bootstrap_interval(values)
+        summaries.append(
+            ShownShiftSummary(
+                arm=arm,
+                offset=offset,
+                n_users=len(values),
+                n=sum(cell.n_shown for cell in cells),
+                mean=sum(values) / len(values) if values else None,
+                ci_low=interval[0] if interval else None,
+                ci_high=interval[1] if interval else None,
+            )
+        )
+    return summaries
 
 
 def _rater(entry: dict[str, Any], dataset: str) -> str:
@@ -83,6 +130,10 @@ def _build(
     shifts: list[tuple[int, str | None, measurements.RunShift]] = []
     users: list[UserResult] = []
     pairs: list[pd.DataFrame] = []
+    rerated: list[pd.DataFrame] = []
+    design = next((str(m[3].params.get("design", "shift")) for m in members), "shift")
+    delta = next((m[3].params.get("delta") for m in members), None)
+    offsets: dict[str, float] = {}
     for run_id, user_id, archetype, run, ratings in members:
         if run.status != "completed":
             users.append(
@@ -99,6 +150,15 @@ def _build(
         shift = compute_shift(run, ratings)
         shifts.append((user_id, archetype, shift))
         _, real = selection_inputs(run)
+        for arm in run.arms or ():
+            if arm.get("shown_prediction"):
+                offsets.setdefault(str(arm["name"]), float(arm["shown_prediction"]["offset"]))
+        if design != "shift":
+            rows = [
+                (r.arm, r.page, r.phase, r.tmdb_id, r.rating, r.shown, r.condition) for r in ratings
+            ]
+            arm_name = "rerate" if design == "rerate" else "control"
+            rerated.append(rerating_measures.rerating_rows(user_id, rows, real, arm=arm_name))
         seen = seen_test_movies(run)
         user_pairs = measurements.fidelity_pairs(ratings_frame(ratings), real)
         pairs.append(
@@ -139,17 +199,34 @@ def _build(
             "no control arm: shifts are against the baseline only; net shifts (against a "
             "persona that saw nothing) are not defined"
         )
+    rerating_rows = (
+        pd.concat(rerated, ignore_index=True)
+        if rerated
+        else pd.DataFrame(columns=list(rerating_measures.RERATING_COLUMNS))
+    )
+    rerate_report = (
+        rerating_measures.rerate_report(
+            rerating_rows, design=design, delta=float(delta) if delta is not None else 1.0
+        )
+        if design != "shift"
+        else None
+    )
     report = ExperimentReport(
         experiment_id=experiment_id,
+        design=design,
         n_users=len(members),
         n_completed=len(shifts),
         fidelity=_pooled_fidelity(pooled),
         fidelity_unseen=_pooled_fidelity(pooled[~pooled["seen"].astype(bool)]),
         notes=notes,
         statistics=summary,
+        shown_predictions=_shown_predictions(shifts, offsets),
+        rerating=rerate_report,
         users=users,
     )
-    return ReportData(report=report, results=results, fidelity_pairs=pooled)
+    return ReportData(
+        report=report, results=results, fidelity_pairs=pooled, rerating_rows=rerating_rows
+    )
 
 
 def _pooled_fidelity(pairs: pd.DataFrame) -> measurements.Fidelity:
@@ -184,9 +261,15 @@ async def experiment_report(session: AsyncSession, experiment_id: int) -> Report
     compute it once.
     """
     links = await ExperimentRepository(session).runs(experiment_id)
+    # The database and the runs' finishing times too: another database (a test's, a lab's)
+    # may hold an experiment of the same id with runs of the same ids.
     key = (
+        str(session.get_bind().engine.url),
         experiment_id,
-        tuple((link.user_id, link.archetype, run.id, run.status) for link, run in links),
+        tuple(
+            (link.user_id, link.archetype, run.id, run.status, run.finished_at)
+            for link, run in links
+        ),
     )
     cached = _REPORTS.get(key)
     if cached is not None:

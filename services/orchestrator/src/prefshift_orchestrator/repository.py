@@ -53,6 +53,9 @@ class NewRating:
     tmdb_id: int
     rating: float
     feeling: str
+    #: The predicted rating shown beside the movie (stars), and the rerate condition.
+    shown: float | None = None
+    condition: str | None = None
 
 
 def new_run(
@@ -209,9 +212,11 @@ class RunRepository:
         ratings: Sequence[NewRating],
         latency_ms: float,
         progress: float | None = None,
+        blind: Sequence[NewRating] = (),
     ) -> None:
         """Store one page step's ratings and mark the step done in the page's checkpoint
-        (``experience`` → experienced, ``test`` → completed)."""
+        (``experience`` → experienced, ``test`` → completed); ``blind``: the same movies rated
+        with no prediction shown, stored with the experiences they belong to."""
         values: dict[str, Any] = {} if progress is None else {"progress": progress}
         await self.fence(claim, **values)
         # A step's ratings and its checkpoint commit together: a step that died before its
@@ -222,12 +227,15 @@ class RunRepository:
                 run_id=claim.run_id,
                 arm=arm,
                 page=page,
-                phase=phase,
+                phase=step_phase,
                 tmdb_id=rating.tmdb_id,
                 rating=rating.rating,
                 feeling=rating.feeling,
+                shown=rating.shown,
+                condition=rating.condition,
             )
-            for rating in ratings
+            for step_phase, step in ((phase, ratings), ("blind", blind))
+            for rating in step
         )
         checkpoint = await self.page(claim.run_id, arm, page)
         if checkpoint is None:

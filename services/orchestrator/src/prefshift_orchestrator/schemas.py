@@ -21,6 +21,16 @@ from prefshift_orchestrator.cohorts import CohortRule
 
 CONTROL = "control"
 BASELINE = "baseline"
+#: The arm of the ``rerate`` design: it shows nothing and re-rates the test movies beside
+#: predicted ratings (docs/orchestrator.md, "Re-rating designs").
+RERATE = "rerate"
+#: Names no arm of a ``shift`` protocol may take.
+RESERVED_ARM_NAMES = frozenset({BASELINE, RERATE})
+#: The experiment designs: ``shift`` (the protocol of pages), ``rerate`` (Cosley et al., CHI
+#: 2003: re-rating beside shown predictions), ``retest`` (Amatriain et al., UMAP 2009:
+#: re-rating with no intervention).
+Design = Literal["shift", "rerate", "retest"]
+DESIGNS: tuple[str, ...] = ("shift", "rerate", "retest")
 DEFAULT_ARMS = ("llm", "llm-persuasive", "als", "random", CONTROL)
 LLM_IMPLEMENTATIONS = frozenset({"llm", "llm-persuasive"})
 
@@ -65,6 +75,27 @@ class RecordedPages(Strict):
         return ("run", self.run) if self.run is not None else ("experiment", self.experiment or 0)
 
 
+class ShownPredictionSpec(Strict):
+    """Show every movie of the arm's pages with a predicted rating in stars: the page's rank
+    mapped onto the user's own rating distribution (docs/orchestrator.md, "Shown
+    predictions"), moved by ``offset`` stars and clipped to 0.5–5."""
+
+    offset: float = Field(
+        default=0.0,
+        ge=-4.5,
+        le=4.5,
+        description="Stars added to every predicted rating before it is shown (δ).",
+    )
+
+
+def shown_arm_name(name: str, offset: float) -> str:
+    """The name of a shown-prediction arm named after its offset: ``als_shown`` (0),
+    ``als_up1`` (+1), ``als_down0.5`` (−0.5)."""
+    if offset == 0:
+        return f"{name}_shown"
+    return f"{name}_{'up' if offset > 0 else 'down'}{abs(offset):g}"
+
+
 class ArmSpec(Strict):
     """An arm of the experiment: a recommender implementation at a recommender service, or
     the recorded pages of an earlier run.
@@ -78,6 +109,12 @@ class ArmSpec(Strict):
     shown exactly that run's pages, in the same order, and the run takes that run's test and
     persona movies (see docs/replication.md). Example: ``{"name": "llm", "recorded":
     {"experiment": 1, "arm": "llm"}}``.
+
+    ``shown_prediction`` shows every movie of the arm's pages with a predicted rating (moved by
+    its ``offset``); the persona also rates each such page once without them, for the shift
+    on the shown movies. Without ``recommender``, the arm is named after its offset
+    (``{"name": "als", "shown_prediction": {"offset": 1}}`` is arm ``als_up1`` of recommender
+    ``als``), so arms of one recommender with different offsets can share a run.
     """
 
     model_config = ConfigDict(
@@ -86,6 +123,7 @@ class ArmSpec(Strict):
             "examples": [
                 {"name": "mine", "url": "http://127.0.0.1:9000", "recommender": "v2"},
                 {"name": "llm", "recorded": {"experiment": 1, "arm": "llm"}},
+                {"name": "als", "shown_prediction": {"offset": 1.0}},
             ]
         },
     )
@@ -96,19 +134,36 @@ class ArmSpec(Strict):
     recorded: RecordedPages | None = Field(
         default=None, description="Replay an arm of an earlier run of the same user."
     )
+    shown_prediction: ShownPredictionSpec | None = Field(
+        default=None,
+        description="Show each recommended movie with a predicted rating (optionally moved by "
+        "an offset in stars).",
+    )
 
     @model_validator(mode="after")
     def _recorded_alone(self) -> ArmSpec:
         if self.recorded is not None and (self.url is not None or self.recommender is not None):
             raise ValueError("a recorded arm has no 'url' or 'recommender'")
+        if self.shown_prediction is not None and self.name == CONTROL and self.url is None:
+            raise ValueError("control shows no movies, so no predictions")
         return self
 
     @field_validator("name")
     @classmethod
-    def _not_baseline(cls, value: str) -> str:
+    def _not_reserved(cls, value: str) -> str:
         if value == BASELINE:
             raise ValueError("'baseline' is the name of the baseline ratings, not an arm")
+        if value == RERATE:
+            raise ValueError('\'rerate\' is the arm of the rerate design ("design": "rerate")')
         return value
+
+    def resolved(self) -> ArmSpec:
+        """The spec as the run uses it: a shown-prediction arm without ``recommender`` is named
+        after its offset and asks for the recommender of its name."""
+        if self.shown_prediction is None or self.recommender is not None or self.recorded:
+            return self
+        name = shown_arm_name(self.name, self.shown_prediction.offset)
+        return self.model_copy(update={"name": name, "recommender": self.name})
 
     @field_validator("url")
     @classmethod
@@ -143,11 +198,43 @@ class Protocol(Strict):
         description="Named parameter set of the embedded persona (simulator GET /backends); "
         "default: the simulator's.",
     )
+    design: Design = Field(
+        default="shift",
+        description="shift: the protocol of pages (default); rerate: the persona re-rates the "
+        "test movies beside predicted ratings, each under a seeded condition (none, accurate, "
+        "+delta, -delta; Cosley et al., CHI 2003); retest: it re-rates them with no "
+        "intervention (Amatriain et al., UMAP 2009). See docs/orchestrator.md.",
+    )
+    delta: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=4.5,
+        description="rerate: the stars a perturbed prediction is moved by (default 1).",
+    )
+
+    @model_validator(mode="after")
+    def _design(self) -> Protocol:
+        if self.design == "shift":
+            if self.delta is not None:
+                raise ValueError("'delta' belongs to the rerate design")
+            return self
+        if self.delta is not None and self.design != "rerate":
+            raise ValueError("'delta' belongs to the rerate design")
+        if self.arms is not None:
+            how = "beside shown predictions" if self.design == "rerate" else "with nothing shown"
+            raise ValueError(
+                f"a {self.design} experiment has no arms: it re-rates the test movies {how}"
+            )
+        if "pages" not in self.model_fields_set:
+            self.pages = 1  # one re-rating session after the first
+        elif self.design == "rerate" and self.pages != 1:
+            raise ValueError("a rerate experiment has one re-rating session (pages: 1)")
+        return self
 
     @model_validator(mode="after")
     def _distinct_arm_names(self) -> Protocol:
         if self.arms is not None:
-            names = [arm if isinstance(arm, str) else arm.name for arm in self.arms]
+            names = [arm.name for arm in self.arm_specs()]
             if len(set(names)) != len(names):
                 raise ValueError("arm names must be distinct")
             if BASELINE in names:
@@ -170,8 +257,18 @@ class Protocol(Strict):
         return None
 
     def arm_specs(self) -> list[ArmSpec]:
+        """The arms as the run uses them (shown-prediction arms named after their offsets); a
+        ``rerate`` design has its one arm, ``retest`` only ``control``."""
+        if self.design == "rerate":
+            return [ArmSpec.model_construct(name=RERATE)]
+        if self.design == "retest":
+            return [ArmSpec(name=CONTROL)]
         arms = self.arms if self.arms is not None else list(DEFAULT_ARMS)
-        return [ArmSpec(name=arm) if isinstance(arm, str) else arm for arm in arms]
+        return [(ArmSpec(name=arm) if isinstance(arm, str) else arm).resolved() for arm in arms]
+
+    @property
+    def rerate_delta(self) -> float:
+        return self.delta if self.delta is not None else 1.0
 
 
 class SimulationRequest(Protocol):
@@ -261,10 +358,19 @@ class UserRunOut(RunOut):
 class RatingOut(BaseModel):
     arm: str
     page: int
-    phase: Literal["test", "experience"]
+    phase: Literal["test", "experience", "blind"] = Field(
+        description="test: a test movie; experience: a recommendation; blind: a "
+        "shown-prediction arm's recommendation rated with no prediction shown."
+    )
     tmdb_id: int
     rating: float
     feeling: str
+    shown: float | None = Field(
+        default=None, description="The predicted rating shown beside the movie (stars), if any."
+    )
+    condition: str | None = Field(
+        default=None, description="rerate design: none, accurate, up or down."
+    )
 
 
 class RatingsOut(BaseModel):

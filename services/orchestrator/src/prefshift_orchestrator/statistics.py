@@ -11,7 +11,7 @@ against the control arm (paired per user at the same page and genre).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -127,6 +127,35 @@ def _bootstrap_columns(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
     return low, high
+
+
+def bootstrap_users(
+    user_of_row: Sequence[int] | np.ndarray,
+    statistic: Callable[[np.ndarray], float | None],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of a statistic pooled over rows of many users (a slope,
+    an RMSE, a share), resampling users: each resample draws the users with replacement (a
+    multinomial count per user, as :func:`bootstrap_interval`) and ``statistic`` gets each
+    row's weight (its user's count). None with fewer than 2 users or no defined resample."""
+    users, index = np.unique(np.asarray(user_of_row), return_inverse=True)
+    if users.size < MIN_BOOTSTRAP_USERS:
+        return None
+    rng = np.random.default_rng(seed)
+    uniform = np.full(users.size, 1.0 / users.size)
+    values = []
+    for counts in rng.multinomial(users.size, uniform, size=n_resamples):
+        value = statistic(counts[index].astype(float))
+        if value is not None and not math.isnan(value):
+            values.append(value)
+    if not values:
+        return None
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(np.array(values), [alpha, 1.0 - alpha])
+    return float(low), float(high)
 
 
 def wilcoxon_p(differences: Sequence[float] | np.ndarray) -> float | None:

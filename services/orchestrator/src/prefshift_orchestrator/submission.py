@@ -44,11 +44,14 @@ def protocol_params(request: Protocol) -> dict[str, Any]:
     params = Protocol.model_validate(
         request.model_dump(include=set(Protocol.model_fields))
     ).model_dump(mode="json")
-    if params.get("persona_model") is None:
-        params.pop("persona_model", None)  # runs stored before it existed keep their hash
+    # Runs stored before a parameter existed keep their hash: its default is not stored.
+    for key, default in (("persona_model", None), ("design", "shift"), ("delta", None)):
+        if params.get(key) == default:
+            params.pop(key, None)
     for arm in params.get("arms") or []:
-        if isinstance(arm, dict) and arm.get("recorded") is None:
-            arm.pop("recorded", None)  # likewise for arms that replay nothing
+        for key in ("recorded", "shown_prediction"):  # likewise for arms without them
+            if isinstance(arm, dict) and arm.get(key) is None:
+                arm.pop(key, None)
     return params
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,13 +32,16 @@ from prefshift_orchestrator.clients import ArmBudget, ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.execution.retry import retry_step
 from prefshift_orchestrator.replication.recorded import RecordedRun, recorded_page
-from prefshift_orchestrator.schemas import CONTROL, LLM_IMPLEMENTATIONS, ArmSpec
+from prefshift_orchestrator.schemas import CONTROL, LLM_IMPLEMENTATIONS, RERATE, ArmSpec
 
 #: Arm kinds. ``control`` shows no pages; every other kind does. ``recorded`` replays the
-#: pages of an earlier run (:mod:`prefshift_orchestrator.replication.recorded`).
+#: pages of an earlier run (:mod:`prefshift_orchestrator.replication.recorded`). ``rerate``
+#: (the rerate design's one arm) shows no pages either: it re-rates the test movies beside
+#: predicted ratings.
 CONTROL_KIND = "control"
 RECOMMENDER_KIND = "recommender"
 RECORDED_KIND = "recorded"
+RERATE_KIND = "rerate"
 
 
 @dataclass(frozen=True)
@@ -51,19 +54,25 @@ class Arm:
     recommender: str | None = None
     #: A recorded arm's source: ``{"run": id, "arm": name}``.
     recorded: dict[str, Any] | None = None
+    #: A shown-prediction arm: the stars added to each predicted rating it shows.
+    shown_offset: float | None = None
 
     @property
     def shows_pages(self) -> bool:
-        return self.kind != CONTROL_KIND
+        return self.kind not in (CONTROL_KIND, RERATE_KIND)
 
     def to_json(self) -> dict[str, Any]:
-        payload = {
+        payload: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
             "url": self.url,
             "recommender": self.recommender,
         }
-        return payload | ({"recorded": self.recorded} if self.recorded is not None else {})
+        if self.recorded is not None:
+            payload["recorded"] = self.recorded
+        if self.shown_offset is not None:
+            payload["shown_prediction"] = {"offset": self.shown_offset}
+        return payload
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Arm:
@@ -73,6 +82,7 @@ class Arm:
             url=payload.get("url"),
             recommender=payload.get("recommender"),
             recorded=payload.get("recorded"),
+            shown_offset=(payload.get("shown_prediction") or {}).get("offset"),
         )
 
 
@@ -83,6 +93,8 @@ def spec_kind(spec: ArmSpec) -> str:
     """The kind of arm a spec asks for."""
     if spec.recorded is not None:
         return RECORDED_KIND
+    if spec.name == RERATE:
+        return RERATE_KIND
     if spec.name == CONTROL and spec.url is None and spec.recommender is None:
         return CONTROL_KIND
     return RECOMMENDER_KIND
@@ -108,8 +120,8 @@ class ArmResolver:
         arms: list[Arm] = []
         for spec in specs:
             kind = spec_kind(spec)
-            if kind == CONTROL_KIND:
-                arm: Arm | None = Arm(name=spec.name, kind=CONTROL_KIND)
+            if kind in (CONTROL_KIND, RERATE_KIND):
+                arm: Arm | None = Arm(name=spec.name, kind=kind)
             elif kind == RECORDED_KIND:
                 assert recorded is not None and spec.recorded is not None
                 source = recorded.arm(spec.recorded.arm or spec.name)
@@ -121,6 +133,8 @@ class ArmResolver:
             else:
                 arm = await self._recommender(spec, dataset, listings, messages)
             if arm is not None:
+                if spec.shown_prediction is not None:
+                    arm = replace(arm, shown_offset=spec.shown_prediction.offset)
                 arms.append(arm)
         return arms
 

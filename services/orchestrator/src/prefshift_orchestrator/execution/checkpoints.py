@@ -124,10 +124,18 @@ class CheckpointStore:
             await session.commit()
 
     async def save_experiences(
-        self, claim: Claim, *, arm: str, page: int, ratings: list[NewRating], latency_ms: float
+        self,
+        claim: Claim,
+        *,
+        arm: str,
+        page: int,
+        ratings: list[NewRating],
+        latency_ms: float,
+        blind: Sequence[NewRating] = (),
     ) -> None:
-        """Store the persona's ratings of a page's recommendations."""
-        await self._save_ratings(claim, arm, page, "experience", ratings, latency_ms, None)
+        """Store the persona's ratings of a page's recommendations (with ``blind``, a
+        shown-prediction arm's ratings of the same movies with no prediction shown: one step)."""
+        await self._save_ratings(claim, arm, page, "experience", ratings, latency_ms, None, blind)
 
     async def save_test_ratings(
         self,
@@ -152,6 +160,7 @@ class CheckpointStore:
         ratings: list[NewRating],
         latency_ms: float,
         progress: Progress | None,
+        blind: Sequence[NewRating] = (),
     ) -> None:
         async with self.writing() as session:
             # Counted inside the write lock, so the stored progress never goes back on SQLite.
@@ -164,6 +173,7 @@ class CheckpointStore:
                 ratings=ratings,
                 latency_ms=latency_ms,
                 progress=fraction,
+                blind=blind,
             )
             await session.commit()
 

@@ -18,21 +18,35 @@ in protocol order: a page's re-rating is stored before the next page's recommend
 Seeds: the test re-ratings of page p use the same seed in every arm (common random numbers, so
 the difference between an arm and control comes from experiences, not sampling noise); the
 baseline and the experience ratings have their own seeds. All derive from the run's seed.
+
+Shown predictions: a shown-prediction arm's page is rated beside predicted ratings
+(:func:`~prefshift_orchestrator.protocol.page_predictions`), and once more without them with
+the same seed (``blind``, stored with the experiences in one step: the shift on the shown
+movies compares the two). The ``rerate`` arm re-rates the test movies beside the predictions
+of their seeded conditions (:func:`~prefshift_orchestrator.protocol.rerate_conditions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prefshift_common.contracts import Experience, Persona, RatedMovie, RatingsRequest
+from prefshift_common.contracts import (
+    Experience,
+    Persona,
+    RatedMovie,
+    RatingsRequest,
+    ShownPrediction,
+)
 from prefshift_common.errors import ServiceError
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.execution.arms import (
+    RERATE_KIND,
     Arm,
     ArmResolver,
     PageRequest,
@@ -49,7 +63,13 @@ from prefshift_orchestrator.execution.checkpoints import (
 from prefshift_orchestrator.execution.plan import BASELINE, ArmPlan, PageSteps, plan_run
 from prefshift_orchestrator.execution.prepare import Preparation
 from prefshift_orchestrator.execution.retry import retry_step
-from prefshift_orchestrator.protocol import Selection, call_seed
+from prefshift_orchestrator.protocol import (
+    Selection,
+    Shown,
+    call_seed,
+    page_predictions,
+    rerate_conditions,
+)
 from prefshift_orchestrator.repository import Claim, LostClaim, NewRating
 from prefshift_orchestrator.schemas import Protocol, crash_record, error_record
 
@@ -245,14 +265,31 @@ class RunExecutor:
             else:
                 seed = call_seed(run.seed, arm.name, page, "experience")
                 # An empty page (the arm found or recorded nothing) has nothing to rate.
-                ratings, latency = (
-                    await self._rate(run, list(items), experiences, seed, occasion=page)
-                    if items
-                    else ([], 0.0)
-                )
+                ratings: list[NewRating] = []
+                blind: list[NewRating] = []
+                latency = 0.0
+                if items and arm.shown_offset is not None:
+                    predicted = self._page_shown(run, items, arm.shown_offset)
+                    # the same movies, same persona, same seed: with and without predictions
+                    (ratings, latency), (blind, blind_latency) = await asyncio.gather(
+                        self._rate(
+                            run, list(items), experiences, seed, occasion=page, shown=predicted
+                        ),
+                        self._rate(run, list(items), experiences, seed, occasion=page),
+                    )
+                    latency = max(latency, blind_latency)
+                elif items:
+                    ratings, latency = await self._rate(
+                        run, list(items), experiences, seed, occasion=page
+                    )
                 await writes.submit(
                     self.store.save_experiences(
-                        run.claim, arm=arm.name, page=page, ratings=ratings, latency_ms=latency
+                        run.claim,
+                        arm=arm.name,
+                        page=page,
+                        ratings=ratings,
+                        latency_ms=latency,
+                        blind=blind,
                     )
                 )
                 experiences.extend(experiences_of(ratings))
@@ -261,9 +298,16 @@ class RunExecutor:
         # path) and is stored behind them in protocol order, before the next page's first step.
         seed = call_seed(run.seed, "test", page)
         before = list(experiences)  # the persona as this page left it
+        conditions = (
+            rerate_conditions(run.seed, run.selection.test, run.protocol.rerate_delta)
+            if arm.kind == RERATE_KIND
+            else None
+        )
 
         async def store_rerating() -> None:
-            ratings, latency = await self._rate(run, run.test_ids, before, seed, occasion=page)
+            ratings, latency = await self._rate(
+                run, run.test_ids, before, seed, occasion=page, shown=conditions
+            )
             await self.store.save_test_ratings(
                 run.claim,
                 arm=arm.name,
@@ -307,6 +351,12 @@ class RunExecutor:
         )
         return tuple(shown_page.tmdb_ids)
 
+    @staticmethod
+    def _page_shown(run: RunState, items: tuple[int, ...], offset: float) -> dict[int, Shown]:
+        """The predicted ratings a shown-prediction arm shows beside its page's movies."""
+        stars = page_predictions(len(items), [m.rating for m in run.selection.persona], offset)
+        return {tmdb_id: Shown(stars=value) for tmdb_id, value in zip(items, stars, strict=True)}
+
     async def _rate(
         self,
         run: RunState,
@@ -315,9 +365,11 @@ class RunExecutor:
         seed: int,
         *,
         occasion: int,
+        shown: Mapping[int, Shown] | None = None,
     ) -> tuple[list[NewRating], float]:
         """The persona (its history plus ``experiences``) rates ``items`` after page
-        ``occasion`` (0: the baseline)."""
+        ``occasion`` (0: the baseline), each beside its ``shown`` prediction if it has one."""
+        shown = shown or {}
         persona = Persona(
             user_id=run.user_id, dataset=run.dataset, history=run.history, experiences=experiences
         )
@@ -328,13 +380,25 @@ class RunExecutor:
             seed=seed,
             occasion=occasion,  # the page: re-rating on another page may differ
             persona_model=run.protocol.persona_model,
+            shown=[
+                ShownPrediction(tmdb_id=i, stars=shown[i].stars or 0.0)
+                for i in items
+                if i in shown and shown[i].stars is not None
+            ],
         )
         timed = await retry_step(self.settings, "ratings", lambda: self.clients.rate(request))
         answer = timed.value
         run.rated_by.add((answer.backend, answer.model, answer.persona_model, answer.population))
         by_id = {rating.tmdb_id: rating for rating in timed.value.ratings}
+        nothing = Shown(stars=None)
         ratings = [
-            NewRating(tmdb_id=i, rating=by_id[i].rating, feeling=by_id[i].feeling)
+            NewRating(
+                tmdb_id=i,
+                rating=by_id[i].rating,
+                feeling=by_id[i].feeling,
+                shown=shown.get(i, nothing).stars,
+                condition=shown.get(i, nothing).condition,
+            )
             for i in items
             if i in by_id
         ]
