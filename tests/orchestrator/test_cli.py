@@ -110,3 +110,80 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
                     "population": None,
                 }
             ]
+
+
+def test_experiment_run_takes_a_design_and_report_prints_its_measures(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory, tmp_path: Path
+) -> None:
+    simulator = StandInSimulator(anchoring=0.5)
+    recommender = StandInRecommender(dataset_tmdb_ids(seed_cohort_database_url))
+    runner = CliRunner()
+    with (
+        stand_in_services(simulator, recommender) as services,
+        orchestrator(seed_cohort_database_url, **services) as client,
+    ):
+        url = str(client.base_url)
+        bad = runner.invoke(
+            app,
+            ["experiment", "run", "--users", "47425", "--arm", "{not json", "--url", url],
+        )
+        assert bad.exit_code == 2 and "is not valid JSON" in bad.output
+        started = runner.invoke(
+            app,
+            [
+                "experiment",
+                "run",
+                "--users",
+                "47425,85795",
+                "--test-size",
+                "12",
+                "--persona-size",
+                "6",
+                "--design",
+                "rerate",
+                "--delta",
+                "1.5",
+                "--wait",
+                "--url",
+                url,
+            ],
+        )
+        assert started.exit_code == 0, started.output
+        experiment_id = started.output.split("experiment ")[1].split(":")[0]
+        params = client.get(f"/experiments/{experiment_id}").json()["params"]
+        assert params["design"] == "rerate" and params["delta"] == 1.5
+        out = tmp_path / "rerate"
+        report = runner.invoke(
+            app, ["experiment", "report", experiment_id, "--out", str(out), "--url", url]
+        )
+        assert report.exit_code == 0, report.output
+        assert "rerate: session 2 against session 1, 2 users, δ = 1.5" in report.output
+        assert "anchoring slope (stars per star)" in report.output
+        assert "test-retest RMSE" in report.output
+        assert {"rerating.csv", "rerating_ratings.csv"} <= {p.name for p in out.iterdir()}
+
+        shown = runner.invoke(
+            app,
+            [
+                "experiment",
+                "run",
+                "--users",
+                "47425,85795",
+                *SMALL,
+                "--arm",
+                '{"name": "als", "shown_prediction": {"offset": 1}}',
+                "--arm",
+                "control",
+                "--wait",
+                "--url",
+                url,
+            ],
+        )
+        assert shown.exit_code == 0, shown.output
+        shown_id = shown.output.split("experiment ")[1].split(":")[0]
+        printed = runner.invoke(
+            app,
+            ["experiment", "report", shown_id, "--out", str(tmp_path / "shown"), "--url", url],
+        )
+        assert printed.exit_code == 0, printed.output
+        assert "Shift on the shown movies" in printed.output and "als_up1" in printed.output

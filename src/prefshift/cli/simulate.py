@@ -105,6 +105,8 @@ def _protocol(
     arms: Sequence[Any] | None,
     backend: str | None,
     persona_model: str | None = None,
+    design: str | None = None,
+    delta: float | None = None,
 ) -> dict[str, Any]:
     values = {
         "dataset": dataset,
@@ -116,8 +118,26 @@ def _protocol(
         "arms": list(arms) if arms else None,
         "backend": backend,
         "persona_model": persona_model,
+        "design": design,
+        "delta": delta,
     }
     return {key: value for key, value in values.items() if value is not None}
+
+
+def arm_specs(arms: Sequence[str]) -> list[Any]:
+    """``--arm`` values: a name, or a spec as JSON (``{"name": "als", "shown_prediction":
+    {"offset": 1}}``)."""
+    specs: list[Any] = []
+    for arm in arms:
+        if arm.lstrip().startswith("{"):
+            try:
+                specs.append(json.loads(arm))
+            except json.JSONDecodeError as error:
+                errors.print(f"[red]--arm {arm!r} is not valid JSON: {error}[/]")
+                raise typer.Exit(2) from None
+        else:
+            specs.append(arm)
+    return specs
 
 
 def _fmt(value: float | None, signed: bool = True) -> str:
@@ -211,7 +231,7 @@ def run_simulation(
     page_size: int | None = None,
     test_size: int | None = None,
     persona_size: int | None = None,
-    arms: list[str] | None = None,
+    arms: Sequence[Any] | None = None,
     backend: str | None = None,
     persona_model: str | None = None,
     force: bool = False,
@@ -260,7 +280,9 @@ def simulate(
     page_size: int | None = typer.Option(None, help="Movies per page (default 30)."),
     test_size: int | None = typer.Option(None, help="Test movies (default 30)."),
     persona_size: int | None = typer.Option(None, help="Persona movies (default 40)."),
-    arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
+    arm: list[str] | None = typer.Option(
+        None, "--arm", help="An arm (repeat): a name or a spec as JSON; default: all."
+    ),
     backend: str | None = typer.Option(None, help="Simulator backend: llm or embedded."),
     persona_model: str | None = typer.Option(None, help=PERSONA_MODEL_HELP),
     force: bool = typer.Option(False, help="Start a new run even if an identical one exists."),
@@ -277,7 +299,7 @@ def simulate(
         page_size=page_size,
         test_size=test_size,
         persona_size=persona_size,
-        arms=arm,
+        arms=arm_specs(arm) if arm else None,
         backend=backend,
         persona_model=persona_model,
         force=force,
@@ -310,9 +332,22 @@ def experiment_run(
     page_size: int | None = typer.Option(None),
     test_size: int | None = typer.Option(None),
     persona_size: int | None = typer.Option(None),
-    arm: list[str] | None = typer.Option(None, "--arm", help="An arm (repeat); default: all."),
+    arm: list[str] | None = typer.Option(
+        None,
+        "--arm",
+        help='An arm (repeat): a name, or a spec as JSON, e.g. \'{"name": "als", '
+        '"shown_prediction": {"offset": 1}}\'; default: all.',
+    ),
     backend: str | None = typer.Option(None),
     persona_model: str | None = typer.Option(None, help=PERSONA_MODEL_HELP),
+    design: str | None = typer.Option(
+        None,
+        help="shift (default: the protocol of pages), rerate (re-rating beside shown "
+        "predictions: none, accurate, +delta, -delta) or retest (re-rating, nothing shown).",
+    ),
+    delta: float | None = typer.Option(
+        None, help="rerate: stars a perturbed prediction is moved by (default 1)."
+    ),
     recorded: int | None = typer.Option(
         None,
         help="Replay experiment N: its users, each shown its recorded pages (arms: N's, or "
@@ -328,7 +363,7 @@ def experiment_run(
         errors.print("[red]give exactly one of --users, --seed-study, --sample (or --recorded)[/]")
         raise typer.Exit(2)
     cohort: dict[str, Any]
-    arms: list[Any] | None = list(arm) if arm else None
+    arms: list[Any] | None = arm_specs(arm) if arm else None
     if recorded is not None:
         with _client(url) as client:
             source = _call(client, "GET", f"/experiments/{recorded}")
@@ -357,6 +392,8 @@ def experiment_run(
         arms=arms,
         backend=backend,
         persona_model=persona_model,
+        design=design,
+        delta=delta,
     ) | {"cohort": cohort}
     if name:
         body["name"] = name
@@ -520,14 +557,18 @@ def experiment_report(
     out: Path = typer.Option(Path("report"), help="Folder for the report files."),
     url: str | None = typer.Option(None, help="Orchestrator URL."),
 ) -> None:
-    """Write the report (report.json, statistics.csv, users.csv, plots as PNG and SVG) to a
-    folder and print the shift across users."""
+    """Write the report (report.json, statistics.csv, users.csv, plots as PNG and SVG; for the
+    rerate and retest designs rerating.csv and rerating_ratings.csv) to a folder and print the
+    shift across users, or the re-rating measures."""
     out.mkdir(parents=True, exist_ok=True)
     base = f"/experiments/{experiment_id}/report"
     with _client(url) as client:
         report = _call(client, "GET", base)
         (out / "report.json").write_text(json.dumps(report, indent=2))
-        for table in ("statistics", "users"):
+        tables = ["statistics", "users"]
+        if report.get("rerating"):
+            tables += ["rerating", "rerating_ratings"]
+        for table in tables:
             response = client.get(base, params={"format": "csv", "table": table})
             _checked_bytes(response)
             (out / f"{table}.csv").write_text(response.text)
@@ -536,9 +577,79 @@ def experiment_report(
                 response = client.get(base, params={"format": fmt, "plot": plot})
                 _checked_bytes(response)
                 (out / f"{plot}.{fmt}").write_bytes(response.content)
-    print_statistics(report)
-    print_measurements(report)
+    if report.get("rerating"):
+        print_rerating(report["rerating"])
+    else:
+        print_statistics(report)
+        print_shown_predictions(report)
+        print_measurements(report)
     console.print(f"report written to {out}/ (report.json, *.csv, *.png, *.svg)")
+
+
+def _interval(low: float | None, high: float | None, fmt: str = "+.3f") -> str:
+    return "–" if low is None or high is None else f"[{low:{fmt}}, {high:{fmt}}]"
+
+
+def _value(value: float | None, fmt: str = "+.3f") -> str:
+    return "–" if value is None else f"{value:{fmt}}"
+
+
+def print_rerating(rerating: Mapping[str, Any], console: Console = console) -> None:
+    """A rerate or retest experiment's measures with their intervals (users resampled)."""
+    design = rerating["design"]
+    title = f"{design}: session 2 against session 1, {rerating['n_users']} users"
+    if rerating.get("delta") is not None:
+        title += f", δ = {rerating['delta']:g}"
+    table = Table(title=title + " (95% bootstrap CI)")
+    for column in ("condition", "n", "mean change", "95% CI", "toward", "95% CI", "away", "same"):
+        table.add_column(column, justify="left" if column == "condition" else "right")
+    cells = [*rerating["conditions"], *([rerating["perturbed"]] if rerating["perturbed"] else [])]
+    for cell in cells:
+        change = cell["mean_change"]
+        table.add_row(
+            cell["condition"],
+            str(change["n"]),
+            _value(change["value"]),
+            _interval(change["ci_low"], change["ci_high"]),
+            _value(cell["toward"], ".0%"),
+            _interval(cell["toward_ci_low"], cell["toward_ci_high"], ".0%"),
+            _value(cell["away"], ".0%"),
+            _value(cell["unchanged"], ".0%"),
+        )
+    console.print(table)
+    named = [("anchoring slope (stars per star)", rerating.get("slope"))]
+    named.append(("test-retest RMSE", rerating["retest_rmse"]))
+    named.extend(
+        (f"test-retest RMSE, session {i}", e)
+        for i, e in enumerate(rerating.get("retest_rmse_by_session") or [], start=2)
+    )
+    for label, estimate in named:
+        if estimate:
+            console.print(
+                f"{label}: {_value(estimate['value'], '.3f')} "
+                f"{_interval(estimate['ci_low'], estimate['ci_high'], '.3f')} "
+                f"({estimate['n']} re-ratings, {estimate['n_users']} users)"
+            )
+
+
+def print_shown_predictions(report: Mapping[str, Any], console: Console = console) -> None:
+    """Shown-prediction arms: the shift on the shown movies (every page pooled)."""
+    rows = report.get("shown_predictions") or []
+    if not rows:
+        return
+    table = Table(title="Shift on the shown movies: beside the prediction − without it")
+    for column in ("arm", "offset", "users", "movies", "mean", "95% CI"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for row in rows:
+        table.add_row(
+            row["arm"],
+            _value(row["offset"], "+g"),
+            str(row["n_users"]),
+            str(row["n"]),
+            _value(row["mean"]),
+            _interval(row["ci_low"], row["ci_high"]),
+        )
+    console.print(table)
 
 
 def _checked_bytes(response: httpx.Response) -> None:
