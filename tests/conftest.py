@@ -22,6 +22,10 @@ from sqlalchemy.engine import make_url
 
 from prefshift import migrate
 
+#: the Host names of the in-process clients (Starlette's TestClient, the ASGI transports' base
+#: URLs); every other request's Host is checked as in production (prefshift_common.hosts)
+os.environ.setdefault("PREFSHIFT_ALLOWED_HOSTS", "testserver,simulator,proxy,recommender")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_DATABASE = os.environ.get("PREFSHIFT_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get(

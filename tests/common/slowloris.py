@@ -17,7 +17,7 @@ import time
 def _open(selector: selectors.BaseSelector, port: int, index: int) -> None:
     connection = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
     if index % 2:
-        connection.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n")
     connection.setblocking(False)
     selector.register(connection, selectors.EVENT_READ, index)
 

@@ -122,7 +122,7 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(
     # declares 300 MB and sends a few bytes: refused from the header alone
     connection = _raw(
         server.port,
-        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         f"content-length: 300000000\r\n\r\n{{".encode(),
     )
     answer = _answer(connection)
@@ -151,7 +151,7 @@ def test_a_body_still_arriving_after_its_413_does_not_make_the_next_request_late
     server, path = service
     connection = _raw(
         server.port,
-        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         f"transfer-encoding: chunked\r\n\r\n".encode(),
     )
     piece = b"1," * 512
@@ -164,7 +164,7 @@ def test_a_body_still_arriving_after_its_413_does_not_make_the_next_request_late
     while time.monotonic() < deadline:
         connection.sendall(chunk)
         time.sleep(0.1)
-    connection.sendall(b"0\r\n\r\nGET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    connection.sendall(b"0\r\n\r\nGET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
     try:
         answer = _one_response(connection)
     finally:
@@ -176,10 +176,12 @@ def test_half_sent_headers_and_stalled_bodies_get_a_408_and_are_closed(
     service: tuple[LiveServer, str],
 ) -> None:
     server, path = service
-    slow = [_raw(server.port, f"POST {path} HTTP/1.1\r\nhost: x\r\n".encode()) for _ in range(5)]
+    slow = [
+        _raw(server.port, f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n".encode()) for _ in range(5)
+    ]
     stalled = _raw(
         server.port,
-        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         f"content-length: 100\r\n\r\n{{".encode(),
     )
     started = time.monotonic()
@@ -201,14 +203,14 @@ def test_requests_past_the_limit_are_refused_with_503(name: str) -> None:
         running = [
             _raw(
                 server.port,
-                f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                 f"content-length: 100\r\n\r\n{{".encode(),
             )
             for _ in range(8)
         ]
         try:
             time.sleep(0.3)  # the 8 have reached the app
-            over = _answer(_raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"))
+            over = _answer(_raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"))
             assert over.startswith(b"HTTP/1.1 503"), over[:200]
             assert b'"unavailable"' in over
         finally:
@@ -225,7 +227,7 @@ def test_waiting_connections_past_the_limit_are_shed_from_the_greediest_client()
     build, _ = SERVICES["orchestrator"]
     settings = {"server_max_waiting_connections": 16, "request_header_timeout_s": 30.0}
     with _serve(build(**settings, server_keep_alive_s=30.0)) as server:
-        kept = _raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        kept = _raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         assert _one_response(kept).startswith(b"HTTP/1.1 200")
         idle = [
             socket.create_connection(("127.0.0.1", server.port), source_address=("127.0.0.2", 0))
@@ -241,7 +243,7 @@ def test_waiting_connections_past_the_limit_are_shed_from_the_greediest_client()
                 except TimeoutError:
                     closed.append(False)
             assert closed == [True] * 25 + [False] * 15  # the oldest 25 went; 15 + kept = 16
-            kept.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             assert _one_response(kept).startswith(b"HTTP/1.1 200")
         finally:
             kept.close()
@@ -268,7 +270,7 @@ def test_hundreds_of_idle_and_slow_connections_do_not_keep_others_out(name: str)
     )
     with _serve(app) as server:
         # a client's keep-alive connection, idle while the attack runs
-        kept = _raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        kept = _raw(server.port, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         assert _one_response(kept).startswith(b"HTTP/1.1 200")
         attacker = subprocess.Popen(
             [sys.executable, "-m", "tests.common.slowloris", str(server.port), "300", "30"],
@@ -285,13 +287,13 @@ def test_hundreds_of_idle_and_slow_connections_do_not_keep_others_out(name: str)
                 answer = _answer(
                     _raw(
                         server.port,
-                        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                        b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
                     )
                 )
                 latencies.append(time.perf_counter() - started)
                 assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
                 time.sleep(0.05)
-            kept.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             assert _one_response(kept).startswith(b"HTTP/1.1 200")
         finally:
             attacker.kill()

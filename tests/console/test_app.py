@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from prefshift_console.config import Settings
+from prefshift_console.csrf import CSRF_COOKIE
 from prefshift_console.main import create_app
 from prefshift_console.sessions import COOKIE
 
@@ -58,10 +59,14 @@ def test_with_a_token_the_console_asks_for_it_and_keeps_it_on_the_server(
         assert client.get("/api/experiments/3").status_code == 401
         form = client.get("/signin?next=/experiments/3")
         assert 'type="password"' in form.text and TOKEN not in form.text
-        wrong = client.post("/signin", data={"token": "nope", "next": "/"})
+        csrf = client.cookies[CSRF_COOKIE]
+        assert f'name="csrf_token" value="{csrf}"' in form.text
+        wrong = client.post("/signin", data={"token": "nope", "next": "/", "csrf_token": csrf})
         assert wrong.status_code == 401 and "nope" not in wrong.text
         signed = client.post(
-            "/signin", data={"token": TOKEN, "next": "//elsewhere.example/"}, follow_redirects=False
+            "/signin",
+            data={"token": TOKEN, "next": "//elsewhere.example/", "csrf_token": csrf},
+            follow_redirects=False,
         )
         assert signed.status_code == 303 and signed.headers["location"] == "/"  # never offsite
         cookie = signed.headers["set-cookie"]
@@ -70,7 +75,7 @@ def test_with_a_token_the_console_asks_for_it_and_keeps_it_on_the_server(
         # signed in: the page is served (here: the orchestrator is down, and says so)
         after = client.get("/experiments")
         assert after.status_code == 503 and TOKEN not in after.text
-        client.post("/signout")
+        assert client.post("/signout", data={"csrf_token": csrf}).status_code == 200
         assert client.get("/experiments", follow_redirects=False).status_code == 303
 
 
@@ -78,3 +83,76 @@ def test_request_bodies_are_bounded(tmp_path: Path) -> None:
     with _client(tmp_path, request_max_body_bytes=1024) as client:
         big = client.post("/api/experiments/preview", content=b"x" * 4096)
         assert big.status_code == 413
+
+
+def _cross_site_posts(client: TestClient, path: str, data: dict[str, str]) -> list[int]:
+    """The statuses of posts another site could make the browser send."""
+    token = {"csrf_token": client.cookies[CSRF_COOKIE]}
+    return [
+        # a plain form post from evil.example: no token, foreign Origin, cross-site fetch
+        client.post(
+            path,
+            data=data,
+            headers={"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
+        ).status_code,
+        # an old browser with neither header: the token alone decides
+        client.post(path, data=data).status_code,
+        # a token it cannot know
+        client.post(path, data={**data, "csrf_token": "x" * 43}).status_code,
+        # even with the right pair, a foreign Origin or a cross-site fetch is refused
+        client.post(
+            path, data={**data, **token}, headers={"origin": "http://evil.example"}
+        ).status_code,
+        client.post(
+            path, data={**data, **token}, headers={"sec-fetch-site": "same-site"}
+        ).status_code,
+    ]
+
+
+def test_cross_site_posts_are_refused_and_the_consoles_own_form_is_not(tmp_path: Path) -> None:
+    """Issue 22 item 3: with no token set, a form post with ``Origin: evil.example`` started an
+    experiment and a training. Every post the console takes now needs its own page's token,
+    and a foreign ``Origin`` or ``Sec-Fetch-Site`` is refused even with it."""
+    experiment = {"dataset": "ml-latest-small", "user_ids": "1", "arms": "popularity"}
+    posts = {
+        "/experiments": experiment,
+        "/api/experiments/preview": experiment,
+        "/recommenders/als/train": {"dataset": "ml-latest-small"},
+        "/runs/1/again": {},
+        "/signin": {"token": "x", "next": "/"},
+        "/signout": {},
+    }
+    with _client(tmp_path) as client:
+        page = client.get("/signin")
+        assert page.status_code == 200
+        token = client.cookies[CSRF_COOKIE]
+        assert (
+            "HttpOnly" in page.headers["set-cookie"]
+            and "SameSite=strict" in page.headers["set-cookie"]
+        )
+        for path, data in posts.items():
+            refused = _cross_site_posts(client, path, data)
+            assert refused == [403] * 5, (path, refused)
+        # the console's own page posts with its token, same-origin: past the check (the
+        # orchestrator is unreachable here, so the experiment gets as far as saying so)
+        own = client.post(
+            "/experiments",
+            data={**experiment, "csrf_token": token},
+            headers={"origin": "http://testserver", "sec-fetch-site": "same-origin"},
+        )
+        assert own.status_code == 503 and "orchestrator" in own.text
+        preview = client.post("/api/experiments/preview", data={**experiment, "csrf_token": token})
+        assert preview.status_code == 200 and "request" in preview.json()
+
+
+def test_the_console_answers_only_to_its_own_host_names(tmp_path: Path) -> None:
+    """A rebinding page's Host (its own name, pointed at 127.0.0.1) is a 400; loopback names,
+    the configured URLs' hosts and PREFSHIFT_ALLOWED_HOSTS are served."""
+    with _client(tmp_path, allowed_hosts="") as client:
+        rebinding = client.get("/", headers={"host": "rebind.evil.example:8104"})
+        assert rebinding.status_code == 400 and rebinding.json()["error"] == "host_not_allowed"
+        for host in ("127.0.0.1:8104", "localhost:8104", "[::1]:8104", "LOCALHOST"):
+            assert client.get("/healthz", headers={"host": host}).status_code == 200, host
+    with _client(tmp_path, allowed_hosts="lab.example.org") as client:
+        assert client.get("/healthz", headers={"host": "lab.example.org:8104"}).status_code == 200
+        assert client.get("/healthz", headers={"host": "evil.example"}).status_code == 400

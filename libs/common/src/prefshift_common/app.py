@@ -39,6 +39,7 @@ from prefshift_common.body_shape import BodyShapeMiddleware, ShapeLimits
 from prefshift_common.db import create_async_db_engine, create_session_factory, ping
 from prefshift_common.errors import ErrorEnvelope, Unauthorized, install_error_handlers
 from prefshift_common.examples import add_examples
+from prefshift_common.hosts import HostAllowlistMiddleware, allowed_hosts
 from prefshift_common.limits import BodyLimitMiddleware, raise_open_file_limit, server_options
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
 from prefshift_common.settings import CommonSettings, bind_address
@@ -203,6 +204,7 @@ def create_service_app(
         timeout_s=settings.request_body_timeout_s,
         per_route=body_limits,
     )
+    app.add_middleware(HostAllowlistMiddleware, allowed=allowed_hosts(settings))
     app.include_router(_health_router(service))
     for router in routers:
         app.include_router(

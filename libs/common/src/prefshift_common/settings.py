@@ -50,6 +50,13 @@ class CommonSettings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="When set, every route but health and docs requires it."
     )
+    allowed_hosts: str = Field(
+        default="",
+        description=(
+            "Host names (comma-separated) requests may carry in Host besides loopback names and"
+            " the hosts of the configured service URLs; '*' allows any (no DNS-rebinding check)."
+        ),
+    )
     request_max_body_bytes: int = Field(
         default=4 << 20, ge=1024, description="Largest request body (413 above; routes may differ)."
     )

@@ -7,8 +7,9 @@ import csv
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from prefshift_console.csrf import CSRF_FIELD, check_csrf
 from prefshift_console.forms import FormErrors, experiment_request
 from prefshift_console.pages import UpstreamDep
 from prefshift_console.sessions import CallerDep
@@ -61,11 +62,11 @@ async def run_state(run_id: Id, caller: CallerDep, upstream: UpstreamDep) -> Any
     return await upstream.json("orchestrator", f"/runs/{run_id}", token=caller.token)
 
 
-@router.post("/experiments/preview")
+@router.post("/experiments/preview", dependencies=[Depends(check_csrf)])
 async def preview(request: Request, caller: CallerDep) -> dict[str, Any]:
     """The request the experiment form (sent as form data) stands for, or what is wrong."""
     form = await request.form()
-    fields = {key: str(value) for key, value in form.items() if key != "arms"}
+    fields = {key: str(value) for key, value in form.items() if key not in ("arms", CSRF_FIELD)}
     try:
         return {"request": experiment_request(fields, [str(a) for a in form.getlist("arms")])}
     except FormErrors as exc:

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from prefshift_common.app import Health, create_documented_app, serve
 from prefshift_common.body_shape import BodyShapeMiddleware, ShapeLimits
 from prefshift_common.errors import install_error_handlers
+from prefshift_common.hosts import HostAllowlistMiddleware, allowed_hosts
 from prefshift_common.limits import BodyLimitMiddleware
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
 from prefshift_console import api, pages
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.request_max_body_bytes,
         timeout_s=settings.request_body_timeout_s,
     )
+    app.add_middleware(HostAllowlistMiddleware, allowed=allowed_hosts(settings))
 
     @app.exception_handler(SignInRequired)
     async def on_signin_required(request: Request, exc: Exception) -> Response:

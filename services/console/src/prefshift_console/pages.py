@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from prefshift_common.examples import DEMO_DATASET, DEMO_USERS
+from prefshift_console.csrf import CSRF_FIELD, check_csrf, csrf_token, keep_csrf_cookie
 from prefshift_console.forms import FormErrors, experiment_request
 from prefshift_console.sessions import COOKIE, CallerDep, Sessions, safe_next
 from prefshift_console.story import build_story, movie_ids
@@ -34,12 +35,18 @@ UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     settings = request.app.state.settings
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request,
         template,
-        {"poll_ms": int(settings.console_poll_seconds * 1000), **context},
+        {
+            "poll_ms": int(settings.console_poll_seconds * 1000),
+            "csrf_token": csrf_token(request),
+            **context,
+        },
         status_code=status_code,
     )
+    keep_csrf_cookie(request, response)
+    return response
 
 
 async def _optional(call: Any, default: Any) -> Any:
@@ -83,7 +90,7 @@ async def overview(
     )
 
 
-@router.post("/recommenders/{name}/train")
+@router.post("/recommenders/{name}/train", dependencies=[Depends(check_csrf)])
 async def train(
     name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
     caller: CallerDep,
@@ -135,11 +142,11 @@ async def new_experiment(request: Request, caller: CallerDep, upstream: Upstream
     )
 
 
-@router.post("/experiments", response_class=HTMLResponse)
+@router.post("/experiments", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
 async def start_experiment(request: Request, caller: CallerDep, upstream: UpstreamDep) -> Response:
     """Send the form's request to the orchestrator and open the experiment's page."""
     form = await request.form()
-    fields = {key: str(value) for key, value in form.items() if key != "arms"}
+    fields = {key: str(value) for key, value in form.items() if key not in ("arms", CSRF_FIELD)}
     checked = [str(arm) for arm in form.getlist("arms")]
     errors: dict[str, str] = {}
     service_error: str | None = None
@@ -272,7 +279,7 @@ async def run_page(
     return render(request, "run.html", run=run, story=story, records_error=records_error)
 
 
-@router.post("/runs/{run_id}/again")
+@router.post("/runs/{run_id}/again", dependencies=[Depends(check_csrf)])
 async def simulate_again(run_id: Id, caller: CallerDep, upstream: UpstreamDep) -> Response:
     """Simulate the run's user again with the same dataset, protocol and seed (a new run)."""
     run = await upstream.json("orchestrator", f"/runs/{run_id}", token=caller.token)
@@ -297,7 +304,7 @@ async def signin_page(
     return render(request, "signin.html", next=safe_next(next), error=None)
 
 
-@router.post("/signin", response_class=HTMLResponse)
+@router.post("/signin", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
 async def signin(
     request: Request,
     upstream: UpstreamDep,
@@ -333,7 +340,7 @@ async def signin(
     return response
 
 
-@router.post("/signout")
+@router.post("/signout", dependencies=[Depends(check_csrf)])
 async def signout(request: Request) -> Response:
     sessions: Sessions = request.app.state.sessions
     sessions.close(request.cookies.get(COOKIE))
