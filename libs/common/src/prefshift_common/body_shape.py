@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prefshift_common.errors import http_error_response
 from prefshift_common.settings import CommonSettings
 
 #: bodies larger than this are parsed and checked on a worker thread
@@ -129,7 +131,11 @@ class BodyShapeMiddleware:
             return
         chunks = []
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except HTTPException as exc:  # the body limit's 413 or 408, answered as the app would
+                await http_error_response(exc)(scope, receive, send)
+                return
             if message["type"] != "http.request":  # the client went away
                 await self.app(scope, _replay([message], receive), send)
                 return

@@ -131,6 +131,13 @@ def _short_loc(loc: Any) -> list[Any]:
     return [part[:100] if isinstance(part, str) else part for part in loc]
 
 
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """The envelope for an ``HTTPException`` (also for middleware that meets one outside the
+    app's handlers, e.g. a body past its limit while a middleware reads it)."""
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    return _envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the envelope."""
 
@@ -167,8 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return _envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return http_error_response(exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
