@@ -210,24 +210,27 @@ def test_calibrate_fit_human_fits_the_retest_noise_and_a_given_slope(
     result = runner.invoke(app, [*common, "--name", "people"], env=env)
     assert result.exit_code == 0, result.output
     assert "retest_rmse" in result.output and "Amatriain" in result.output
-    assert "no published slope figure" in result.output
+    assert "slope of 0.277" in result.output
     saved = json.loads((tmp_path / "sets" / "people.json").read_text())
-    low, high = saved["intervals"]["occasion_noise"]
-    assert low < saved["parameters"]["occasion_noise"] < high
-    assert saved["parameters"]["anchoring_weight"] == 0.0
+    for parameter in ("occasion_noise", "anchoring_weight"):
+        low, high = saved["intervals"][parameter]
+        assert low < saved["parameters"][parameter] < high
     retest = saved["fit"]["measures"]["retest_rmse"]["value"]
     assert 0.557 <= retest <= 0.8156
+    slope = saved["fit"]["measures"]["anchoring_slope"]["value"]
+    assert 0.277 - 0.1 < slope < 0.277 + 0.1  # two users: the fit's own slope, loosely
 
-    # given a slope figure, the weight is fitted to it
+    # another slope figure gives another weight
     result = runner.invoke(
         app,
-        [*common, "--name", "anchored", "--anchoring-slope", "0.3", "--anchoring-slope-se", "0.05"],
+        [*common, "--name", "anchored", "--anchoring-slope", "0.6", "--anchoring-slope-se", "0.05"],
         env=env,
     )
     assert result.exit_code == 0, result.output
-    saved = json.loads((tmp_path / "sets" / "anchored.json").read_text())
-    assert 0.1 < saved["parameters"]["anchoring_weight"] < 0.6
-    assert saved["fit"]["measures"]["anchoring_slope"]["value"] > 0.1
+    stronger = json.loads((tmp_path / "sets" / "anchored.json").read_text())
+    assert (
+        stronger["parameters"]["anchoring_weight"] > saved["parameters"]["anchoring_weight"] + 0.2
+    )
 
     mixed = runner.invoke(app, [*common, "--fit", "spread"], env=env)
     assert mixed.exit_code != 0 and "alone" in mixed.output

@@ -225,9 +225,8 @@ def calibrate(
             "--fit",
             help="Fit this parameter too, beyond the default ones: spread (the ratings' spread "
             "around the persona's level; repeatable). 'human': instead of the recorded "
-            "persona's moments, fit the per-occasion noise (and, given --anchoring-slope, the "
-            "anchoring weight) to the published human figures on the experiment's own split "
-            "(docs/validity.md).",
+            "persona's moments, fit the per-occasion noise and the anchoring weight to the "
+            "published human figures on the experiment's own split (docs/validity.md).",
         ),
     ] = None,
     retest_target: Annotated[
@@ -241,14 +240,14 @@ def calibrate(
     anchoring_slope: Annotated[
         float | None,
         typer.Option(
-            help="--fit human: a published anchoring slope (stars moved per star of "
-            "perturbation) to fit the anchoring weight to; none could be read here, so "
-            "without it the weight keeps the start set's value.",
+            help="--fit human: the anchoring slope (stars moved per star of perturbation) to "
+            "fit the anchoring weight to (default: 0.277, SE 0.032, from Adomavicius et al., "
+            "MIS Quarterly 2022, Table 2; docs/validity.md).",
         ),
     ] = None,
     anchoring_slope_se: Annotated[
-        float, typer.Option(min=0.0, help="--fit human: the slope's standard error.")
-    ] = 0.0,
+        float | None, typer.Option(min=0.0, help="--fit human: the slope's standard error.")
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -290,7 +289,7 @@ def calibrate(
             seed=seed,
             output_dir=output_dir,
             retest_target=retest_target,
-            slope=None if anchoring_slope is None else (anchoring_slope, anchoring_slope_se),
+            slope=_slope(anchoring_slope, anchoring_slope_se),
         )
         return
     unknown = set(fixed or ()) - set(DEFAULT_BOUNDS)
@@ -405,6 +404,17 @@ def calibrate(
     console.print(f"saved parameter set {name!r} to {path}")
 
 
+def _slope(value: float | None, se: float | None) -> tuple[float, float]:
+    """The anchoring slope figure to fit: the given one, else the published one."""
+    from prefshift_simulator.calibration.human import ANCHORING_SLOPE
+
+    if value is None:
+        if se is not None:
+            raise typer.BadParameter("--anchoring-slope-se needs --anchoring-slope")
+        return ANCHORING_SLOPE
+    return value, se or 0.0
+
+
 def _overrides(items: list[str] | None) -> dict[str, float]:
     """``--set PARAM=VALUE`` options as a mapping."""
     overrides: dict[str, float] = {}
@@ -439,10 +449,10 @@ def human_table(
         figure = HUMAN_FIGURES.get(measure)
         if figure is None:
             human = "—"
-        elif figure.has_figure:
-            human = f"{figure.low}–{figure.high} ({figure.paper.split(',')[0]}…, {figure.where})"
+        elif figure.low is not None and figure.high is not None:
+            human = f"{figure.low:.3f}–{figure.high:.3f} ({figure.cite})"
         else:
-            human = f"no figure read ({figure.paper.split(',')[0]}…)"
+            human = f"toward; no figure read ({figure.cite})"
         cells = []
         for measured in columns.values():
             m = measured[measure]
@@ -463,7 +473,7 @@ def _calibrate_human(
     seed: int,
     output_dir: Path | None,
     retest_target: float | None,
-    slope: tuple[float, float] | None,
+    slope: tuple[float, float],
 ) -> None:
     """``persona calibrate --fit human``: fit σ_O (and w, given a slope figure) to the human
     figures on the experiment's own split, print the measures before and after, save the set."""
