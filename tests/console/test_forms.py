@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from prefshift_console.csrf import CSRF_COOKIE
 from prefshift_console.forms import FormErrors, experiment_request
 from prefshift_orchestrator.schemas import ExperimentRequest
 
@@ -62,9 +65,30 @@ def test_rules_other_than_a_list_carry_size_and_seed() -> None:
         ({"cohort_kind": "nobody"}, "cohort_kind"),
         ({"user_ids": "1", "external_name": "mine"}, "external_url"),
         ({"user_ids": "1", "pages": "2.5"}, "pages"),
+        # issue 22: digits that str.isdigit or int take but that are no user id
+        ({"cohort_kind": "users", "user_ids": "²"}, "user_ids"),
+        ({"cohort_kind": "users", "user_ids": "5, ⑤"}, "user_ids"),
+        ({"cohort_kind": "users", "user_ids": "١٢٣"}, "user_ids"),
+        ({"cohort_kind": "users", "user_ids": "1_000"}, "user_ids"),
+        ({"cohort_kind": "sample", "cohort_size": "١٠"}, "cohort_size"),
+        ({"user_ids": "1", "pages": "1_0"}, "pages"),
     ],
 )
 def test_malformed_fields_are_named(fields: dict[str, str], field: str) -> None:
     with pytest.raises(FormErrors) as caught:
         experiment_request(fields, [])
     assert field in caught.value.errors
+
+
+def test_a_superscript_user_id_is_a_form_error_not_a_500(tmp_path: Path) -> None:
+    """Through the console: ``²`` was taken by ``isdigit`` and then refused by ``int`` (500)."""
+    from tests.console.test_app import _client
+
+    with _client(tmp_path) as client:
+        client.get("/signin")
+        preview = client.post(
+            "/api/experiments/preview",
+            data={"user_ids": "1 ² ١٢٣", "csrf_token": client.cookies[CSRF_COOKIE]},
+        )
+        assert preview.status_code == 200
+        assert preview.json() == {"errors": {"user_ids": "not user ids: ², ١٢٣"}}

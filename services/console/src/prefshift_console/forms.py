@@ -24,15 +24,19 @@ class FormErrors(Exception):
         self.errors = errors
 
 
+#: ASCII digits only: ``str.isdigit`` and ``int`` also take ``²``, ``⑤``, ``١٢٣`` and ``1_000``
+_DIGITS = re.compile(r"[0-9]+")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
 def _integer(value: str, field: str, errors: dict[str, str]) -> int | None:
     value = value.strip()
     if not value:
         return None
-    try:
-        return int(value)
-    except ValueError:
+    if not _WHOLE_NUMBER.fullmatch(value):
         errors[field] = f"{value[:40]!r} is not a whole number"
         return None
+    return int(value)
 
 
 def experiment_request(fields: Mapping[str, str], arms: Sequence[str]) -> dict[str, Any]:
@@ -57,10 +61,10 @@ def experiment_request(fields: Mapping[str, str], arms: Sequence[str]) -> dict[s
         tokens = [t for t in _ID_SEPARATORS.split(fields.get("user_ids", "")) if t]
         if not tokens:
             errors["user_ids"] = "give at least one user id"
-        bad = [t for t in tokens if not t.isdigit()]
+        bad = [t for t in tokens if not _DIGITS.fullmatch(t)]
         if bad:
-            errors["user_ids"] = f"not user ids: {', '.join(bad[:5])}"
-        cohort["user_ids"] = [int(t) for t in tokens if t.isdigit()]
+            errors["user_ids"] = f"not user ids: {', '.join(t[:20] for t in bad[:5])}"
+        cohort["user_ids"] = [int(t) for t in tokens if _DIGITS.fullmatch(t)]
     else:
         size = _integer(fields.get("cohort_size", ""), "cohort_size", errors)
         if size is not None:

@@ -1,6 +1,4 @@
-"""The simulator app: factory and lifespan.
-
-The simulator is the persona: given a real user's rated history and the persona's experiences,
+"""The simulator is the persona: given a real user's rated history and the persona's experiences,
 it rates movies, through an OpenAI-compatible LLM or an embedded preference model that needs
 neither network nor key.
 """

@@ -1,4 +1,4 @@
-"""The tmdb-proxy app: a drop-in for TMDB's v3 movie paths that caches in the database,
+"""The tmdb-proxy is a drop-in for TMDB's v3 movie paths that caches in the database,
 respects TMDB's rate limit and works offline (imported records, then MovieLens's own data)."""
 
 from __future__ import annotations
