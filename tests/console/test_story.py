@@ -64,3 +64,25 @@ def test_the_story_has_history_baseline_pages_and_re_ratings() -> None:
     assert three.pages == [None, None] and three.last_change is None
     assert control.pages == {} and control.tests[1].pages == [3.5, None]
     assert control.tests[1].last_change == -0.5
+
+
+def test_the_story_shows_the_predictions_and_the_blind_ratings() -> None:
+    run = {"params": {"pages": 1}, "arms": [{"name": "als_up1"}, {"name": "rerate"}]}
+    ratings = [
+        *RATINGS[:2],
+        {"arm": "als_up1", "page": 1, "phase": "experience", "tmdb_id": 9, "rating": 4.5}
+        | {"feeling": "", "shown": 5.0},
+        {"arm": "als_up1", "page": 1, "phase": "blind", "tmdb_id": 9, "rating": 3.5}
+        | {"feeling": "", "shown": None},
+        {"arm": "rerate", "page": 1, "phase": "test", "tmdb_id": 2, "rating": 4.0}
+        | {"feeling": "", "shown": 4.0, "condition": "up"},
+        {"arm": "rerate", "page": 1, "phase": "test", "tmdb_id": 3, "rating": 4.0}
+        | {"feeling": "", "shown": None, "condition": "none"},
+    ]
+    story = build_story(run=run, selection=SELECTION, ratings=ratings, records=RECORDS)
+    shown, rerate = story.arms
+    (nine,) = shown.pages[1]
+    assert (nine.rating, nine.shown, nine.blind) == (4.5, 5.0, 3.5)
+    two, three = rerate.tests
+    assert (two.pages, two.shown, two.conditions) == ([4.0], [4.0], ["up"])
+    assert (three.shown, three.conditions) == ([None], ["none"])

@@ -23,6 +23,8 @@ templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
 PLOTS = ("shift_by_page", "genre_shift", "fidelity")
 TABLES = ("statistics", "users", "fidelity")
+#: The rerate and retest designs' tables (their measures, every re-rating).
+RERATING_TABLES = ("rerating", "rerating_ratings")
 
 
 def get_upstream(request: Request) -> Upstream:
@@ -202,9 +204,26 @@ async def experiments(
 async def experiment(
     request: Request, experiment_id: Id, caller: CallerDep, upstream: UpstreamDep
 ) -> Response:
-    """Progress (live) and the report as charts once runs have completed."""
+    """Progress (live) and the report as charts once runs have completed; a rerate or retest
+    design's measures as a table."""
     state = await upstream.json("orchestrator", f"/experiments/{experiment_id}", token=caller.token)
-    return render(request, "experiment.html", experiment=state, plots=PLOTS, tables=TABLES)
+    design = (state.get("params") or {}).get("design", "shift")
+    rerating = None
+    if design != "shift" and state["progress"]["completed"]:
+        report = await upstream.json(
+            "orchestrator", f"/experiments/{experiment_id}/report", token=caller.token
+        )
+        rerating = report.get("rerating")
+    tables = TABLES + (RERATING_TABLES if design != "shift" else ())
+    return render(
+        request,
+        "experiment.html",
+        experiment=state,
+        design=design,
+        rerating=rerating,
+        plots=PLOTS,
+        tables=tables,
+    )
 
 
 def _attachment(content: bytes, media_type: str, filename: str) -> Response:
@@ -221,7 +240,9 @@ async def report_download(
     fmt: Literal["json", "csv"],
     caller: CallerDep,
     upstream: UpstreamDep,
-    table: Annotated[Literal["statistics", "users", "fidelity"], Query()] = "statistics",
+    table: Annotated[
+        Literal["statistics", "users", "fidelity", "rerating", "rerating_ratings"], Query()
+    ] = "statistics",
 ) -> Response:
     """The orchestrator's report as a file: JSON, or one of its CSV tables."""
     params: dict[str, Any] = {"format": fmt} | ({"table": table} if fmt == "csv" else {})

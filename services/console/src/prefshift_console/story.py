@@ -1,11 +1,12 @@
 """One persona's story, put together from a run's public records: the movies its persona was
-built from, the baseline, each page's recommendations with the rating and feeling they got, and
-the test movies re-rated page by page."""
+built from, the baseline, each page's recommendations with the rating and feeling they got (and
+the predicted rating shown beside them, with their rating without it), and the test movies
+re-rated page by page (beside the rerate design's predictions, with their conditions)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prefshift_common.contracts import TmdbMovie
@@ -21,16 +22,22 @@ class MovieLine:
     genres: str
     rating: float | None = None
     feeling: str = ""
+    #: The predicted rating shown beside the movie, and its rating without it (blind), if any.
+    shown: float | None = None
+    blind: float | None = None
 
 
 @dataclass(frozen=True)
 class TestLine:
-    """A test movie: the real user's rating, the baseline and the re-rating after each page."""
+    """A test movie: the real user's rating, the baseline and the re-rating after each page
+    (with the prediction shown beside it and the rerate condition, per page)."""
 
     movie: MovieLine
     real: float
     baseline: float | None
     pages: list[float | None]
+    shown: list[float | None] = field(default_factory=list)
+    conditions: list[str | None] = field(default_factory=list)
 
     @property
     def last_change(self) -> float | None:
@@ -63,6 +70,7 @@ def movie_line(
     fallback_genres: Sequence[str] = (),
     rating: float | None = None,
     feeling: str = "",
+    shown: float | None = None,
 ) -> MovieLine:
     """A movie as shown: the title, year and genres of its TMDB-shaped record (tmdb-proxy),
     or what the run stored when the proxy does not know it."""
@@ -76,6 +84,7 @@ def movie_line(
         genres=", ".join(genres or list(fallback_genres)),
         rating=rating,
         feeling=feeling,
+        shown=shown,
     )
 
 
@@ -106,21 +115,31 @@ def build_story(
         for m in selection.get("persona", [])
     ]
     test_movies = {int(m["tmdb_id"]): m for m in selection.get("test", [])}
-    tests: dict[tuple[str, int], dict[int, float]] = {}
+    tests: dict[tuple[str, int], dict[int, Mapping[str, Any]]] = {}
     experiences: dict[str, dict[int, list[MovieLine]]] = {}
+    blind: dict[tuple[str, int, int], float] = {}
     baseline_ratings: dict[int, Mapping[str, Any]] = {}
     for rating in ratings:
         arm, page, tmdb_id = str(rating["arm"]), int(rating["page"]), int(rating["tmdb_id"])
         if arm == BASELINE:
             baseline_ratings[tmdb_id] = rating
         elif rating["phase"] == "test":
-            tests.setdefault((arm, page), {})[tmdb_id] = float(rating["rating"])
+            tests.setdefault((arm, page), {})[tmdb_id] = rating
+        elif rating["phase"] == "blind":
+            blind[(arm, page, tmdb_id)] = float(rating["rating"])
         else:
             experiences.setdefault(arm, {}).setdefault(page, []).append(
                 movie_line(
-                    tmdb_id, records, rating=float(rating["rating"]), feeling=rating["feeling"]
+                    tmdb_id,
+                    records,
+                    rating=float(rating["rating"]),
+                    feeling=rating["feeling"],
+                    shown=rating.get("shown"),
                 )
             )
+    for arm, pages in experiences.items():
+        for page, lines in pages.items():
+            lines[:] = [replace(m, blind=blind.get((arm, page, m.tmdb_id))) for m in lines]
 
     def test_line(tmdb_id: int) -> MovieLine:
         movie = test_movies.get(tmdb_id, {})
@@ -146,15 +165,17 @@ def build_story(
     for arm in arm_names:
         story = ArmStory(arm=arm, pages=dict(sorted(experiences.get(arm, {}).items())))
         for line in baseline:
+            stored = [
+                tests.get((arm, page), {}).get(line.tmdb_id) for page in range(1, n_pages + 1)
+            ]
             story.tests.append(
                 TestLine(
                     movie=line,
                     real=float(test_movies[line.tmdb_id]["rating"]),
                     baseline=line.rating,
-                    pages=[
-                        tests.get((arm, page), {}).get(line.tmdb_id)
-                        for page in range(1, n_pages + 1)
-                    ],
+                    pages=[None if r is None else float(r["rating"]) for r in stored],
+                    shown=[None if r is None else r.get("shown") for r in stored],
+                    conditions=[None if r is None else r.get("condition") for r in stored],
                 )
             )
         arms.append(story)
