@@ -187,3 +187,21 @@ def test_experiment_run_takes_a_design_and_report_prints_its_measures(
         )
         assert printed.exit_code == 0, printed.output
         assert "Shift on the shown movies" in printed.output and "als_up1" in printed.output
+
+        single = runner.invoke(
+            app,
+            [
+                "simulate",
+                str(USER),
+                *SMALL,
+                "--arm",
+                '{"name": "als", "shown_prediction": {"offset": -1}}',
+                "--arm",
+                "control",
+                "--wait",
+                "--url",
+                url,
+            ],
+        )
+        assert single.exit_code == 0, single.output
+        assert "als_down1: shift on the shown movies" in single.output

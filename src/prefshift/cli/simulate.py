@@ -172,6 +172,12 @@ def print_shift_table(shift: Mapping[str, Any], console: Console = console) -> N
             _fmt(arm.get("appraisal"), signed=False),
         )
     console.print(table)
+    for arm in shift.get("arms", []):
+        if arm.get("n_shown"):
+            console.print(
+                f"{arm['arm']}: shift on the shown movies (beside the prediction − without it, "
+                f"{arm['n_shown']} movies): {_fmt(arm.get('shown_shift'))}"
+            )
     fidelity = shift.get("fidelity") or {}
     if fidelity.get("n"):
         console.print(
