@@ -13,16 +13,16 @@ held-out test movies with the user's real ratings, :func:`design_users`):
   shown; the test-retest RMSE is the RMSE between its two ratings (pooled over pairs), as
   between two of a person's trials in Amatriain et al.; beside it, the RMSE of the first
   rating against the real one (the persona's own error, which holds the person's noise too).
-- ``rerate``: the persona re-rates the held-out movies, each under one condition drawn with the
-  seed (none: nothing shown; accurate: the real rating shown; up/down: the real rating ± δ,
-  clipped to 0.5–5), as Cosley et al.'s users re-rated movies they had rated; the change is
-  re-rating − real rating. Measures: the mean change per condition; the share of the up/down
-  re-ratings that moved toward the shown value (strictly: a change of the perturbation's sign;
-  no change is not toward); the anchoring slope, the least-squares slope of the change on the
-  assigned perturbation (0, +δ, −δ) over the accurate/up/down movies — per star of
-  perturbation, how many stars the rating moved (the assigned one, not the shown − real after
-  clipping at 0.5 and 5, which is tied to the real rating and would give a slope without any
-  anchoring).
+- ``rerate``: the persona re-rates the held-out movies on occasion 1, each under one condition
+  (none: nothing shown; accurate: the real rating shown; up/down: the real rating ± δ, clipped
+  to 0.5–5), balanced and seeded (the movies in a seeded order take the four in turn), as
+  Cosley et al.'s users re-rated movies they had rated; the change is re-rating − the persona's
+  own first rating (occasion 0). The measures are those of the orchestrator's ``rerate`` report
+  (docs/measurements.md, "Re-rating designs"): the mean change per condition (each user's mean,
+  then the mean over users); the share toward — of the up/down re-ratings whose shown value
+  differs from the first rating, those that changed in its direction (no change is not
+  toward); the anchoring slope — least squares of the change on the perturbation shown − real
+  over the accurate/up/down re-ratings, stars moved per star.
 
 Every interval is a 95% percentile bootstrap over users (the unit sampled).
 """
@@ -212,9 +212,12 @@ def static_scores(
 
 
 def conditions(user: DesignUser, seed: int) -> npt.NDArray[np.int64]:
-    """Each held-out movie's condition (an index of :data:`CONDITIONS`), drawn with the seed."""
+    """Each held-out movie's condition (an index of :data:`CONDITIONS`): balanced, the movies
+    in a seeded order taking the four in turn."""
     rng = np.random.default_rng([seed, user.user_id])
-    return rng.integers(0, len(CONDITIONS), len(user.items))
+    drawn = np.empty(len(user.items), dtype=np.int64)
+    drawn[rng.permutation(len(user.items))] = np.arange(len(user.items)) % len(CONDITIONS)
+    return drawn
 
 
 def shown_values(user: DesignUser, drawn: npt.NDArray[np.int64], delta: float) -> FloatArray:
@@ -293,14 +296,14 @@ def _pooled(values: Sequence[FloatArray], index: npt.ArrayLike) -> FloatArray:
 
 
 def measures(data: DesignData, index: npt.ArrayLike | None = None) -> dict[str, float]:
-    """Every measure of :data:`MEASURES`, pooled over the users in ``index`` (default: all)."""
-    if index is None:
-        index = np.arange(len(data.real))
-    real = _pooled(data.real, index)
-    first, second = _pooled(data.first, index), _pooled(data.second, index)
-    condition = _pooled([c.astype(np.float64) for c in data.condition], index).astype(np.int64)
-    shown, rerated = _pooled(data.shown, index), _pooled(data.rerated, index)
-    change = rerated - real
+    """Every measure of :data:`MEASURES` over the users in ``index`` (default: all; a user
+    drawn twice counts twice)."""
+    chosen = np.arange(len(data.real)) if index is None else np.asarray(index)
+    real = _pooled(data.real, chosen)
+    first, second = _pooled(data.first, chosen), _pooled(data.second, chosen)
+    condition = _pooled([c.astype(np.float64) for c in data.condition], chosen).astype(np.int64)
+    shown, rerated = _pooled(data.shown, chosen), _pooled(data.rerated, chosen)
+    change = rerated - first
     result = {
         "retest_rmse": float(np.sqrt(np.mean((second - first) ** 2))) if len(first) else math.nan,
         "first_rating_rmse": float(np.sqrt(np.mean((first - real) ** 2)))
@@ -308,20 +311,21 @@ def measures(data: DesignData, index: npt.ArrayLike | None = None) -> dict[str, 
         else math.nan,
     }
     for k, name in enumerate(CONDITIONS):
-        chosen = change[condition == k]
-        result[f"mean_change_{name}"] = float(chosen.mean()) if len(chosen) else math.nan
-    perturbation = shown - real
-    moved = (condition >= 2) & (perturbation != 0)
+        per_user = [
+            float(np.mean((data.rerated[i] - data.first[i])[data.condition[i] == k]))
+            for i in chosen
+            if np.any(data.condition[i] == k)
+        ]
+        result[f"mean_change_{name}"] = float(np.mean(per_user)) if per_user else math.nan
+    direction = shown - first
+    moved = (condition >= 2) & (direction != 0)
     result["share_toward"] = (
-        float(np.mean(np.sign(change[moved]) == np.sign(perturbation[moved])))
+        float(np.mean((np.sign(change[moved]) == np.sign(direction[moved])) & (change[moved] != 0)))
         if moved.any()
         else math.nan
     )
-    # the slope on the assigned offset (0, +δ, −δ), which the draw makes independent of the
-    # real rating; the realised perturbation is not (clipping at 0.5 and 5 ties it to it)
     with_shown = condition >= 1
-    x = np.array([0.0, 0.0, 1.0, -1.0])[condition[with_shown]] * data.delta
-    y = change[with_shown]
+    x, y = (shown - real)[with_shown], change[with_shown]
     spread = float(np.var(x)) if len(x) else 0.0
     result["anchoring_slope"] = (
         float(np.mean((x - x.mean()) * (y - y.mean())) / spread) if spread > 0 else math.nan
