@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,10 @@ SERVICES: dict[str, tuple[str, str]] = {
 }
 
 
+class PortInUse(RuntimeError):
+    """A service's port is taken (by another ``prefshift up`` or anything else)."""
+
+
 @dataclass
 class Stack:
     """The four services as child processes."""
@@ -41,7 +46,26 @@ class Stack:
     def url(self, service: str) -> str:
         return str(getattr(self.settings, SERVICES[service][1]))
 
+    def check_ports(self) -> None:
+        """Raise ``PortInUse`` naming every service whose port something already listens on:
+        started anyway, the others would answer for it (another stack's, on another
+        database)."""
+        taken = []
+        for service in self.services:
+            host, port = bind_address(self.url(service))
+            with socket.socket() as probe:
+                probe.settimeout(1.0)
+                if probe.connect_ex((host, port)) == 0:
+                    taken.append(f"{service} ({host}:{port})")
+        if taken:
+            raise PortInUse(
+                f"already in use: {', '.join(taken)} — is prefshift up (or make demo) already "
+                "running? Stop it, or move the ports with PREFSHIFT_<SERVICE>_URL"
+            )
+
     def start(self, *, log_level: str = "warning") -> None:
+        """Start every service (after ``check_ports``)."""
+        self.check_ports()
         env = {**os.environ, **self.env}
         for service in self.services:
             package, _ = SERVICES[service]
@@ -59,8 +83,9 @@ class Stack:
             ]
             self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        """Block until every service answers ``/readyz``; raise if one exits or times out."""
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Block until every service answers ``/readyz``; raise if one exits or times out
+        (generous: each imports pandas and scipy, which takes minutes on a busy 2-core machine)."""
         deadline = time.monotonic() + timeout
         pending = set(self.processes)
         headers = {}

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from prefshift import migrate
 from prefshift.cli import simulate
-from prefshift.stack import Stack
+from prefshift.stack import PortInUse, Stack
 from prefshift_common.db import sync_connection
 from prefshift_common.settings import CommonSettings
 from prefshift_datasets.errors import DatasetError
@@ -28,22 +28,27 @@ def up(
     """Migrate the database, start recommender, simulator, tmdb-proxy, orchestrator and the
     console on loopback (ports from PREFSHIFT_*_URL), and stop them all on Ctrl-C."""
     settings = CommonSettings()
-    migrate.upgrade(settings.resolved_database_url)
     stack = Stack(settings)
-    stack.start(log_level=log_level)
+    # SIGTERM (a supervisor's stop) is Ctrl-C's KeyboardInterrupt, wherever this stands
+    # (migrating, starting, serving): the services are stopped and waited for either way
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        migrate.upgrade(settings.resolved_database_url)
+        stack.start(log_level=log_level)
         stack.wait_ready()
         for service in stack.services:
             if service != "console":
                 console.print(f"[green]✓[/] {service:<13} {stack.url(service)}  (docs: /docs)")
         console.print(f"[green]✓[/] {'console':<13} [bold]{stack.url('console')}[/]  (open it)")
         console.print("Ctrl-C stops all services.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
         dead = [s for s, p in stack.processes.items() if p.poll() is not None]
         console.print(f"[red]stopped[/]: {', '.join(dead)} exited; stopping the others")
         raise typer.Exit(1)
+    except (RuntimeError, TimeoutError) as exc:  # a port in use, a service that cannot start
+        console.print(f"[red]error[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
@@ -83,13 +88,23 @@ def demo(
     try:
         resolved = resolve_dataset(dataset, progress=None)
     except DatasetError as exc:
-        console.print(f"[red]dataset[/]: {exc}")
+        console.print(f"[red]dataset[/]: {exc}", highlight=False)
+        console.print(
+            "Give the demo a local copy (a MovieLens folder or zip): "
+            "make demo DATASET=path/to/ml-latest-small "
+            "(or: uv run prefshift demo --dataset path/to/ml-latest-small)",
+            highlight=False,
+        )
         raise typer.Exit(1) from exc
     console.print(f"dataset: {resolved.name} ({resolved.how})")
     user_id = user or _pick_user(settings.resolved_database_url, resolved.dataset_id, 100)
     stack = Stack(settings, env={"PREFSHIFT_LOG_LEVEL": "WARNING"})
     console.print("starting the four services and the console…")
-    stack.start()
+    try:
+        stack.start()
+    except PortInUse as exc:
+        console.print(f"[red]error[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
     try:
         stack.wait_ready()
         console.print(f"services up; simulating user {user_id} of {resolved.name}")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from prefshift import migrate
 from prefshift_common.db import create_async_db_engine, create_session_factory
 from prefshift_common.http import create_http_client
 from prefshift_common.settings import CommonSettings
@@ -42,6 +43,8 @@ def import_tmdb(
     """Import TMDB-shaped records (one JSON object per line, as TMDB's `GET /3/movie/{id}`
     answers) as tmdb-proxy's offline source. Idempotent: re-importing replaces the same ids."""
     settings = CommonSettings()
+    # like `data import`, this can be the first command on a new machine: migrate first
+    migrate.upgrade(settings.resolved_database_url)
     with file.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
     with _progress() as progress:
