@@ -41,17 +41,46 @@ else
   echo "== no llama.cpp server at $llama_python: the real-model test is SKIPPED (bash scripts/install-llama-server.sh, about 4 minutes)"
 fi
 
-# -rs lists every skipped test with its reason.
-echo "== pytest on SQLite"
-PREFSHIFT_TEST_DATABASE=sqlite uv run --locked pytest -rs "$@"
+# Parallel workers (pytest-xdist): PREFSHIFT_TEST_WORKERS, default 2 (the CI machine's cores);
+# 0 runs the suite in one process. Tests that share a module's stack carry an xdist_group, so
+# --dist loadgroup keeps them on one worker (docs/development.md).
+workers="${PREFSHIFT_TEST_WORKERS:-2}"
+xdist=()
+if [ "$workers" != "0" ]; then
+  xdist=(-n "$workers" --dist loadgroup)
+fi
+
+# One pass: -rs lists every skipped test with its reason, --durations the slowest tests. Exit 5
+# (no test selected: arguments that pick only tests of the other pass) is not a failure of this
+# pass; the two passes together must run something.
+ran=0
+run_pass() {
+  local rc=0
+  PREFSHIFT_TEST_DATABASE="$1" uv run --locked pytest -rs --durations=15 "${xdist[@]}" "${@:2}" || rc=$?
+  if [ "$rc" = 5 ]; then
+    echo "== no test of the $1 pass was selected"
+    return 0
+  fi
+  [ "$rc" = 0 ] && ran=1
+  return "$rc"
+}
+
+echo "== pytest on SQLite: every test but those marked postgres_only"
+run_pass sqlite "$@"
 
 pg_url="${PREFSHIFT_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 if uv run --locked python -c "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$pg_url" 2>/dev/null; then
-  echo "== pytest on Postgres (the browser and real-model tests run in the SQLite pass only)"
-  PREFSHIFT_TEST_DATABASE=postgres PREFSHIFT_TEST_POSTGRES_URL="$pg_url" uv run --locked pytest -rs "$@"
+  echo "== pytest on Postgres: the tests that touch the database, less those marked sqlite_only"
+  echo "   (the browser and real-model tests among them)"
+  PREFSHIFT_TEST_POSTGRES_URL="$pg_url" run_pass postgres "$@"
 elif [ "${PREFSHIFT_REQUIRE_POSTGRES:-0}" = "1" ]; then
   echo "Postgres is required but not reachable at $pg_url" >&2
   exit 1
 else
   echo "== Postgres not reachable at $pg_url: the suite ran on SQLite only"
+fi
+
+if [ "$ran" = 0 ]; then
+  echo "no test was selected in either pass" >&2
+  exit 5
 fi

@@ -37,6 +37,48 @@ def pytest_report_header() -> str:
     return f"prefshift test database: {TEST_DATABASE}"
 
 
+def touches_database(item: pytest.Item) -> bool:
+    """A test touches the database when it gets one from the fixtures here (its fixtures include
+    ``database_factory``: ``database_url``, ``ml_small_database_url``, ``services``, …) or is
+    marked ``database``."""
+    fixtures = getattr(item, "fixturenames", ())
+    return "database_factory" in fixtures or item.get_closest_marker("database") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Which tests each pass runs (docs/development.md).
+
+    The SQLite pass runs every test but those marked ``postgres_only``; the Postgres pass runs
+    only the tests that touch the database, less those marked ``sqlite_only``: a test that
+    touches no database would only run a second time. Tests under ``tests/e2e/`` are marked
+    ``e2e`` (they start the services as processes), and ``slow`` and ``e2e`` tests are moved to
+    the front, so that parallel workers start on the long ones and finish together.
+    """
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        if TEST_DATABASE == "postgres":
+            runs = touches_database(item) and item.get_closest_marker("sqlite_only") is None
+        else:
+            runs = item.get_closest_marker("postgres_only") is None
+        (kept if runs else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+    # stable: within each group the order of collection is kept
+    kept.sort(key=_start_early)
+    items[:] = kept
+
+
+def _start_early(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow"):
+        return 0
+    return 1 if item.get_closest_marker("e2e") else 2
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the project (real MovieLens, TMDB-shaped metadata)."""

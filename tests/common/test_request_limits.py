@@ -64,10 +64,7 @@ SERVICES: dict[str, tuple[Callable[..., FastAPI], str]] = {
     "tmdb-proxy": (_tmdb_proxy, "/movies/batch"),
 }
 
-pytestmark = pytest.mark.skipif(
-    __import__("os").environ.get("PREFSHIFT_TEST_DATABASE") == "postgres",
-    reason="no database involved: runs in the SQLite pass only",
-)
+# no database involved: the rule of docs/development.md runs these in the SQLite pass only
 
 
 def _serve(app: FastAPI) -> LiveServer:

@@ -29,12 +29,10 @@ import httpx
 import pytest
 
 from prefshift.stack import Stack
-from tests.conftest import TEST_DATABASE
 from tests.e2e.conftest import ALL_SERVICES, Services
 
-pytestmark = pytest.mark.skipif(
-    TEST_DATABASE == "postgres", reason="browser tests run in the SQLite pass only"
-)
+# The browser tests run in the SQLite pass only, on one stack for the module (so on one worker).
+pytestmark = [pytest.mark.sqlite_only, pytest.mark.xdist_group("console")]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tmp" / "artifacts"

@@ -72,10 +72,6 @@ def _installed() -> tuple[Path, Path] | str:
 
 
 def _server_or_skip() -> tuple[Path, Path]:
-    if TEST_DATABASE == "postgres":
-        # minutes per run on 2 cores, and nothing in it depends on the database (the LLM
-        # client's storage runs on Postgres in test_llm_endpoints.py)
-        pytest.skip("the real-model test runs in the SQLite pass only")
     found = _installed()
     if isinstance(found, str):
         reason = f"{found}: run `bash scripts/install-llama-server.sh` (about 4 minutes)"
@@ -143,6 +139,10 @@ def llama_server(python: Path, model: Path, log: Path) -> Iterator[str]:
             process.wait()
 
 
+# Minutes per run on 2 cores, and nothing in it depends on the database (the LLM client's storage
+# runs on Postgres in test_llm_endpoints.py): the SQLite pass only.
+@pytest.mark.sqlite_only
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_a_run_against_a_real_llama_cpp_server_completes_with_every_item_rated(
     services: Services, tmp_path: Path

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import text
 
 from prefshift_common.db import sync_connection
-from tests.conftest import TEST_DATABASE
 from tests.e2e.conftest import USER, RecordingProxy, Services
 from tests.fakes.live import free_port
 from tests.polling import wait_for_run
@@ -94,8 +93,7 @@ def test_kill_the_orchestrator_mid_run_and_restart_it(services: Services) -> Non
     assert stored[0] == 30 * (1 + 3 * 4) + 10 * 2 * 4
 
 
-@pytest.mark.postgres_only
-@pytest.mark.skipif(TEST_DATABASE != "postgres", reason="several processes share Postgres")
+@pytest.mark.postgres_only  # several orchestrator processes share one Postgres database
 def test_two_orchestrators_share_an_experiment(services: Services) -> None:
     database_url = services.env["PREFSHIFT_DATABASE_URL"]
     simulator = RecordingProxy(services.urls["simulator"])

@@ -18,11 +18,8 @@ from prefshift_orchestrator import measurements
 from prefshift_orchestrator.replication.released import STUDY_ARMS, read_run, user_folders
 from prefshift_orchestrator.replication.runs import ArmCounts, build_run
 from prefshift_orchestrator.repository import utcnow
-from tests.conftest import TEST_DATABASE
 
-pytestmark = pytest.mark.skipif(
-    TEST_DATABASE != "sqlite", reason="database-independent: runs in the SQLite pass"
-)
+# database-independent (the rule of docs/development.md runs it in the SQLite pass only)
 
 
 def test_the_released_runs_reproduce_the_studys_figures(shared_data: Path) -> None:

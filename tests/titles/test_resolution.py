@@ -20,13 +20,11 @@ from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender.catalog import Catalog
 from prefshift_recommender.repository import DatasetRef, dataset_id, load_movie_rows
 from prefshift_recommender.resolver import TitleResolver
-from tests.conftest import TEST_DATABASE
 from tests.titles.labelled_set import labelled_titles, tally
 from tests.tmdb_proxy.conftest import make_proxy_factory
 
-pytestmark = pytest.mark.skipif(
-    TEST_DATABASE != "sqlite", reason="database-independent: runs in the SQLite pass"
-)
+# reads its catalogue from a database, but resolves titles the same way on either
+pytestmark = pytest.mark.sqlite_only
 
 
 def load_catalog(engine: Engine, name: str) -> Catalog:
