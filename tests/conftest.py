@@ -26,6 +26,12 @@ from prefshift import migrate
 #: URLs); every other request's Host is checked as in production (prefshift_common.hosts)
 os.environ.setdefault("PREFSHIFT_ALLOWED_HOSTS", "testserver,simulator,proxy,recommender")
 
+# pytest-xdist's workers start with COLUMNS=80, and the CLI's rich consoles, created when their
+# module is imported, would keep that width for good; without it they follow the COLUMNS a test's
+# CliRunner sets, as they do in one process.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_DATABASE = os.environ.get("PREFSHIFT_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get(
