@@ -61,6 +61,7 @@ def _ratings(client: httpx.Client, run_id: int) -> pd.DataFrame:
     return pd.DataFrame(client.get(f"/runs/{run_id}/ratings").json()["ratings"])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_both_backends_run_both_designs_and_the_shown_predictions(services: Services) -> None:
     fake = FakeOpenAI(responder=anchored_persona, api_key="sk-e2e-rerate")
