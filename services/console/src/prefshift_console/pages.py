@@ -20,6 +20,14 @@ from prefshift_console.upstream import ServiceCallError, Upstream
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 page``, ``5 pages``: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
+
+
+templates.env.filters["counted"] = counted
 Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
 PLOTS = ("shift_by_page", "genre_shift", "fidelity")
 TABLES = ("statistics", "users", "fidelity")

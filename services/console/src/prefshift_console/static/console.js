@@ -66,6 +66,7 @@ async function watchExperiment(section) {
       continue;
     }
     document.getElementById("progress").value = state.progress.progress;
+    document.getElementById("progress").className = state.status;
     text(document.getElementById("progress-text"), progressLine(state));
     section.dataset.status = state.status;
     updateRuns(state);
