@@ -186,15 +186,17 @@ class ArmUrlPolicy:
         parsed = parse_arm_url(url)
         literal = _literal(parsed.host)
         addresses = [literal] if literal is not None else await _resolve(parsed)
+        # a refusal never names an address a name resolved to: it would show the caller what
+        # the orchestrator's (internal) DNS answers
         for address in addresses:
             if self._always_refused(address):
                 raise ArmUrlRefused(
-                    f"arm URL {url!r} resolves to {address}, a link-local, metadata or "
-                    "otherwise reserved address that is never called"
+                    f"arm URL {url!r} is or resolves to a link-local, metadata or otherwise "
+                    "reserved address that is never called"
                 )
             if not self._allowed(parsed, address):
                 raise ArmUrlRefused(
-                    f"arm URL {url!r} ({address}) is not allowed; the operator allows arm hosts "
+                    f"arm URL {url!r} is not allowed; the operator allows arm hosts "
                     "with PREFSHIFT_ARM_URL_ALLOW (host names or CIDR blocks)"
                 )
         return PinnedArm(parsed, addresses[0])
