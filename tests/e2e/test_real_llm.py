@@ -1,7 +1,8 @@
 """A real model: the four services against a real llama.cpp OpenAI-compatible server
 (``llama-cpp-python[server]``) serving Gemma 3 270M, through a small protocol — 4 test and 6
 persona movies, one page of 3, the arms ``llm``, ``llm-persuasive`` and ``control``, the LLM
-persona — to a completed run with every item rated.
+persona — to a completed run with every item rated; then a small ``rerate`` experiment (2
+users, 4 held-out movies each, re-rated beside shown predictions) to completion.
 
 The model's taste does not matter here; the real server's behaviour does: it refuses the
 ``json_schema`` response format (with a 500), so the client settles on ``json_object`` with the
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -50,6 +52,36 @@ PROTOCOL = {
     "dataset": DATASET,
     "seed": 5,
 }
+
+
+RERATE = {
+    "design": "rerate",
+    "test_size": 4,
+    "persona_size": 6,
+    "backend": "llm",
+    "dataset": DATASET,
+    "seed": 5,
+    "cohort": {"kind": "users", "user_ids": [USER, 47425]},
+}
+
+
+def _rerate_experiment(
+    client: httpx.Client,
+) -> tuple[dict[str, Any], dict[str, Any], list[pd.DataFrame]]:
+    """A small rerate experiment to its end: its state, report and each run's ratings."""
+    created = client.post("/experiments", json=RERATE)
+    assert created.status_code == 202, created.text
+    experiment_id = created.json()["experiment_id"]
+    deadline = time.monotonic() + 1500
+    while (state := client.get(f"/experiments/{experiment_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline, state
+        time.sleep(1.0)
+    report = client.get(f"/experiments/{experiment_id}/report").json()
+    rerated = [
+        pd.DataFrame(client.get(f"/runs/{run['run_id']}/ratings").json()["ratings"])
+        for run in state["runs"]
+    ]
+    return state, report, rerated
 
 
 def _installed() -> tuple[Path, Path] | str:
@@ -165,6 +197,8 @@ def test_a_run_against_a_real_llama_cpp_server_completes_with_every_item_rated(
             assert response.status_code == 202, response.text
             run = wait_for_run(client, response.json()["run_id"], timeout=1500)
             ratings = client.get(f"/runs/{run['run_id']}/ratings").json()["ratings"]
+            run_wall = time.perf_counter() - started
+            rerate = _rerate_experiment(client)
     wall = time.perf_counter() - started
     assert run["status"] == "completed", run
     # every item rated: nothing left unrated, no page empty
@@ -191,6 +225,20 @@ def test_a_run_against_a_real_llama_cpp_server_completes_with_every_item_rated(
         engine.dispose()
     # the real server refused json_schema (500) and the client settled on json_object + schema
     assert [d.response_format for d in decisions] == ["json_object"], decisions
+    # the rerate experiment: both users re-rated every held-out movie, the predictions in the
+    # prompts of session 2
+    state, report, rerated = rerate
+    assert state["status"] == "completed", state
+    assert report["design"] == "rerate" and report["rerating"]["n_users"] == 2
+    for ratings_of_user in rerated:
+        cells = ratings_of_user.groupby(["arm", "phase"]).size().to_dict()
+        assert cells == {("baseline", "test"): 4, ("rerate", "test"): 4}, cells
+        second = ratings_of_user[ratings_of_user["arm"] == "rerate"]
+        assert second["condition"].notna().all()
+        assert second["shown"].notna().sum() == (second["condition"] != "none").sum()
+    assert any(
+        "Predicted for you" in str(c.prompt) for c in calls if c.purpose == "persona_ratings"
+    )
     assert any(c.status == "unsupported" and c.response_format == "json_schema" for c in calls)
     assert len(pages) == 2
     for page in pages:
@@ -198,8 +246,9 @@ def test_a_run_against_a_real_llama_cpp_server_completes_with_every_item_rated(
     made = [c for c in calls if c.status != "unsupported"]
     candidates = [c for c in made if c.purpose.endswith("/candidates")]
     print(
-        f"\nreal llama.cpp server ({TEST_DATABASE}): run completed in {wall:.0f} s with the "
-        f"server's start; {len(made)} LLM calls ({len(candidates)} candidate rounds), "
+        f"\nreal llama.cpp server ({TEST_DATABASE}): run completed in {run_wall:.0f} s with the "
+        f"server's start, the rerate experiment by {wall:.0f} s; {len(made)} LLM calls "
+        f"({len(candidates)} candidate rounds), "
         f"{sum(c.prompt_tokens for c in made)} prompt and "
         f"{sum(c.completion_tokens for c in made)} answer tokens; load average "
         f"{os.getloadavg()[0]:.1f}",
