@@ -10,8 +10,12 @@ in TMDB's own shapes, with switchable failures and a request log.
         fake.stop(); fake.start()                   # down (connection refused), up on the same port
         fake.count("/3/movie/603"), fake.total, fake.times()   # what the proxy asked
 
-Paths: ``GET /3/movie/{id}`` (unknown id → 404 ``status_code`` 34) and
-``GET /3/search/movie?query=&year=&page=`` (case-insensitive substring of the title, year as
+Paths: ``GET /3/movie/{id}`` (unknown id → 404 ``status_code`` 34; ``append_to_response`` and
+``language``, which marks the title), its sub-resources (``/credits`` has one made-up actor so a
+test can tell TMDB's answer; ``/keywords`` from the TMDB 5000 file), ``/3/movie/popular``,
+``top_rated``, ``now_playing``, ``upcoming``, ``latest``, ``/3/discover/movie`` (``with_genres``,
+``primary_release_year``), ``/3/find/{imdb_id}``, ``/3/genre/movie/list``, ``/3/configuration``
+and ``GET /3/search/movie?query=&year=&page=`` (case-insensitive substring of the title, year as
 a filter, 20 per page). Auth like TMDB: ``?api_key=`` or ``Authorization: Bearer``; wrong → 401
 ``status_code`` 7. ``rate_limit=40`` makes it enforce TMDB's limit itself (429 ``status_code`` 25).
 """
@@ -19,6 +23,7 @@ a filter, 20 per page). Auth like TMDB: ``?api_key=`` or ``Authorization: Bearer
 from __future__ import annotations
 
 import asyncio
+import csv
 import functools
 import json
 import threading
@@ -35,7 +40,9 @@ from fastapi.responses import JSONResponse
 
 from tests.fakes.live import LiveServer, free_port
 
-MOVIES_JSONL = Path(__file__).resolve().parents[2].parent / "shared/data/tmdb-offline/movies.jsonl"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared/data"
+MOVIES_JSONL = SHARED_DATA / "tmdb-offline/movies.jsonl"
+TMDB_5000 = SHARED_DATA / "tmdb-5000/tmdb_5000_movies.csv"
 
 _DETAIL_DEFAULTS: dict[str, Any] = {
     "adult": False,
@@ -73,6 +80,13 @@ def load_movies(path: Path = MOVIES_JSONL) -> dict[int, dict[str, Any]]:
             detail.setdefault("status", "Released")
             movies[record["id"]] = {**_DETAIL_DEFAULTS, **detail}
     return movies
+
+
+@functools.lru_cache(maxsize=1)
+def load_keywords(path: Path = TMDB_5000) -> dict[int, list[dict[str, Any]]]:
+    """TMDB's keywords of the TMDB 5000 movies, by id (the fake's ``/keywords``)."""
+    with path.open(encoding="utf-8", newline="") as rows:
+        return {int(row["id"]): json.loads(row["keywords"] or "[]") for row in csv.DictReader(rows)}
 
 
 def tmdb_status(code: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -258,6 +272,24 @@ class FakeTmdb:
             )
         return response
 
+    def _localised(self, record: dict[str, Any], request: Request) -> dict[str, Any]:
+        """The record as TMDB answers it in ``language`` (here: the title marked with it)."""
+        body = dict(record)
+        language = request.query_params.get("language")
+        if language and language != "en-US":
+            body["title"] = f"[{language}] {body['title']}"
+        return body
+
+    def _list(self, kind: str, request: Request) -> dict[str, Any]:
+        if kind == "top_rated":
+            ranked = sorted(self.movies.values(), key=lambda m: -(m.get("vote_average") or 0.0))
+        else:
+            ranked = sorted(self.movies.values(), key=_by_popularity)
+        page = _page(ranked, request)
+        if kind in ("now_playing", "upcoming"):
+            page = {"dates": {"maximum": "2017-08-30", "minimum": "2017-07-19"}, **page}
+        return page
+
     def _build_app(self) -> FastAPI:
         app = FastAPI()
 
@@ -272,13 +304,84 @@ class FakeTmdb:
             self.reset_log()
             return {"ok": True}
 
-        @app.get("/3/movie/{movie_id}")
-        async def movie(movie_id: str, request: Request) -> JSONResponse:
+        @app.get("/3/movie/latest")
+        async def latest(request: Request) -> JSONResponse:
+            return await self._answer(
+                request,
+                lambda: JSONResponse(self._localised(self.movies[max(self.movies)], request)),
+            )
+
+        @app.get("/3/movie/{kind}")
+        async def movie(kind: str, request: Request) -> JSONResponse:
             def build() -> JSONResponse:
-                record = self.movies.get(int(movie_id)) if movie_id.isdigit() else None
-                return JSONResponse(record) if record is not None else tmdb_status(34)
+                if kind in _LISTS:
+                    return JSONResponse(self._list(kind, request))
+                record = self.movies.get(int(kind)) if kind.isdigit() else None
+                if record is None:
+                    return tmdb_status(34)
+                body = self._localised(record, request)
+                appended = request.query_params.get("append_to_response", "")
+                for name in dict.fromkeys(n for n in appended.split(",") if n):
+                    if name in _PARTS:
+                        body[name] = _part(record, name)
+                return JSONResponse(body)
 
             return await self._answer(request, build)
+
+        @app.get("/3/movie/{movie_id}/{name:path}")
+        async def movie_part(movie_id: str, name: str, request: Request) -> JSONResponse:
+            def build() -> JSONResponse:
+                record = self.movies.get(int(movie_id)) if movie_id.isdigit() else None
+                if record is None or name not in _PARTS:
+                    return tmdb_status(34)
+                return JSONResponse({"id": record["id"], **_part(record, name)})
+
+            return await self._answer(request, build)
+
+        @app.get("/3/discover/movie")
+        async def discover(request: Request) -> JSONResponse:
+            def build() -> JSONResponse:
+                wanted = {
+                    int(g) for g in request.query_params.get("with_genres", "").split(",") if g
+                }
+                year = request.query_params.get("primary_release_year", "")
+                hits = [
+                    m
+                    for m in self.movies.values()
+                    if wanted <= {g["id"] for g in m["genres"]}
+                    and m["release_date"].startswith(year)
+                ]
+                return JSONResponse(_page(sorted(hits, key=_by_popularity), request))
+
+            return await self._answer(request, build)
+
+        @app.get("/3/find/{external_id}")
+        async def find(external_id: str, request: Request) -> JSONResponse:
+            def build() -> JSONResponse:
+                hits = [
+                    _search_item(m)
+                    for m in self.movies.values()
+                    if request.query_params.get("external_source") == "imdb_id"
+                    and m.get("imdb_id") == external_id
+                ]
+                empty: dict[str, Any] = {name: [] for name in _FIND_KINDS}
+                return JSONResponse({**empty, "movie_results": hits})
+
+            return await self._answer(request, build)
+
+        @app.get("/3/genre/movie/list")
+        async def genres(request: Request) -> JSONResponse:
+            def build() -> JSONResponse:
+                seen = {g["id"]: g["name"] for m in self.movies.values() for g in m["genres"]}
+                return JSONResponse(
+                    {"genres": [{"id": k, "name": v} for k, v in sorted(seen.items())]}
+                )
+
+            return await self._answer(request, build)
+
+        @app.get("/3/configuration")
+        async def configuration(request: Request) -> JSONResponse:
+            return await self._answer(request, lambda: JSONResponse(_CONFIGURATION))
 
         @app.get("/3/search/movie")
         async def search(request: Request) -> JSONResponse:
@@ -307,6 +410,77 @@ class FakeTmdb:
             return await self._answer(request, build)
 
         return app
+
+
+_LISTS = ("popular", "top_rated", "now_playing", "upcoming")
+_FIND_KINDS = (
+    "movie_results", "person_results", "tv_results", "tv_episode_results", "tv_season_results",
+)  # fmt: skip
+_PAGED_PARTS = ("similar", "recommendations", "reviews", "lists")
+_PARTS = (
+    "credits", "keywords", "release_dates", "external_ids", "videos", "images",
+    "alternative_titles", "translations", "watch/providers", "casts", "trailers",
+    *_PAGED_PARTS,
+)  # fmt: skip
+_CONFIGURATION = {
+    "images": {
+        "base_url": "http://image.tmdb.org/t/p/",
+        "secure_base_url": "https://image.tmdb.org/t/p/",
+        "backdrop_sizes": ["w300", "w780", "w1280", "original"],
+        "logo_sizes": ["w45", "w92", "w154", "w185", "w300", "w500", "original"],
+        "poster_sizes": ["w92", "w154", "w185", "w342", "w500", "w780", "original"],
+        "profile_sizes": ["w45", "w185", "h632", "original"],
+        "still_sizes": ["w92", "w185", "w300", "original"],
+    },
+    "change_keys": ["adult", "budget", "cast", "crew", "genres", "images", "title", "videos"],
+}
+
+
+def _by_popularity(movie: dict[str, Any]) -> tuple[float, int]:
+    return -(movie.get("popularity") or 0.0), movie["id"]
+
+
+def _page(movies: list[dict[str, Any]], request: Request) -> dict[str, Any]:
+    page = int(request.query_params.get("page", "1"))
+    return {
+        "page": page,
+        "results": [_search_item(m) for m in movies[(page - 1) * 20 : page * 20]],
+        "total_pages": min(500, (len(movies) + 19) // 20),
+        "total_results": len(movies),
+    }
+
+
+def _part(movie: dict[str, Any], name: str) -> dict[str, Any]:
+    """A sub-resource as TMDB shapes it (without ``id``), with made-up but TMDB-shaped content
+    where the data files have none (one cast member, so a test can tell TMDB's answer)."""
+    if name == "trailers":
+        return {"quicktime": [], "youtube": []}
+    if name in ("credits", "casts"):
+        actor = {
+            "adult": False, "gender": 0, "id": 9_000_000 + movie["id"],
+            "known_for_department": "Acting", "name": f"Actor of {movie['id']}",
+            "original_name": f"Actor of {movie['id']}", "popularity": 1.0, "profile_path": None,
+            "cast_id": 1, "character": "Lead", "credit_id": f"c{movie['id']}", "order": 0,
+        }  # fmt: skip
+        return {"cast": [actor], "crew": []}
+    if name == "keywords":
+        return {"keywords": load_keywords().get(movie["id"], [])}
+    if name == "external_ids":
+        return {
+            "imdb_id": movie.get("imdb_id"), "wikidata_id": None, "facebook_id": None,
+            "instagram_id": None, "twitter_id": None,
+        }  # fmt: skip
+    if name == "images":
+        return {"backdrops": [], "logos": [], "posters": []}
+    if name == "alternative_titles":
+        return {"titles": []}
+    if name == "translations":
+        return {"translations": []}
+    if name == "watch/providers":
+        return {"results": {}}
+    if name in _PAGED_PARTS:
+        return {"page": 1, "results": [], "total_pages": 0, "total_results": 0}
+    return {"results": []}  # release_dates, videos
 
 
 def _search_item(movie: dict[str, Any]) -> dict[str, Any]:

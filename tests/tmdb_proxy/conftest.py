@@ -91,9 +91,14 @@ def service_of(client: httpx.AsyncClient) -> MovieService:
 def ml_small_offline_template(
     database_factory: DatabaseFactory, ml_small_template: str, shared_data: Path
 ) -> str:
-    """``ml-latest-small`` plus ``tmdb-offline/movies.jsonl`` imported (never write to it)."""
+    """``ml-latest-small`` plus ``tmdb-offline/movies.jsonl`` imported with the TMDB 5000 file's
+    keywords (never write to it)."""
     url = database_factory.new(template=ml_small_template)
-    import_tmdb_jsonl(url, shared_data / "tmdb-offline" / "movies.jsonl")
+    import_tmdb_jsonl(
+        url,
+        shared_data / "tmdb-offline" / "movies.jsonl",
+        tmdb_5000=shared_data / "tmdb-5000" / "tmdb_5000_movies.csv",
+    )
     return url
 
 

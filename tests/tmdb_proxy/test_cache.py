@@ -28,7 +28,8 @@ async def test_second_request_is_served_from_the_cache(
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert first.json()["title"] == "The Matrix"
-    assert first.json()["prefshift_source"] == "tmdb"
+    assert first.headers["x-prefshift-source"] == "tmdb"
+    assert "prefshift_source" not in first.json()
     assert first.json()["belongs_to_collection"] is None  # TMDB's fields pass through
     assert fake_tmdb.count(f"/3/movie/{MATRIX}") == 1
     assert stats["hits"] == 1 and stats["misses"] == 1

@@ -46,10 +46,10 @@ async def test_every_seed_cohort_movie_is_served_with_overview_and_genres(
         assert summary.skipped == 0 and summary.lines == 17_357  # 7 ids twice: the last wins
     async with make_proxy_factory(seed_cohort_database_url)() as client:
         served = await _serve_all(client, sorted(expected))
+        sample = await client.get(f"/3/movie/{min(expected)}")
 
     assert set(served) == set(expected)
-    source = "offline" if imported else "movielens"
-    assert {movie["prefshift_source"] for movie in served.values()} == {source}
+    assert sample.headers["x-prefshift-source"] == ("offline" if imported else "movielens")
     for tmdb_id, record in expected.items():
         movie = served[tmdb_id]
         assert movie["overview"] == (record["overview"] or ""), tmdb_id
@@ -66,10 +66,11 @@ async def test_movielens_only_movies_get_mapped_genres_and_year(
     ml_small_database_url: str,
 ) -> None:
     async with make_proxy_factory(ml_small_database_url)() as client:
-        toy_story = (await client.get("/3/movie/862")).json()
+        toy_story_response = await client.get("/3/movie/862")
+        toy_story = toy_story_response.json()
         unknown = await client.get("/3/movie/2000000000")
+    assert toy_story_response.headers["x-prefshift-source"] == "movielens"
     # MovieLens: Adventure|Animation|Children|Comedy|Fantasy; Children is TMDB's Family
-    assert toy_story["prefshift_source"] == "movielens"
     assert toy_story["title"] == "Toy Story"  # MovieLens: "Toy Story (1995)"
     assert toy_story["_year_from_movielens"] == 1995
     assert toy_story["release_date"] == ""
@@ -84,8 +85,9 @@ async def test_imported_records_win_over_dataset_movies(
     ml_small_offline_database_url: str,
 ) -> None:
     async with make_proxy_factory(ml_small_offline_database_url)() as client:
-        matrix = (await client.get("/3/movie/603")).json()
-    assert matrix["prefshift_source"] == "offline"
+        matrix_response = await client.get("/3/movie/603")
+    matrix = matrix_response.json()
+    assert matrix_response.headers["x-prefshift-source"] == "offline"
     assert matrix["release_date"] == "1999-03-30"
     assert matrix["runtime"] == 136
 

@@ -18,7 +18,18 @@ class TestProxySchema(SchemaContract):
     api_token = "schemathesis-proxy-token"
     operations = (
         "GET /3/movie/{tmdb_id}",
+        "GET /3/movie/{tmdb_id}/{part}",
+        "GET /3/movie/{tmdb_id}/watch/providers",
+        "GET /3/movie/popular",
+        "GET /3/movie/top_rated",
+        "GET /3/movie/now_playing",
+        "GET /3/movie/upcoming",
+        "GET /3/movie/latest",
         "GET /3/search/movie",
+        "GET /3/discover/movie",
+        "GET /3/find/{external_id}",
+        "GET /3/genre/movie/list",
+        "GET /3/configuration",
         "POST /movies/batch",
         "GET /cache/stats",
         "GET /healthz",

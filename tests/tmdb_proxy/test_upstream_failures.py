@@ -148,7 +148,7 @@ async def test_tmdb_down_falls_back_to_imported_records(
         response = await client.get(f"/3/movie/{TOY_STORY}")
         search = await client.get("/3/search/movie", params={"query": "Toy Story"})
     assert response.status_code == 200
-    assert response.json()["prefshift_source"] == "offline"
+    assert response.headers["x-prefshift-source"] == "offline"
     assert search.status_code == 200
     assert search.json()["results"][0]["id"] == TOY_STORY
 

@@ -39,6 +39,15 @@ def import_tmdb(
     file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, help="TMDB-shaped JSON lines."
     ),
+    tmdb_5000: Path | None = typer.Option(
+        None,
+        "--tmdb-5000",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="A TMDB 5000 movies file (tmdb_5000_movies.csv): its keywords and the TMDB fields "
+        "the records lack are added to the records of its movies.",
+    ),
 ) -> None:
     """Import TMDB-shaped records (one JSON object per line, as TMDB's `GET /3/movie/{id}`
     answers) as tmdb-proxy's offline source. Idempotent: re-importing replaces the same ids."""
@@ -53,6 +62,7 @@ def import_tmdb(
             settings.resolved_database_url,
             file,
             on_progress=lambda done: progress.update(task, completed=done),
+            tmdb_5000=tmdb_5000,
         )
         progress.update(task, completed=total)
     console.print(f"imported {summary.imported} records, skipped {summary.skipped}")

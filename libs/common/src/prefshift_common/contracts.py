@@ -276,9 +276,6 @@ class TmdbMovie(BaseModel):
     vote_count: int | None = None
     popularity: float | None = None
     poster_path: str | None = None
-    prefshift_source: Literal["tmdb", "offline", "movielens"] | None = Field(
-        default=None, description="Where prefshift got the record (not a TMDB field)."
-    )
 
     @property
     def year(self) -> int | None:

@@ -1,5 +1,5 @@
-"""Routes of the tmdb-proxy service: TMDB's own v3 paths (drop-in: a TMDB client only changes
-its base URL), a batch endpoint and cache statistics."""
+"""Routes of the tmdb-proxy service of its own: a batch endpoint and cache statistics (TMDB's
+own v3 paths are in :mod:`prefshift_tmdb_proxy.tmdb_api`)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,15 @@ import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from prefshift_common.contracts import (
     MovieBatchRequest,
     MovieBatchResponse,
-    NoNul,
-    SearchResults,
-    TmdbMovie,
 )
 from prefshift_common.errors import error_responses
-from prefshift_tmdb_proxy.schemas import NOT_FOUND, CacheStats, TmdbStatus
+from prefshift_tmdb_proxy.schemas import CacheStats
 from prefshift_tmdb_proxy.service import MovieService
 from prefshift_tmdb_proxy.upstream import TmdbCredentialsRejected, TmdbRejected, TmdbUnavailable
 
@@ -27,6 +24,9 @@ router = APIRouter()
 T = TypeVar("T")
 #: How often a request that waits checks whether its client is still there.
 DISCONNECT_POLL_S = 0.25
+#: Where an answer came from: ``tmdb`` (TMDB or its cached answer), ``offline`` (an imported
+#: record), ``movielens`` (a dataset's own movie). Never in the body: TMDB has no such field.
+SOURCE_HEADER = "x-prefshift-source"
 
 
 class ClientGone(Exception):
@@ -59,82 +59,6 @@ _UPSTREAM_ERRORS = error_responses(TmdbCredentialsRejected, TmdbUnavailable)
 _UPSTREAM_ERRORS[502]["description"] = (
     f"{TmdbCredentialsRejected.description} / {TmdbRejected.description}"
 )
-
-
-@router.get(
-    "/3/movie/{tmdb_id}",
-    response_model=TmdbMovie,
-    response_model_exclude_unset=True,
-    tags=["tmdb"],
-    responses={
-        **_UPSTREAM_ERRORS,
-        404: {"model": TmdbStatus, "description": "TMDB does not know the id (status_code 34)."},
-    },
-)
-async def get_movie(
-    tmdb_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="TMDB movie id.")],
-    movies: MovieServiceDep,
-    request: Request,
-) -> Any:
-    """A movie in the shape of TMDB's `GET /3/movie/{movie_id}`.
-
-    Served from the cache (or, with no TMDB key, from imported records and then the imported
-    datasets' own MovieLens title, year and genres); `prefshift_source` says which. An unknown
-    id answers TMDB's own 404 body. Query parameters TMDB clients send (`api_key`, `language`)
-    are accepted and ignored. When TMDB does not answer within the request deadline, an expired
-    copy answers (header `X-Prefshift-Stale: true`), else the offline record; with no copy at
-    all, a 503.
-    """
-    try:
-        batch = await unless_disconnected(request, movies.movie(tmdb_id))
-    except ClientGone:
-        return Response(status_code=499)
-    if batch.deferred:
-        raise TmdbUnavailable(
-            f"TMDB did not answer for movie {tmdb_id} in time and no copy exists; it is fetched "
-            "in the background, ask again later"
-        )
-    movie = batch.found.get(tmdb_id)
-    headers = {"x-prefshift-stale": "true"} if batch.stale else None
-    if movie is None:
-        return JSONResponse(status_code=404, content=NOT_FOUND.model_dump(), headers=headers)
-    return Response(content=movie, media_type="application/json", headers=headers)
-
-
-@router.get(
-    "/3/search/movie",
-    response_model=SearchResults,
-    tags=["tmdb"],
-    responses=_UPSTREAM_ERRORS,
-)
-async def search_movies(
-    movies: MovieServiceDep,
-    query: Annotated[
-        str,
-        Query(
-            max_length=500,
-            description="Title to look for (no NUL characters).",
-            json_schema_extra={"pattern": "^[^\\u0000]*$"},
-        ),
-        NoNul,
-    ] = "",
-    year: Annotated[int | None, Query(ge=1000, le=9999, description="Release year.")] = None,
-    primary_release_year: Annotated[
-        int | None, Query(ge=1000, le=9999, description="Synonym of `year` here.")
-    ] = None,
-    page: Annotated[int, Query(ge=1, le=500, description="20 results per page.")] = 1,
-) -> Any:
-    """Search movies by title, in the shape of TMDB's `GET /3/search/movie`.
-
-    With a TMDB key this is TMDB's answer (cached in memory for a while). Without one — or when
-    TMDB is unavailable — an offline title index answers: fuzzy matching that knows MovieLens's
-    "Matrix, The" is "The Matrix"; with `year`, movies more than a year off are left out (TMDB
-    filters on the exact year) and the closer years rank first. Offline results without a
-    `release_date` carry the MovieLens year as `_year_from_movielens`.
-    """
-    if not query.strip():
-        return {"page": page, "results": [], "total_pages": 0, "total_results": 0}
-    return await movies.search(query=query, year=year or primary_release_year, page=page)
 
 
 @router.post(
@@ -173,7 +97,7 @@ async def movies_batch(
     body = b"".join(
         (
             b'{"movies":[',
-            b",".join(found[tmdb_id] for tmdb_id in ordered if tmdb_id in found),
+            b",".join(found[tmdb_id].body for tmdb_id in ordered if tmdb_id in found),
             b'],"missing":',
             json.dumps(not_found).encode(),
             b',"stale":',

@@ -7,6 +7,7 @@ importing a newer file replaces the records it holds.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,7 +61,49 @@ def offline_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _records(path: Path, summary: ImportSummary) -> Iterator[dict[str, Any]]:
+#: Columns of the TMDB 5000 movies file that hold TMDB's JSON, and those that are numbers.
+_JSON_COLUMNS = ("genres", "production_companies", "production_countries", "spoken_languages")
+_NUMBER_COLUMNS = {"budget": int, "revenue": int, "runtime": int, "popularity": float}
+_TEXT_COLUMNS = (
+    "homepage", "original_language", "original_title", "release_date", "status", "tagline",
+)  # fmt: skip
+
+
+def read_tmdb_5000(path: Path) -> dict[int, dict[str, Any]]:
+    """TMDB's fields of the movies of a TMDB 5000 movies file (``tmdb_5000_movies.csv``), by
+    id: ``keywords`` (as ``append_to_response=keywords`` answers them), the JSON columns, and
+    the numbers and texts the JSON-lines records may lack."""
+    csv.field_size_limit(1 << 24)  # the JSON columns are long
+    extras: dict[int, dict[str, Any]] = {}
+    with path.open(encoding="utf-8", newline="") as rows:
+        for row in csv.DictReader(rows):
+            if not (row.get("id") or "").isdigit():
+                continue
+            fields: dict[str, Any] = {"keywords": {"keywords": json.loads(row["keywords"] or "[]")}}
+            for column in _JSON_COLUMNS:
+                if row.get(column):
+                    fields[column] = json.loads(row[column])
+            for column, kind in _NUMBER_COLUMNS.items():
+                if row.get(column):
+                    fields[column] = kind(float(row[column]))
+            for column in _TEXT_COLUMNS:
+                if row.get(column):
+                    fields[column] = row[column]
+            extras[int(row["id"])] = fields
+    return extras
+
+
+def with_extras(record: dict[str, Any], extras: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """A record with the TMDB 5000 fields it lacks (its own values win)."""
+    found = extras.get(record.get("id"))  # type: ignore[arg-type]
+    if not found:
+        return record
+    return {**found, **{k: v for k, v in record.items() if v is not None}}
+
+
+def _records(
+    path: Path, summary: ImportSummary, extras: dict[int, dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
@@ -74,7 +117,7 @@ def _records(path: Path, summary: ImportSummary) -> Iterator[dict[str, Any]]:
                 record = json.loads(raw)
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
-                yield offline_row(record)
+                yield offline_row(with_extras(record, extras) if extras else record)
             except ValueError as exc:
                 summary.skip(number, str(exc))
 
@@ -85,9 +128,13 @@ def import_tmdb_jsonl(
     *,
     batch_size: int = BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
+    tmdb_5000: Path | None = None,
 ) -> ImportSummary:
-    """Upsert the records of a JSON-lines file; ``on_progress`` gets the records written so far."""
+    """Upsert the records of a JSON-lines file; ``on_progress`` gets the records written so far.
+    With ``tmdb_5000`` (a ``tmdb_5000_movies.csv``), records of its movies get its keywords and
+    the TMDB fields they lack (budget, revenue, companies, countries, languages, …)."""
     summary = ImportSummary()
+    extras = read_tmdb_5000(tmdb_5000) if tmdb_5000 is not None else {}
     engine = create_sync_db_engine(database_url)
     try:
         dialect = engine.dialect.name
@@ -104,7 +151,7 @@ def import_tmdb_jsonl(
             if on_progress is not None:
                 on_progress(summary.imported)
 
-        for row in _records(path, summary):
+        for row in _records(path, summary, extras):
             batch[row["tmdb_id"]] = row
             if len(batch) >= batch_size:
                 flush()

@@ -15,7 +15,10 @@ from prefshift_common.db import is_sqlite
 from prefshift_common.http import create_http_client
 from prefshift_tmdb_proxy.api import router
 from prefshift_tmdb_proxy.config import Settings
+from prefshift_tmdb_proxy.paths import TmdbPaths
 from prefshift_tmdb_proxy.service import MovieService
+from prefshift_tmdb_proxy.tmdb_api import install_tmdb_errors
+from prefshift_tmdb_proxy.tmdb_api import router as tmdb_router
 from prefshift_tmdb_proxy.upstream import (
     RateLimiter,
     TmdbClient,
@@ -69,6 +72,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             refresh_queue_size=settings.tmdb_proxy_refresh_queue_size,
         )
         app.state.movie_service = service
+        app.state.tmdb_paths = TmdbPaths(
+            movies=service,
+            client=client,
+            sessions=database.sessions,
+            cache_size=settings.tmdb_proxy_search_cache_size,
+            cache_ttl_s=settings.tmdb_proxy_negative_ttl_s,
+            refresh_s=settings.tmdb_proxy_index_refresh_s,
+            deadline_s=settings.tmdb_proxy_request_deadline_s,
+        )
         if client is not None:
             service.refresher.start()
         log.info("tmdb_proxy_started", mode="online" if settings.online else "offline")
@@ -81,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await http.aclose()
             remove_key_scrubber(scrubber)
 
-    return create_service_app(
+    app = create_service_app(
         service="tmdb-proxy",
         description=__doc__ or "",
         settings=settings,
@@ -93,6 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else {"pool_size": settings.tmdb_proxy_db_pool_size},
         routers=[router],
     )
+    # TMDB's paths authenticate and answer errors as TMDB does (api_key or bearer, TMDB bodies)
+    app.include_router(tmdb_router)
+    install_tmdb_errors(app)
+    return app
 
 
 def run() -> None:

@@ -1,5 +1,5 @@
-"""TMDB-shaped records: TMDB ``genres`` objects and the typed columns of a payload,
-and records built from a dataset's own movies (the vocabulary is ``prefshift_common.movies``)."""
+"""TMDB-shaped records: TMDB ``genres`` objects, records built from a dataset's own movies and
+search results (the vocabulary is ``prefshift_common.movies``)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prefshift_common.movies import TMDB_GENRE_IDS, display_titles, tmdb_genres
+from prefshift_tmdb_proxy.shapes import list_item
 
 
 def genres_from_names(names: Iterable[str]) -> list[dict[str, Any]]:
     """TMDB ``genres`` objects for genre names (MovieLens or TMDB spelling), unknown dropped."""
     return [{"id": TMDB_GENRE_IDS[name.lower()], "name": name} for name in tmdb_genres(names)]
-
-
-def normalise(payload: dict[str, Any], source: str) -> dict[str, Any]:
-    """A copy in the shape TMDB answers: ``release_date`` is a string ("" when unknown), and
-    ``prefshift_source`` says where the record came from."""
-    record = dict(payload)
-    if record.get("release_date") is None:
-        record["release_date"] = ""
-    record["prefshift_source"] = source
-    return record
 
 
 def from_dataset_movie(
@@ -54,31 +45,18 @@ def from_dataset_movie(
         "genres": genres_from_names(names),
         "vote_average": vote_average,
         "vote_count": vote_count,
-        "popularity": None,
-        "poster_path": None,
-        "prefshift_source": "movielens",
     }
 
 
 def search_result(payload: dict[str, Any], *, year: int | None = None) -> dict[str, Any]:
-    """The ``results[]`` item of ``GET /3/search/movie`` for a details record, plus, where TMDB's
+    """The ``results[]`` item of ``GET /3/search/movie`` for a details record (the numbers TMDB
+    always sends as ``0`` where unknown: the search contract requires them), plus, where TMDB's
     release date is unknown, the MovieLens year as ``_year_from_movielens`` (the record's own,
     else ``year``: the offline index's year, which the datasets fill in)."""
-    result = {
-        "id": payload["id"],
-        "title": payload.get("title") or "",
-        "original_title": payload.get("original_title") or payload.get("title") or "",
-        "release_date": payload.get("release_date") or "",
-        "overview": payload.get("overview") or "",
-        "genre_ids": [g["id"] for g in payload.get("genres") or [] if isinstance(g, dict)],
-        "vote_average": payload.get("vote_average") or 0.0,
-        "vote_count": payload.get("vote_count") or 0,
-        "popularity": payload.get("popularity") or 0.0,
-        "poster_path": payload.get("poster_path"),
-        "prefshift_source": payload.get("prefshift_source"),
-    }
-    if not result["release_date"]:
-        known = payload.get("_year_from_movielens") or year
-        if known:
-            result["_year_from_movielens"] = known
+    result = list_item(payload)
+    result["vote_average"] = result["vote_average"] or 0.0
+    result["vote_count"] = result["vote_count"] or 0
+    result["popularity"] = result["popularity"] or 0.0
+    if not result["release_date"] and "_year_from_movielens" not in result and year:
+        result["_year_from_movielens"] = year
     return result

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_datasets import repository as datasets_repository
-from prefshift_datasets.models import Dataset, Movie
+from prefshift_datasets.models import Dataset, Movie, Rating
 from prefshift_datasets.repository import MovieRecord
 from prefshift_tmdb_proxy.models import CachedMovie, OfflineMovie
 from prefshift_tmdb_proxy.records import from_dataset_movie
@@ -239,3 +239,30 @@ async def dataset_tmdb_ids(session: AsyncSession, dataset_id: int) -> list[int]:
         .distinct()
     )
     return sorted(tmdb_id for tmdb_id in rows if tmdb_id is not None)
+
+
+async def all_offline(session: AsyncSession) -> dict[int, dict[str, Any]]:
+    """Every imported payload (the offline catalogue of lists, discover and find)."""
+    rows = await session.execute(select(OfflineMovie.tmdb_id, OfflineMovie.payload))
+    return {tmdb_id: payload for tmdb_id, payload in rows}
+
+
+async def all_dataset_movies(session: AsyncSession) -> dict[int, dict[str, Any]]:
+    """TMDB-shaped records of every movie of the imported datasets that has a TMDB id."""
+    ids = await session.scalars(select(Movie.tmdb_id).where(Movie.tmdb_id.is_not(None)).distinct())
+    return await dataset_movies(session, [tmdb_id for tmdb_id in ids if tmdb_id is not None])
+
+
+async def rating_counts(session: AsyncSession) -> dict[int, int]:
+    """How many ratings each TMDB id has across the imported datasets (offline popularity)."""
+    rows = await session.execute(
+        select(Movie.tmdb_id, func.count())
+        .select_from(Rating)
+        .join(
+            Movie,
+            (Movie.dataset_id == Rating.dataset_id) & (Movie.movielens_id == Rating.movielens_id),
+        )
+        .where(Movie.tmdb_id.is_not(None))
+        .group_by(Movie.tmdb_id)
+    )
+    return {tmdb_id: int(count) for tmdb_id, count in rows if tmdb_id is not None}

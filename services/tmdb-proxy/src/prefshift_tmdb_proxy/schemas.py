@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class TmdbStatus(BaseModel):
@@ -13,6 +13,37 @@ class TmdbStatus(BaseModel):
     success: bool = False
     status_code: int = Field(examples=[34])
     status_message: str = Field(examples=["The resource you requested could not be found."])
+
+
+class TmdbObject(BaseModel):
+    """A TMDB answer passed through in TMDB's shape (see TMDB's documentation of the path)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TmdbPage(TmdbObject):
+    """TMDB's paged list: 20 items a page, at most 500 pages."""
+
+    page: int
+    results: list[dict[str, Any]]
+    total_pages: int
+    total_results: int
+
+
+class FindResults(TmdbObject):
+    """``/3/find/{external_id}``: what the id names, by kind."""
+
+    movie_results: list[dict[str, Any]]
+    person_results: list[dict[str, Any]]
+    tv_results: list[dict[str, Any]]
+    tv_episode_results: list[dict[str, Any]]
+    tv_season_results: list[dict[str, Any]]
+
+
+class GenreList(TmdbObject):
+    """``/3/genre/movie/list``."""
+
+    genres: list[dict[str, Any]]
 
 
 NOT_FOUND = TmdbStatus(

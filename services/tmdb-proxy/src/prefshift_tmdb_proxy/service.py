@@ -23,7 +23,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,11 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prefshift_common.movies import release_year
 from prefshift_tmdb_proxy import repository
-from prefshift_tmdb_proxy.records import normalise, search_result
+from prefshift_tmdb_proxy.records import search_result
 from prefshift_tmdb_proxy.refresher import Refresher
 from prefshift_tmdb_proxy.repository import CacheEntry
 from prefshift_tmdb_proxy.schemas import CacheStats
 from prefshift_tmdb_proxy.search import TitleIndex
+from prefshift_tmdb_proxy.shapes import details
 from prefshift_tmdb_proxy.upstream import TmdbClient, TmdbUnavailable
 
 log = structlog.get_logger(__name__)
@@ -45,8 +46,20 @@ log = structlog.get_logger(__name__)
 PAGE_SIZE = 20  # TMDB's search page size
 MAX_SEARCH_RESULTS = 10_000  # TMDB caps search at 500 pages of 20
 
-#: An encoded movie, or None for "nobody knows this id".
-Answer = bytes | None
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A movie's details, encoded, and where they came from (``tmdb``: TMDB or its cached
+    answer; ``offline``: an imported record; ``movielens``: a dataset's own movie)."""
+
+    body: bytes
+    source: str
+
+
+#: A movie as served, or None for "nobody knows this id".
+Answer = Served | None
+#: An offline record and its source (``offline`` or ``movielens``).
+OfflineRecord = tuple[dict[str, Any], str]
 
 
 def _utcnow() -> datetime:
@@ -90,7 +103,7 @@ class Memo:
 class Batch:
     """The answers to a batch of ids, and which of them did not come fresh from TMDB."""
 
-    found: dict[int, bytes] = field(default_factory=dict)
+    found: dict[int, Served] = field(default_factory=dict)
     #: answered from an expired cached copy of TMDB's record
     stale: list[int] = field(default_factory=list)
     #: answered from imported records or the dataset's own movie, TMDB not asked in time
@@ -144,7 +157,7 @@ class MovieService:
         self._index_checked = -math.inf
         self._index_refresh = index_refresh_s
         self._index_lock = asyncio.Lock()
-        self._search_cache: OrderedDict[tuple[str, int | None, int], tuple[float, Any]] = (
+        self._search_cache: OrderedDict[tuple[tuple[str, str], ...], tuple[float, Any]] = (
             OrderedDict()
         )
         self._search_cache_size = search_cache_size
@@ -243,12 +256,13 @@ class MovieService:
                 without_copy.append(tmdb_id)
                 continue
             payload = stale.payload
-            answers[tmdb_id] = encode(normalise(payload, "tmdb")) if payload is not None else None
+            answers[tmdb_id] = Served(encode(details(payload)), "tmdb") if payload else None
             batch.stale.append(tmdb_id)
-        offline = await self._offline_movies(without_copy) if without_copy else {}
+        offline = await self.offline_records(without_copy) if without_copy else {}
         for tmdb_id in without_copy:
             if tmdb_id in offline:
-                answers[tmdb_id] = encode(offline[tmdb_id])
+                record, source = offline[tmdb_id]
+                answers[tmdb_id] = Served(encode(details(record)), source)
                 batch.fallback.append(tmdb_id)
             else:
                 batch.deferred.append(tmdb_id)
@@ -265,35 +279,49 @@ class MovieService:
         return answers
 
     def _remember(self, tmdb_id: int, row: CacheEntry) -> Answer:
-        answer = encode(normalise(row.payload, "tmdb")) if row.payload is not None else None
+        answer = Served(encode(details(row.payload)), "tmdb") if row.payload else None
         self._memo.put(tmdb_id, answer, row.expires_at.timestamp())
         return answer
 
     async def _offline_answers(self, ids: list[int]) -> dict[int, Answer]:
-        found = await self._offline_movies(ids)
+        found = await self.offline_records(ids)
         # Offline records change only on import: remember them until the next index check.
         expires = time.time() + self._index_refresh
         answers: dict[int, Answer] = {}
         for tmdb_id in ids:
-            answer = encode(found[tmdb_id]) if tmdb_id in found else None
+            answer: Answer = None
+            if tmdb_id in found:
+                record, source = found[tmdb_id]
+                answer = Served(encode(details(record)), source)
             self._memo.put(tmdb_id, answer, expires)
             answers[tmdb_id] = answer
         self.misses += len(ids) - len(found)
         self.hits += len(found)
         return answers
 
-    async def _offline_movies(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+    async def offline_records(self, ids: list[int]) -> dict[int, OfflineRecord]:
         """Imported records first, then the datasets' own movies."""
         async with self._sessions() as session:
             imported = await repository.offline(session, ids)
-            rest = [tmdb_id for tmdb_id in ids if tmdb_id not in imported]
+            # imported records with no date at all get the dataset's MovieLens year
+            undated = [
+                tmdb_id
+                for tmdb_id, record in imported.items()
+                if not record.get("release_date") and record.get("_year_from_movielens") is None
+            ]
+            rest = [tmdb_id for tmdb_id in ids if tmdb_id not in imported] + undated
             from_datasets = await repository.dataset_movies(session, rest) if rest else {}
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, OfflineRecord] = {}
         for tmdb_id in ids:
             if tmdb_id in imported:
-                found[tmdb_id] = normalise(imported[tmdb_id], "offline")
+                record = imported[tmdb_id]
+                dataset_record = from_datasets.get(tmdb_id)
+                if tmdb_id in undated and dataset_record is not None:
+                    year = dataset_record["_year_from_movielens"]
+                    record = {**record, "_year_from_movielens": year}
+                found[tmdb_id] = (record, "offline")
             elif tmdb_id in from_datasets:
-                found[tmdb_id] = normalise(from_datasets[tmdb_id], "movielens")
+                found[tmdb_id] = (from_datasets[tmdb_id], "movielens")
         return found
 
     async def _fetch(self, tmdb_id: int) -> Answer:
@@ -386,19 +414,24 @@ class MovieService:
 
     # --- search -------------------------------------------------------------------------------
 
-    async def search(self, *, query: str, year: int | None, page: int) -> dict[str, Any]:
-        """``GET /3/search/movie``: TMDB's answer online (cached briefly in memory), the title
-        index offline or when TMDB is unavailable."""
+    async def search(
+        self, *, query: str, year: int | None, page: int, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """``GET /3/search/movie``: TMDB's answer to the client's parameters ``params`` online
+        (cached briefly in memory), the title index (``query``, ``year``, ``page``) offline or
+        when TMDB is unavailable."""
         if self._client is None:
             return await self._offline_search(query=query, year=year, page=page)
-        key = (query.casefold().strip(), year, page)
+        params = {**params, "query": query, "page": str(page)}
+        # "Matrix" and "matrix " are one search (the first one's words go to TMDB)
+        key = tuple(sorted({**params, "query": query.casefold().strip()}.items()))
         cached = self._search_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             self._search_cache.move_to_end(key)
             return dict(cached[1])
         try:
             async with asyncio.timeout(self._deadline):
-                body = await self._client.search(query=query, year=year, page=page)
+                body = await self._client.search(params)
         except (TmdbUnavailable, TimeoutError):
             index = await self._title_index()
             if len(index) == 0:
@@ -416,9 +449,9 @@ class MovieService:
         matches = await asyncio.to_thread(index.search, query, year, MAX_SEARCH_RESULTS)
         total = len(matches)
         chosen = matches[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        records = await self._offline_movies([m.row.tmdb_id for m in chosen])
+        records = await self.offline_records([m.row.tmdb_id for m in chosen])
         results = [
-            search_result(records[m.row.tmdb_id], year=m.row.year)
+            search_result(records[m.row.tmdb_id][0], year=m.row.year)
             for m in chosen
             if m.row.tmdb_id in records
         ]

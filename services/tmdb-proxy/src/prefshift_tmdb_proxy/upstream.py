@@ -14,6 +14,7 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,14 +181,19 @@ class TmdbClient:
             return None
         return _json_object(response)
 
-    async def search(self, *, query: str, year: int | None, page: int) -> dict[str, Any]:
-        """TMDB's ``/3/search/movie`` answer, as TMDB sent it."""
-        params: dict[str, Any] = {"query": query, "page": page, "include_adult": "false"}
-        if year is not None:
-            params["year"] = year
-        response = await self._get("/3/search/movie", params)
+    async def search(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """TMDB's ``/3/search/movie`` answer to these parameters, as TMDB sent it."""
+        response = await self._get("/3/search/movie", {"include_adult": "false", **params})
         if response.status_code == 404:
             raise TmdbRejected("TMDB answered 404 to a search")
+        return _json_object(response)
+
+    async def get_json(self, path: str, params: Mapping[str, str]) -> dict[str, Any] | None:
+        """TMDB's answer to ``GET path?params`` (the client's parameters passed through), or
+        None when TMDB answers 404."""
+        response = await self._get(path, dict(params))
+        if response.status_code == 404:
+            return None
         return _json_object(response)
 
     def _auth(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
