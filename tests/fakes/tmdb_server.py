@@ -416,7 +416,7 @@ _LISTS = ("popular", "top_rated", "now_playing", "upcoming")
 _FIND_KINDS = (
     "movie_results", "person_results", "tv_results", "tv_episode_results", "tv_season_results",
 )  # fmt: skip
-_PAGED_PARTS = ("similar", "recommendations", "reviews", "lists")
+_PAGED_PARTS = ("similar", "similar_movies", "recommendations", "reviews", "lists")
 _PARTS = (
     "credits", "keywords", "release_dates", "external_ids", "videos", "images",
     "alternative_titles", "translations", "watch/providers", "casts", "trailers",

@@ -209,7 +209,7 @@ def test_tmdbv3api_movie_calls(v3: Any, proxy: Proxy) -> None:
         {"with_genres": "28,878", "primary_release_year": 1999}
     )
     assert MATRIX in {m.id for m in discovered}
-    assert v3.Configuration().info().images.secure_base_url.startswith("https://")
+    assert v3.Configuration().api_configuration().images.secure_base_url.startswith("https://")
 
 
 def test_tmdbv3api_raises_what_it_raises_against_tmdb(v3: Any, proxy: Proxy) -> None:

@@ -37,6 +37,14 @@ class TestProxySchema(SchemaContract):
     )
 
     database_template = "ml_small_offline_template"
+    #: the offline catalogue (lists, similar) is built at start-up: slow on a busy machine
+    timeout = 60.0
+
+    def examples(self, method: str, path: str) -> int:
+        # TMDB's list and sub-resource paths share one handler shape: fewer draws each
+        if path.startswith("/3/") and path not in ("/3/movie/{tmdb_id}", "/3/search/movie"):
+            return 15
+        return self.max_examples
 
     @pytest.fixture(scope="class")
     @classmethod

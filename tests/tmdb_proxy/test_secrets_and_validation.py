@@ -1,5 +1,6 @@
-"""Bad input gets 422 before it reaches the database; the TMDB key appears in no log line, no
-response and no cache row, whatever happens upstream."""
+"""Bad input is refused before it reaches the database (422 in the envelope; on TMDB's paths
+TMDB's error body and status); the TMDB key appears in no log line, no response and no cache
+row, whatever happens upstream."""
 
 from __future__ import annotations
 
@@ -14,27 +15,43 @@ from tests.tmdb_proxy.conftest import TMDB_KEY, ProxyFactory
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "payload"),
+    ("path", "status", "tmdb_code"),
     [
-        ("GET", "/3/movie/abc", None),
-        ("GET", "/3/movie/0", None),
-        ("GET", "/3/movie/-5", None),
-        ("GET", "/3/movie/99999999999", None),
-        ("GET", "/3/search/movie?query=Mat%00rix", None),
-        ("GET", "/3/search/movie?query=Matrix&page=501", None),
-        ("GET", "/3/search/movie?query=Matrix&year=abc", None),
-        ("POST", "/movies/batch", {"tmdb_ids": list(range(1, 502))}),
-        ("POST", "/movies/batch", {"tmdb_ids": []}),
-        ("POST", "/movies/batch", {"tmdb_ids": ["x"]}),
-        ("POST", "/movies/batch", {"tmdb_ids": [1], "extra": "\u0000"}),
-        ("POST", "/movies/batch", {}),
+        ("/3/movie/abc", 404, 34),
+        ("/3/movie/0", 404, 34),
+        ("/3/movie/-5", 404, 34),
+        ("/3/movie/99999999999", 404, 34),
+        ("/3/search/movie?query=Mat%00rix", 422, 5),
+        ("/3/search/movie?query=Matrix&page=501", 400, 22),
+        ("/3/search/movie?query=Matrix&year=abc", 422, 5),
+    ],
+)
+async def test_bad_requests_on_tmdb_paths_get_tmdbs_error_body(
+    proxy: ProxyFactory, path: str, status: int, tmdb_code: int
+) -> None:
+    async with proxy() as client:
+        response = await client.get(path)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False and body["status_code"] == tmdb_code
+    assert isinstance(body["status_message"], str) and body["status_message"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"tmdb_ids": list(range(1, 502))},
+        {"tmdb_ids": []},
+        {"tmdb_ids": ["x"]},
+        {"tmdb_ids": [1], "extra": "\u0000"},
+        {},
     ],
 )
 async def test_bad_requests_get_422_in_the_error_envelope(
-    proxy: ProxyFactory, method: str, path: str, payload: object
+    proxy: ProxyFactory, payload: object
 ) -> None:
     async with proxy() as client:
-        response = await client.request(method, path, json=payload)
+        response = await client.post("/movies/batch", json=payload)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "validation_error"
 
@@ -74,8 +91,8 @@ async def test_the_key_appears_in_no_log_response_or_cache_row(
     assert all(entry.query.get("api_key") == TMDB_KEY for entry in fake_tmdb.log)
     assert "HTTP Request: GET http://127.0.0.1" in logs
     assert "tmdb_retry" in logs and "api_key=***" in logs
-    assert '"error":"tmdb_unavailable"' in bodies[3]
-    assert '"error":"tmdb_credentials_rejected"' in bodies[5]
+    assert '"status_code":9' in bodies[3]  # TMDB's body: service offline
+    assert '"status_code":43' in bodies[5] and "TMDB_API_KEY" in bodies[5]
     assert len(cache_rows) == 2
     # …and the key is nowhere.
     for where, content in [("logs", logs), ("responses", "".join(bodies))]:

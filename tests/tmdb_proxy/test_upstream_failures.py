@@ -123,8 +123,8 @@ async def test_tmdb_down_answers_the_cached_copy_or_503_and_loses_nothing(
     assert stale.status_code == 200 and stale.json() == cached
     assert stale.headers["x-prefshift-stale"] == "true"
     assert unknown.status_code == 503
-    assert unknown.json()["error"] == "tmdb_unavailable"
-    assert "no copy exists" in unknown.json()["detail"]
+    assert unknown.json()["success"] is False and unknown.json()["status_code"] == 9  # TMDB's
+    assert "no copy exists" in unknown.json()["status_message"]
     # a batch answers what has a copy, and says which came stale and which it could not give
     assert batch.status_code == 200, batch.text
     assert [m["id"] for m in batch.json()["movies"]] == [MATRIX]
@@ -162,8 +162,8 @@ async def test_wrong_key_is_a_clear_502_and_not_retried(
         service = service_of(client)
     assert response.status_code == 502
     body = response.json()
-    assert body["error"] == "tmdb_credentials_rejected"
-    assert "TMDB_API_KEY" in body["detail"] and "wrong" in body["detail"]
+    assert body["success"] is False and body["status_code"] == 43  # TMDB's body on TMDB's path
+    assert "TMDB_API_KEY" in body["status_message"] and "wrong" in body["status_message"]
     assert "not-the-key" not in response.text
     assert search.status_code == 502
     assert fake_tmdb.count() == 2
@@ -189,6 +189,6 @@ async def test_other_4xx_from_tmdb_is_a_502_and_not_retried(
     async with proxy(fake_tmdb) as client:
         response = await client.get(f"/3/movie/{MATRIX}")
     assert response.status_code == 502
-    assert response.json()["error"] == "tmdb_rejected"
-    assert "HTTP 403" in response.json()["detail"]
+    assert response.json()["status_code"] == 43
+    assert "HTTP 403" in response.json()["status_message"]
     assert fake_tmdb.count() == 1

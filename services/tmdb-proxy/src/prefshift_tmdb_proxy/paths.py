@@ -211,7 +211,10 @@ class TmdbPaths:
     async def part(self, tmdb_id: int, name: str, params: Mapping[str, str]) -> Reply:
         """``/3/movie/{id}/{name}``: a sub-resource."""
         path = f"/3/movie/{tmdb_id}/{name}"
-        return await self._online(path, params, lambda: self._offline_part(tmdb_id, name, params))
+        offline_name = "similar" if name == "similar_movies" else name
+        return await self._online(
+            path, params, lambda: self._offline_part(tmdb_id, offline_name, params)
+        )
 
     async def _record(self, tmdb_id: int) -> tuple[dict[str, Any], str]:
         found = await self._movies.offline_records([tmdb_id])

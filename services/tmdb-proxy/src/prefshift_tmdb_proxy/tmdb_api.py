@@ -196,6 +196,7 @@ Part = Literal[
     "alternative_titles",
     "translations",
     "similar",
+    "similar_movies",  # the legacy name TMDB still answers (tmdbsimple calls it)
     "recommendations",
     "reviews",
     "lists",
