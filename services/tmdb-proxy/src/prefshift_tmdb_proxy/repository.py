@@ -255,12 +255,19 @@ async def all_dataset_movies(session: AsyncSession) -> dict[int, dict[str, Any]]
 
 async def rating_counts(session: AsyncSession) -> dict[int, int]:
     """How many ratings each TMDB id has across the imported datasets (offline popularity)."""
+    # counted per movie first, then joined: a join of every rating to the movies table makes
+    # SQLite nest a scan of the ratings in a scan of the movies
+    per_movie = (
+        select(Rating.dataset_id, Rating.movielens_id, func.count().label("ratings"))
+        .group_by(Rating.dataset_id, Rating.movielens_id)
+        .subquery()
+    )
     rows = await session.execute(
-        select(Movie.tmdb_id, func.count())
-        .select_from(Rating)
+        select(Movie.tmdb_id, func.sum(per_movie.c.ratings))
         .join(
-            Movie,
-            (Movie.dataset_id == Rating.dataset_id) & (Movie.movielens_id == Rating.movielens_id),
+            per_movie,
+            (Movie.dataset_id == per_movie.c.dataset_id)
+            & (Movie.movielens_id == per_movie.c.movielens_id),
         )
         .where(Movie.tmdb_id.is_not(None))
         .group_by(Movie.tmdb_id)
