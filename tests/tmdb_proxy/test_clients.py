@@ -201,7 +201,7 @@ def test_tmdbv3api_movie_calls(v3: Any, proxy: Proxy) -> None:
     assert isinstance(list(movie.now_playing()), list)
     assert isinstance(list(movie.upcoming()), list)
     assert movie.latest().id
-    assert MATRIX in {m.id for m in movie.search("The Matrix")}
+    assert MATRIX in {m.id for m in v3.Search().movies("The Matrix")}
     found = v3.Find().find_by_imdb_id("tt0133093")
     assert [m.id for m in found.movie_results] == [MATRIX]
     assert "Action" in {g.name for g in v3.Genre().movie_list()}
