@@ -204,8 +204,10 @@ class TmdbPaths:
         if reply.source == "tmdb":  # each part is also a sub-resource of its own
             part_params = {k: v for k, v in params.items() if k == "language"}
             for name in names:
-                if name in reply.body:
-                    self._keep(f"{path}/{name}", part_params, reply.body[name])
+                held = reply.body.get(name)
+                if isinstance(held, dict):  # alone, a part carries the movie's id (lists do not)
+                    alone = held if name in PAGED else {"id": tmdb_id, **held}
+                    self._keep(f"{path}/{name}", part_params, alone)
         return reply
 
     async def part(self, tmdb_id: int, name: str, params: Mapping[str, str]) -> Reply:
