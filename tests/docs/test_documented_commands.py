@@ -267,7 +267,8 @@ CHECKS: dict[str, Check] = {
     ),
     "prefshift data list": _listed("ml-latest-small", "cohort"),
     # docs/tmdb-proxy.md
-    "prefshift data import-tmdb ../shared/data/tmdb-offline/movies.jsonl": _prints("imported"),
+    "prefshift data import-tmdb ../shared/data/tmdb-offline/movies.jsonl --tmdb-5000 "
+    "../shared/data/tmdb-5000/tmdb_5000_movies.csv": _prints("imported"),
 }
 #: Commands that run until Ctrl-C: started, used by the block's next commands, then stopped.
 SERVING = {"uv run prefshift up": "Ctrl-C stops all services."}
