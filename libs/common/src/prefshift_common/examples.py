@@ -80,6 +80,8 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "query": "Toy Story",
     "year": 1995,
     "primary_release_year": 1995,
+    "part": "credits",
+    "external_id": "tt0114709",  # Toy Story (862) in MovieLens links.csv
 }
 
 

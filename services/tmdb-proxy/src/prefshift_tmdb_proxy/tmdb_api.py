@@ -78,11 +78,20 @@ async def get_paths(request: Request) -> TmdbPaths:
 PathsDep = Annotated[TmdbPaths, Depends(get_paths)]
 TmdbId = Annotated[int, Path(ge=1, le=2_147_483_647, description="TMDB movie id.")]
 Page = Annotated[int, Query(ge=1, le=500, description="20 results per page, 1–500.")]
+#: A query string without NUL: the schema says what ``forwarded`` refuses (TMDB's 5).
+NO_NUL = r"^[^\x00]*$"
 Language = Annotated[
     str | None,
-    Query(max_length=16, description="ISO 639-1 (and region), e.g. `de-DE`; online only."),
+    Query(
+        max_length=16,
+        pattern=NO_NUL,
+        description="ISO 639-1 (and region), e.g. `de-DE`; online only.",
+    ),
 ]
-Region = Annotated[str | None, Query(max_length=8, description="ISO 3166-1 code; online only.")]
+Region = Annotated[
+    str | None,
+    Query(max_length=8, pattern=NO_NUL, description="ISO 3166-1 code; online only."),
+]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": TmdbStatus, "description": description}
@@ -152,7 +161,11 @@ async def get_movie(
     request: Request,
     append_to_response: Annotated[
         str | None,
-        Query(max_length=1000, description="Comma-separated parts to add (at most 20)."),
+        Query(
+            max_length=1000,
+            pattern=NO_NUL,
+            description="Comma-separated parts to add (at most 20).",
+        ),
     ] = None,
     language: Language = None,
 ) -> Any:
@@ -271,8 +284,8 @@ async def discover_movies(
     paths: PathsDep,
     request: Request,
     page: Page = 1,
-    sort_by: Annotated[str | None, Query(max_length=64)] = None,
-    with_genres: Annotated[str | None, Query(max_length=500)] = None,
+    sort_by: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    with_genres: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
     primary_release_year: Annotated[int | None, Query(ge=1000, le=9999)] = None,
     year: Annotated[int | None, Query(ge=1000, le=9999)] = None,
     language: Language = None,
@@ -292,7 +305,8 @@ async def find_by_external_id(
     paths: PathsDep,
     request: Request,
     external_source: Annotated[
-        str | None, Query(max_length=32, description="`imdb_id` (offline, the only one).")
+        str | None,
+        Query(max_length=32, pattern=NO_NUL, description="`imdb_id` (offline, the only one)."),
     ] = None,
     language: Language = None,
 ) -> Any:
