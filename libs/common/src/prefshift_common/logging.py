@@ -27,12 +27,19 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    """A logger on the stderr of the moment: a command run more than once in one process (the
+    tests' CliRunner swaps sys.stderr and closes it after each run) must not write to a closed
+    stream. With ``cache_logger_on_first_use=False`` this is called for every event."""
+    return structlog.PrintLogger(file=sys.stderr)
 
 
 class RequestIdMiddleware:
