@@ -17,6 +17,8 @@ from tests.orchestrator.standins import (
 
 PROTOCOL = {"pages": 2, "page_size": 3, "test_size": 6, "persona_size": 6, "seed": 5}
 USERS = [47425, 85795, 117669]
+#: A user of the seed cohort with 401 rated movies that have a TMDB id (the fewest).
+FEW_RATINGS = 128179
 
 
 def test_an_experiment_runs_its_users_and_reports(
@@ -36,15 +38,17 @@ def test_an_experiment_runs_its_users_and_reports(
             "/experiments",
             json={
                 **PROTOCOL,
+                # 406 movies: USERS have 432 or more with a TMDB id, FEW_RATINGS has 401
+                "persona_size": 400,
                 "name": "three",
                 "arms": ["als", "control"],
-                "cohort": {"kind": "users", "user_ids": [*USERS, 999999]},
+                "cohort": {"kind": "users", "user_ids": [*USERS, FEW_RATINGS]},
             },
         )
         assert response.status_code == 202, response.text
         experiment = response.json()
         assert experiment["progress"]["runs"] == 4
-        assert any("999999" in message for message in experiment["messages"])
+        assert any(f"user {FEW_RATINGS} has 401" in m for m in experiment["messages"])
         deadline = time.monotonic() + 120
         while (state := client.get(f"/experiments/{experiment['experiment_id']}").json())[
             "progress"
@@ -56,7 +60,7 @@ def test_an_experiment_runs_its_users_and_reports(
         assert state["progress"]["completed"] == 3 and state["progress"]["failed"] == 1
         assert sum(state["progress"]["failure_reasons"].values()) == 1
         by_user = {run["user_id"]: run for run in state["runs"]}
-        assert by_user[999999]["status"] == "failed"
+        assert by_user[FEW_RATINGS]["status"] == "failed"
         assert {by_user[user]["archetype"] for user in USERS} <= {
             "Specialist",
             "Explorer",
@@ -106,6 +110,54 @@ def test_an_experiment_runs_its_users_and_reports(
         genre = client.get(base, params={"format": "png", "plot": "genre_shift"})
         assert genre.content.startswith(b"\x89PNG")
         assert client.get("/experiments/4242/report").status_code == 404
+
+
+def test_a_cohort_of_unknown_users_is_refused_and_stores_nothing(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    unknown = list(range(900_001, 900_026))  # 25 users the dataset does not have
+    with orchestrator(seed_cohort_database_url, orchestrator_workers=0) as client:
+        refused = client.post(
+            "/experiments",
+            json={**PROTOCOL, "cohort": {"kind": "users", "user_ids": [*USERS, *unknown]}},
+        )
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["error"] == "unprocessable"
+        detail = body["detail"]
+        assert "25 listed user(s) not in dataset 'seed-cohort'" in detail
+        # the first 20 are named, the rest counted
+        assert all(str(user) in detail for user in unknown[:20])
+        assert str(unknown[20]) not in detail and "(and 5 more)" in detail
+        assert not any(str(user) in detail for user in USERS)
+        # nothing was stored: no experiment, no run, not even the known users'
+        assert client.get("/experiments").json()["total"] == 0
+        assert client.get("/runs").json()["total"] == 0
+
+        # A cohort none of whose users can run could only fail: refused too.
+        hopeless = client.post(
+            "/experiments",
+            json={
+                **PROTOCOL,
+                "test_size": 200,
+                "persona_size": 1000,
+                "cohort": {"kind": "users", "user_ids": USERS},
+            },
+        )
+        assert hopeless.status_code == 422, hopeless.text
+        assert "none of the cohort's 3 user(s) can run" in hopeless.json()["detail"]
+        assert client.get("/runs").json()["total"] == 0
+
+        # A user listed twice takes part once, and the experiment says so.
+        repeated = client.post(
+            "/experiments",
+            json={**PROTOCOL, "cohort": {"kind": "users", "user_ids": [*USERS, USERS[0]]}},
+        )
+        assert repeated.status_code == 202, repeated.text
+        experiment = repeated.json()
+        assert [run["user_id"] for run in experiment["runs"]] == USERS
+        assert "1 repeated user id(s) listed once: 3 users" in experiment["messages"]
+        assert client.get("/runs").json()["total"] == 3
 
 
 def test_the_seed_study_cohort_rule(

@@ -31,11 +31,17 @@ def test_datasets_experiments_and_a_runs_selection(
         assert client.get("/experiments").json() == {"experiments": [], "total": 0}
 
         ids = []
-        for name, users in (("first", [47425]), ("second", [85795, 999999])):
+        # 128179 has 401 rated movies with a TMDB id: too few for the second's 405
+        second = {"persona_size": 400}
+        for name, users, protocol in (
+            ("first", [47425], {}),
+            ("second", [85795, 128179], second),
+        ):
             response = client.post(
                 "/experiments",
                 json={
                     **PROTOCOL,
+                    **protocol,
                     "name": name,
                     "arms": ["als", "control"],
                     "cohort": {"user_ids": users},
@@ -59,7 +65,7 @@ def test_datasets_experiments_and_a_runs_selection(
             time.sleep(0.1)
         summaries = {e["name"]: e for e in client.get("/experiments").json()["experiments"]}
         assert summaries["first"]["status"] == "completed"
-        # one of two runs failed (unknown user): the experiment completed with a failure
+        # one of two runs failed (too few ratings): the experiment completed with a failure
         assert summaries["second"]["progress"]["failed"] == 1
         for name, experiment_id in zip(("first", "second"), ids, strict=True):
             full = client.get(f"/experiments/{experiment_id}").json()
@@ -82,7 +88,7 @@ def test_datasets_experiments_and_a_runs_selection(
         assert baseline == test
         runs = client.get("/runs").json()
         assert runs["total"] == 3
-        assert [r["user_id"] for r in runs["runs"]] == [999999, 85795, 47425]
+        assert [r["user_id"] for r in runs["runs"]] == [128179, 85795, 47425]
         assert runs["runs"][2]["run_id"] == run_id and runs["runs"][2]["status"] == "completed"
         assert (
             client.get("/runs", params={"limit": 1, "offset": 2}).json()["runs"][0]["run_id"]

@@ -97,7 +97,7 @@ async def simulate(
     exists for the same user, dataset, protocol and seed (200). ``?force=true`` starts a new run.
 
     An unknown dataset or user (404) or a user with too few rated movies (422) is refused; the
-    refusal is recorded as a failed run."""
+    refusal stores nothing."""
     submitted = await submit_run(
         session,
         _settings(request),
@@ -268,7 +268,11 @@ async def create_experiment(
 ) -> ExperimentOut:
     """Run the protocol for a cohort: a list of users, a seeded sample, or the seed study's
     rule. One run per user is queued (an identical existing run is reused); the workers of every
-    orchestrator process execute them with bounded concurrency."""
+    orchestrator process execute them with bounded concurrency.
+
+    A list naming users the dataset does not have is refused (422, listing the first 20 and
+    counting the rest), as is a cohort none of whose users can run; nothing is stored then. A
+    user listed twice takes part once."""
     experiment_id = await submit_experiment(session, _settings(request), body)
     await session.commit()
     _wake_workers(request)

@@ -36,7 +36,7 @@ class _Rule(BaseModel):
 
 
 class UserListRule(_Rule):
-    """Exactly these users (unknown ones are reported, not silently dropped)."""
+    """Exactly these users, each once (an experiment listing unknown ones is refused)."""
 
     kind: Literal["users"] = "users"
     user_ids: list[UserId] = Field(min_length=1, max_length=MAX_COHORT)

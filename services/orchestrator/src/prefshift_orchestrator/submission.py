@@ -1,7 +1,9 @@
 """Submitting work: a run for one user (idempotent on user, dataset, protocol and seed), an
 experiment's cohort of runs, and cancelling a run. Requests that cannot run are refused before
-anything is stored; an experiment's members that cannot run are kept as failed runs. Nothing here
-commits: the route does, once per request."""
+anything is stored: a run's unknown user, an experiment listing users the dataset does not have
+(422, naming them), an experiment none of whose users can run. An experiment's known members
+with too few rated movies are kept as failed runs beside the others. Nothing here commits: the
+route does, once per request."""
 
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prefshift_common.errors import Conflict, NotFound, ServiceError, Unprocessable
+from prefshift_common.errors import (
+    MAX_LISTED_ERRORS,
+    Conflict,
+    NotFound,
+    ServiceError,
+    Unprocessable,
+)
 from prefshift_datasets.reads import choose_dataset
 from prefshift_orchestrator.arm_urls import ArmUrlPolicy
 from prefshift_orchestrator.cohorts import (
@@ -183,13 +191,27 @@ class Member:
 
 
 async def cohort_members(
-    session: AsyncSession, dataset_id: int, request: ExperimentRequest, messages: list[str]
+    session: AsyncSession,
+    dataset: str,
+    dataset_id: int,
+    request: ExperimentRequest,
+    messages: list[str],
 ) -> list[Member]:
+    """The cohort's users with their archetypes. A list naming users the dataset does not have
+    is refused (422) before anything is stored; a user listed twice takes part once."""
     reads = DatasetReads(session)
     rule = request.cohort
     if isinstance(rule, UserListRule):
-        stored = await reads.archetypes(dataset_id, rule.user_ids)
-        return [Member(user, stored.get(user)) for user in dict.fromkeys(rule.user_ids)]
+        users = list(dict.fromkeys(rule.user_ids))  # each user once, in the list's order
+        known = await reads.known_users(dataset_id, users)
+        unknown = [user for user in users if user not in known]
+        if unknown:
+            raise Unprocessable(unknown_users_detail(unknown, dataset))
+        if len(users) < len(rule.user_ids):
+            repeated = len(rule.user_ids) - len(users)
+            messages.append(f"{repeated} repeated user id(s) listed once: {len(users)} users")
+        stored = await reads.archetypes(dataset_id, users)
+        return [Member(user, stored.get(user)) for user in users]
     ratings, genres = await reads.cohort_inputs(dataset_id)
     cohort = await asyncio.to_thread(
         select_cohort, rule, ratings, genres if isinstance(rule, SeedStudyRule) else None
@@ -209,19 +231,32 @@ async def cohort_members(
     ]
 
 
+def unknown_users_detail(unknown: Sequence[int], dataset: str) -> str:
+    """The refusal of a cohort listing users the dataset does not have: the first
+    ``MAX_LISTED_ERRORS`` of them, and how many more."""
+    listed = ", ".join(str(user) for user in unknown[:MAX_LISTED_ERRORS])
+    more = len(unknown) - MAX_LISTED_ERRORS
+    return (
+        f"{len(unknown):,} listed user(s) not in dataset {dataset!r}: {listed}"
+        + (f" (and {more:,} more)" if more > 0 else "")
+        + "; nothing was queued"
+    )
+
+
 async def submit_experiment(
     session: AsyncSession, settings: Settings, request: ExperimentRequest
 ) -> int:
     """Create the experiment and queue one run per cohort user (existing identical runs are
-    reused). Users that cannot run are recorded as failed runs of the experiment. The caller
-    commits."""
+    reused). A cohort listing unknown users, or none of whose users can run, is refused (422)
+    with nothing stored; known users with too few rated movies are recorded as failed runs of the
+    experiment beside the others. The caller commits."""
     reads = DatasetReads(session)
     await check_arm_urls(settings, request)
     dataset, dataset_id = await resolve_dataset(reads, request.dataset, settings)
     if dataset_id is None:
         raise NotFound(f"dataset {dataset!r} is not imported")
     messages: list[str] = []
-    members = await cohort_members(session, dataset_id, request, messages)
+    members = await cohort_members(session, dataset, dataset_id, request, messages)
     if not members:
         raise Unprocessable("the cohort rule selected no users")
     for _ in range(QUEUE_ATTEMPTS):
@@ -249,7 +284,7 @@ async def _queue_experiment(
 ) -> int:
     """Queue the cohort with a handful of queries (a cohort of thousands must not cost
     thousands of round trips): existing identical runs are reused, users that cannot run are
-    recorded as failed runs. Returns the experiment's id."""
+    recorded as failed runs (unless none can: 422). Returns the experiment's id."""
     reads = DatasetReads(session)
     runs = RunRepository(session)
     params = protocol_params(request)
@@ -259,14 +294,24 @@ async def _queue_experiment(
     known = await reads.known_users(dataset_id, pending)
     rated = await reads.count_users_movies(dataset_id, pending)
     created: dict[int, Run] = {}
-    for user_id in pending:
-        refused = refusal(
+    refusals = {
+        user_id: refusal(
             user_id=user_id,
             dataset=dataset,
             known=user_id in known,
             rated=rated.get(user_id, 0),
             need=request.test_size + request.persona_size,
         )
+        for user_id in pending
+    }
+    if len(members) == sum(refused is not None for refused in refusals.values()):
+        # Not one user can run: the experiment could only fail, so it is refused.
+        first = next(refused for refused in refusals.values() if refused is not None)
+        raise Unprocessable(
+            f"none of the cohort's {len(members):,} user(s) can run the protocol, e.g. "
+            f"{first.detail}; nothing was queued"
+        )
+    for user_id, refused in refusals.items():
         if refused is not None:
             messages.append(f"user {user_id}: {refused.detail}")
         created[user_id] = new_run(
