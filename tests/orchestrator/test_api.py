@@ -169,6 +169,61 @@ def test_invalid_requests_get_422(
         assert fragment in response.text
 
 
+def test_ids_are_ascii_digits_and_types_are_strict(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    """``/runs/+1`` is not run 1, ``true`` is not user 1 and ``false`` is not seed 0: pydantic's
+    lax mode read them so."""
+    with orchestrator(seed_cohort_database_url, orchestrator_workers=0) as client:
+        run_id = client.post(f"/simulate/{USER}", json=SMALL).json()["run_id"]
+        experiment = {**SMALL, "cohort": {"user_ids": [USER]}}
+        experiment_id = client.post("/experiments", json=experiment).json()["experiment_id"]
+        assert client.get(f"/runs/{run_id}").status_code == 200
+        for path in (
+            f"/runs/+{run_id}",
+            f"/runs/{run_id}.0",
+            f"/runs/%20{run_id}",
+            f"/runs/{run_id}_",
+            "/runs/\u0661",  # Arabic-Indic one
+            f"/runs/+{run_id}/ratings",
+            f"/runs/+{run_id}/selection",
+            f"/experiments/+{experiment_id}",
+            f"/experiments/{experiment_id}.0/report",
+            f"/simulate/+{USER}",
+        ):
+            response = client.get(path)
+            assert response.status_code == 422, (path, response.text)
+            assert response.json()["error"] == "validation_error", path
+        assert client.delete(f"/runs/+{run_id}").status_code == 422
+        assert client.post(f"/simulate/{USER}.0", json=SMALL).status_code == 422
+        assert client.get(f"/runs/{run_id}").json()["status"] == "queued"  # not cancelled
+
+        for body in (
+            {**SMALL, "seed": False},
+            {**SMALL, "seed": "1"},
+            {**SMALL, "pages": True},
+            {**SMALL, "pages": 1.0},
+            {**SMALL, "arms": [{"name": "als", "shown_prediction": {"offset": "1"}}]},
+            {**SMALL, "arms": [{"name": "llm", "recorded": {"run": True}}]},
+        ):
+            response = client.post(f"/simulate/{USER}", json=body)
+            assert response.status_code == 422, (body, response.text)
+        for cohort in (
+            {"user_ids": [True]},
+            {"user_ids": [f"{USER}"]},
+            {"user_ids": [float(USER)]},
+            {"kind": "sample", "size": True},
+            {"kind": "seed-study", "seed": False},
+        ):
+            response = client.post("/experiments", json={**SMALL, "cohort": cohort})
+            assert response.status_code == 422, (cohort, response.text)
+            assert response.json()["error"] == "validation_error"
+        # a whole number where a float is asked is still a float
+        fine = {**SMALL, "arms": [{"name": "als", "shown_prediction": {"offset": 1}}]}
+        assert client.post(f"/simulate/{USER}", json=fine).status_code == 202
+        assert client.get("/runs").json()["total"] == 2
+
+
 def test_the_api_token_guards_every_route_but_health(
     seed_cohort_database_url: str, orchestrator: OrchestratorFactory
 ) -> None:

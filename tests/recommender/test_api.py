@@ -166,6 +166,11 @@ async def test_recommendation_errors(
         ("als", {"params": {"num_threads": 64}}, 422),
         ("als", {"params": {"k": 10}}, 422),
         ("bpr", {"params": {"learning_rate": 0}}, 422),
+        # strict types: 0 is no boolean, true no number of factors
+        ("item-knn", {"activate": 0}, 422),
+        ("item-knn", {"activate": "true"}, 422),
+        ("als", {"params": {"factors": True}}, 422),
+        ("als", {"params": {"factors": "8"}}, 422),
         ("llm", {}, 422),
     ],
 )

@@ -102,6 +102,10 @@ async def test_errors_are_tmdbs_on_every_tmdb_path(ml_small_offline_database_url
         answers = {
             "unknown id": await client.get("/3/movie/2000000000"),
             "not an id": await client.get("/3/movie/abc"),
+            # ids are ASCII digits: pydantic alone read these as the Matrix's id
+            "a signed id": await client.get(f"/3/movie/+{MATRIX}"),
+            "a decimal id": await client.get(f"/3/movie/{MATRIX}.0"),
+            "an id in other digits": await client.get("/3/movie/\u0666\u0660\u0663"),
             "unknown path": await client.get("/3/tv/popular"),
             "unknown part": await client.get(f"/3/movie/{MATRIX}/bogus"),
             "unknown id's part": await client.get("/3/movie/2000000000/credits"),

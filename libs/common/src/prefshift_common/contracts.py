@@ -3,10 +3,12 @@ contracts"). Every list, string and number is bounded; strings with NUL bytes ar
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -45,6 +47,20 @@ class _NoNul:
 #: Add to any ``Annotated[str, Field(max_length=...), NoNul]`` that may reach the database.
 NoNul = _NoNul()
 
+
+def _ascii_digits(value: Any) -> Any:
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written in ASCII digits (0-9)")
+    return value
+
+
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+#: Put after ``Path(...)`` on an ``int`` path parameter: ids are written in ASCII digits only
+#: (at most 10). pydantic's own parsing of a path's text also takes ``+1``, ``1.0``, `` 1``,
+#: ``1_0`` and other scripts' digits (``١``), so ``/runs/+1`` was run 1. The schema stays
+#: ``integer``: what it refuses is no integer's text.
+AsciiDigits = BeforeValidator(_ascii_digits)
 
 TmdbId = Annotated[int, Field(ge=1, le=2_147_483_647, description="TMDB movie id.")]
 MovieLensId = Annotated[int, Field(ge=1, le=2_147_483_647, description="MovieLens movieId.")]

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from prefshift_common.contracts import AsciiDigits
 from prefshift_console.csrf import CSRF_FIELD, check_csrf
 from prefshift_console.forms import FormErrors, experiment_request
 from prefshift_console.pages import UpstreamDep
 from prefshift_console.sessions import CallerDep
 
 router = APIRouter(prefix="/api", tags=["console"])
-Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
+Id = Annotated[int, Path(ge=1, le=2_147_483_647), AsciiDigits]
 
 
 @router.get("/experiments/{experiment_id}")

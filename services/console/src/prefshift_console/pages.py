@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from prefshift_common.contracts import AsciiDigits
 from prefshift_common.examples import DEMO_DATASET, DEMO_USERS
 from prefshift_console.csrf import CSRF_FIELD, check_csrf, csrf_token, keep_csrf_cookie
 from prefshift_console.forms import FormErrors, experiment_request
@@ -28,7 +29,7 @@ def counted(count: int, noun: str) -> str:
 
 
 templates.env.filters["counted"] = counted
-Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
+Id = Annotated[int, Path(ge=1, le=2_147_483_647), AsciiDigits]
 PLOTS = ("shift_by_page", "genre_shift", "fidelity")
 TABLES = ("statistics", "users", "fidelity")
 #: The rerate and retest designs' tables (their measures, every re-rating).

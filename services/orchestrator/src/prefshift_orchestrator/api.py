@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
+from prefshift_common.contracts import AsciiDigits
 from prefshift_common.db import SessionDep
 from prefshift_common.errors import Conflict, NotFound, Unprocessable, error_responses
 from prefshift_orchestrator import measurements, rerating
@@ -42,9 +43,13 @@ from prefshift_orchestrator.submission import mark_cancelled, submit_experiment,
 
 router = APIRouter()
 
-RunId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Run id.")]
-ExperimentId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Experiment id.")]
-UserIdPath = Annotated[int, Path(ge=1, le=2_147_483_647, description="User id in the dataset.")]
+RunId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Run id."), AsciiDigits]
+ExperimentId = Annotated[
+    int, Path(ge=1, le=2_147_483_647, description="Experiment id."), AsciiDigits
+]
+UserIdPath = Annotated[
+    int, Path(ge=1, le=2_147_483_647, description="User id in the dataset."), AsciiDigits
+]
 DatasetQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),

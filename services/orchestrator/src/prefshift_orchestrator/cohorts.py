@@ -32,7 +32,8 @@ MAX_COHORT = 10_000
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a user id ``true`` is not user 1, nor a size ``2.0`` the size 2
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class UserListRule(_Rule):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from prefshift_common.contracts import AsciiDigits
 from prefshift_common.db import SessionDep
 from prefshift_common.errors import NotFound, error_responses
 from prefshift_datasets.repository import list_datasets
@@ -222,7 +223,7 @@ async def list_runs(session: SessionDep, limit: Limit = 50, offset: Offset = 0) 
     tags=["runs"],
 )
 async def get_selection(
-    run_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="Run id.")],
+    run_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="Run id."), AsciiDigits],
     session: SessionDep,
 ) -> RunSelection:
     """The movies the run's persona was built from (its history) and the held-out test movies

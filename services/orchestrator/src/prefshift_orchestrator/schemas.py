@@ -47,7 +47,11 @@ Url = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request model: unknown keys are refused, and so are values of another JSON type
+    (``"seed": false``, ``"pages": "2"``, ``"pages": 2.0`` — pydantic's lax mode reads them as
+    0 and 2); a number field still takes a whole number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 RunIdRef = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -119,6 +123,7 @@ class ArmSpec(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"name": "mine", "url": "http://127.0.0.1:9000", "recommender": "v2"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from prefshift_common.contracts import Contract, DatasetName, Name, RecommenderInfo
 
@@ -16,6 +16,8 @@ NonNegative = Annotated[float, Field(ge=0.0, le=1000.0)]
 class TrainParams(Contract):
     """Hyperparameters to override; each implementation accepts its own (defaults and meaning
     in docs/recommender.md). A parameter another implementation owns is refused with 422."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # no ``"factors": true``
 
     factors: (
         Annotated[PositiveInt, Field(le=256, description="als, bpr: latent factors.")] | None
@@ -72,6 +74,8 @@ class TrainParams(Contract):
 
 class TrainRequest(Contract):
     """Train one implementation on a dataset."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # ``"activate": 0`` is no boolean
 
     dataset: DatasetName | None = Field(
         default=None, description="Dataset to train on; default: the service's dataset."

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from prefshift_common.contracts import NoNul, SearchResults, TmdbMovie
+from prefshift_common.contracts import AsciiDigits, NoNul, SearchResults, TmdbMovie
 from prefshift_common.errors import ServiceError, Unauthorized
 from prefshift_tmdb_proxy.api import (
     SOURCE_HEADER,
@@ -76,7 +76,7 @@ async def get_paths(request: Request) -> TmdbPaths:
 
 
 PathsDep = Annotated[TmdbPaths, Depends(get_paths)]
-TmdbId = Annotated[int, Path(ge=1, le=2_147_483_647, description="TMDB movie id.")]
+TmdbId = Annotated[int, Path(ge=1, le=2_147_483_647, description="TMDB movie id."), AsciiDigits]
 Page = Annotated[int, Query(ge=1, le=500, description="20 results per page, 1–500.")]
 #: A query string without NUL: the schema says what ``forwarded`` refuses (TMDB's 5).
 NO_NUL = r"^[^\x00]*$"
