@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from orchestrator_run import DATASET, SHARED, prepare_database, stack, wait_experiment  # noqa: E402
 
-from prefshift.cli.replication import CatalogResolver  # noqa: E402
+from prefshift.seed_release import CatalogResolver  # noqa: E402
 from prefshift_common.db import create_async_db_engine, create_session_factory  # noqa: E402
 from prefshift_common.logging import configure_logging  # noqa: E402
 from prefshift_orchestrator.replication.importer import (  # noqa: E402

@@ -1,5 +1,7 @@
 """An experiment's recorded runs as the plain data a persona calibration is fitted to
-(:mod:`prefshift_simulator.calibration.recorded`), read straight from the database."""
+(:mod:`prefshift_simulator.calibration.recorded`), read straight from the database, and with
+them the facts, collaborative statistics and real ratings the calibrations need
+(:func:`load_inputs`: ``prefshift persona`` and ``prefshift validity``)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,18 @@ from prefshift_common.contracts import TmdbMovie
 from prefshift_orchestrator.models import Experiment, ExperimentRun, Run, RunPage, RunRating
 from prefshift_orchestrator.schemas import BASELINE
 from prefshift_simulator.calibration.recorded import RecordedPage, RecordedUser
+from prefshift_simulator.embedded.collaborative import CollaborativeStats
 from prefshift_simulator.metadata import MovieFacts
 from prefshift_tmdb_proxy.models import OfflineMovie
 
 
 class ExperimentNotFound(LookupError):
     """No experiment has this id."""
+
+
+class RecordedInputsError(ValueError):
+    """An experiment's recorded runs cannot serve as a calibration's inputs (the message says
+    why)."""
 
 
 @dataclass(frozen=True)
@@ -120,3 +128,70 @@ def offline_facts(connection: Connection, tmdb_ids: Iterable[int]) -> dict[int, 
             movie = TmdbMovie.model_validate(payload)
             facts[movie.id] = MovieFacts.from_tmdb(movie)
     return facts
+
+
+@dataclass(frozen=True)
+class RecordedInputs:
+    """What the persona commands read of an experiment."""
+
+    experiment: RecordedExperiment
+    facts: dict[int, MovieFacts]  # every movie the runs name
+    stats: CollaborativeStats  # the collaborative statistics the persona rates with
+    population: str  # the dataset they come from
+    known: dict[int, dict[int, float]]  # each run's user's ratings in the dataset
+    note: str | None = None  # where the collaborative statistics come from, when not the dataset
+
+
+def load_inputs(
+    database_url: str, experiment: int, *, reference: str | None = None
+) -> RecordedInputs:
+    """An experiment's recorded runs, the facts of every movie they name (the dataset's, then
+    the tmdb-proxy's offline records), the collaborative statistics of its dataset, or of the
+    ``reference`` dataset its users were drawn from, and the users' ratings in the dataset.
+    :class:`RecordedInputsError` when the experiment is missing or has no baseline, or the
+    reference cannot be trusted."""
+    from prefshift_common.db import create_sync_db_engine
+    from prefshift_datasets.errors import DatasetNotFoundError
+    from prefshift_simulator.embedded.population import ReferencePopulationError
+    from prefshift_simulator.evaluation import population_stats, read_dataset
+
+    engine = create_sync_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            try:
+                recorded = load_recorded_experiment(connection, experiment)
+            except ExperimentNotFound as exc:
+                raise RecordedInputsError(str(exc)) from exc
+            if not recorded.users:
+                raise RecordedInputsError(f"experiment {experiment} has no run with a baseline")
+            snapshot = read_dataset(database_url, recorded.dataset)
+            wanted = {
+                t
+                for user in recorded.users
+                for arm_pages in user.arms.values()
+                for page in arm_pages
+                for t in page.shown
+            }
+            facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
+    finally:
+        engine.dispose()
+    users = {u.user_id for u in recorded.users}
+    theirs = snapshot.ratings[snapshot.ratings["user_id"].isin(users)]
+    known: dict[int, dict[int, float]] = {}
+    for user_id, tmdb_id, rating in theirs[["user_id", "tmdb_id", "rating"]].itertuples(
+        index=False
+    ):
+        known.setdefault(int(user_id), {})[int(tmdb_id)] = float(rating)
+    if reference is None or reference == snapshot.name:
+        stats, _, _ = population_stats(snapshot)
+        return RecordedInputs(recorded, facts, stats, snapshot.name, known)
+    try:
+        stats, population, share = population_stats(snapshot, read_dataset(database_url, reference))
+    except (DatasetNotFoundError, ReferencePopulationError) as exc:
+        raise RecordedInputsError(f"--reference-dataset: {exc}") from exc
+    note = (
+        f"collaborative statistics from {population!r} ({stats.n_users:,} users, "
+        f"{stats.n_ratings:,} ratings; it holds {share:.1%} of {snapshot.name!r}'s ratings "
+        "under the same user ids, and each persona's own are left out)"
+    )
+    return RecordedInputs(recorded, facts, stats, population, known, note)

@@ -7,7 +7,6 @@ import enum
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,11 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from prefshift.recorded_runs import RecordedExperiment
+    from prefshift.recorded_runs import RecordedInputs
     from prefshift_simulator.calibration.fit import Calibration
     from prefshift_simulator.calibration.human import Measured
-    from prefshift_simulator.embedded.collaborative import CollaborativeStats
-    from prefshift_simulator.metadata import MovieFacts
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -87,78 +84,20 @@ def parameters_table(calibration: Calibration, start: dict[str, float]) -> Table
     return table
 
 
-@dataclass(frozen=True)
-class _Recorded:
-    """What the persona commands read of an experiment."""
-
-    experiment: RecordedExperiment
-    facts: dict[int, MovieFacts]  # every movie the runs name
-    stats: CollaborativeStats  # the collaborative statistics the persona rates with
-    population: str  # the dataset they come from
-    known: dict[int, dict[int, float]]  # each run's user's ratings in the dataset
-
-
 def _load_recorded(
     database_url: str, experiment: int, *, reference: str | None = None
-) -> _Recorded:
-    """An experiment's recorded runs, the facts of every movie they name (the dataset's, then
-    the tmdb-proxy's offline records), the collaborative statistics of its dataset, or of the
-    ``reference`` dataset its users were drawn from, and the users' ratings in the dataset;
-    exits with a message when the experiment is missing or has no baseline, or the reference
-    cannot be trusted."""
-    from prefshift.recorded_runs import (
-        ExperimentNotFound,
-        load_recorded_experiment,
-        offline_facts,
-    )
-    from prefshift_common.db import create_sync_db_engine
-    from prefshift_datasets.errors import DatasetNotFoundError
-    from prefshift_simulator.embedded.population import ReferencePopulationError
-    from prefshift_simulator.evaluation import population_stats, read_dataset
+) -> RecordedInputs:
+    """:func:`prefshift.recorded_runs.load_inputs`, exiting with its message when it cannot."""
+    from prefshift.recorded_runs import RecordedInputsError, load_inputs
 
-    engine = create_sync_db_engine(database_url)
     try:
-        with engine.connect() as connection:
-            try:
-                recorded = load_recorded_experiment(connection, experiment)
-            except ExperimentNotFound as exc:
-                errors.print(f"[red]{exc}[/red]")
-                raise typer.Exit(1) from exc
-            if not recorded.users:
-                errors.print(f"[red]experiment {experiment} has no run with a baseline[/red]")
-                raise typer.Exit(1)
-            snapshot = read_dataset(database_url, recorded.dataset)
-            wanted = {
-                t
-                for user in recorded.users
-                for arm_pages in user.arms.values()
-                for page in arm_pages
-                for t in page.shown
-            }
-            facts = {**offline_facts(connection, wanted - set(snapshot.facts)), **snapshot.facts}
-    finally:
-        engine.dispose()
-    users = {u.user_id for u in recorded.users}
-    theirs = snapshot.ratings[snapshot.ratings["user_id"].isin(users)]
-    known: dict[int, dict[int, float]] = {}
-    for user_id, tmdb_id, rating in theirs[["user_id", "tmdb_id", "rating"]].itertuples(
-        index=False
-    ):
-        known.setdefault(int(user_id), {})[int(tmdb_id)] = float(rating)
-    if reference is None or reference == snapshot.name:
-        stats, _, _ = population_stats(snapshot)
-        return _Recorded(recorded, facts, stats, snapshot.name, known)
-    try:
-        stats, population, share = population_stats(snapshot, read_dataset(database_url, reference))
-    except (DatasetNotFoundError, ReferencePopulationError) as exc:
-        errors.print(f"[red]--reference-dataset: {exc}[/red]")
+        loaded = load_inputs(database_url, experiment, reference=reference)
+    except RecordedInputsError as exc:
+        errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    errors.print(
-        f"collaborative statistics from {population!r} ({stats.n_users:,} users, "
-        f"{stats.n_ratings:,} ratings; it holds {share:.1%} of {snapshot.name!r}'s ratings "
-        "under the same user ids, and each persona's own are left out)"
-    )
-    return _Recorded(recorded, facts, stats, population, known)
+    if loaded.note:
+        errors.print(loaded.note)
+    return loaded
 
 
 class MovieSet(enum.StrEnum):

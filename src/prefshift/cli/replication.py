@@ -1,8 +1,9 @@
 """``prefshift experiment import-seed-results``: the seed study's released runs as an experiment.
 
-The import itself is ``prefshift_orchestrator.replication``; this command hands it the title
-resolver the LLM recommender uses (the dataset's titles, then tmdb-proxy's search when the proxy
-answers) and prints what was matched and what was not.
+The import itself is ``prefshift_orchestrator.replication``, called through
+:func:`prefshift.seed_release.import_release` (the title resolver the LLM recommender uses: the
+dataset's titles, then tmdb-proxy's search when the proxy answers); this command prints what was
+matched and what was not.
 """
 
 from __future__ import annotations
@@ -12,109 +13,22 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from prefshift import migrate
-from prefshift_common.db import create_async_db_engine, create_session_factory
+from prefshift.seed_release import CatalogResolver as CatalogResolver
+from prefshift.seed_release import import_release
 from prefshift_common.logging import configure_logging
 from prefshift_common.settings import CommonSettings
 
 if TYPE_CHECKING:
-    from prefshift_orchestrator.replication.importer import ImportSummary, Step
+    from prefshift_orchestrator.replication.importer import ImportSummary
 
 console = Console()
 errors = Console(stderr=True)
-
-
-class CatalogResolver:
-    """The LLM recommender's resolver (dataset titles, then tmdb-proxy) as TMDB ids."""
-
-    def __init__(self, database_url: str, dataset: str, proxy: httpx.AsyncClient | None) -> None:
-        from prefshift_common.db import sync_connection
-        from prefshift_common.tmdb_client import TmdbProxyClient
-        from prefshift_recommender.catalog import Catalog
-        from prefshift_recommender.repository import DatasetRef, dataset_id, load_movie_rows
-        from prefshift_recommender.resolver import TitleResolver
-
-        with sync_connection(database_url) as connection:
-            identifier = dataset_id(connection, dataset)
-            rows = load_movie_rows(connection, identifier)
-        catalog = Catalog.from_rows(DatasetRef(id=identifier, name=dataset, fingerprint=""), rows)
-        self._resolver = TitleResolver(catalog, TmdbProxyClient(proxy) if proxy else None)
-
-    async def resolve(self, title: str, year: int | None) -> int | None:
-        found = await self._resolver.resolve(title, year)
-        return None if found is None else found.tmdb_id
-
-
-async def _proxy_client(url: str) -> httpx.AsyncClient | None:
-    client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10.0, connect=2.0))
-    try:
-        response = await client.get("/healthz")
-        if response.status_code == 200:
-            return client
-    except httpx.HTTPError:
-        pass
-    await client.aclose()
-    return None
-
-
-class _Bar:
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._tasks: dict[str, TaskID] = {}
-
-    def __call__(self, step: Step) -> None:
-        task = self._tasks.get(step.stage)
-        if task is None:
-            task = self._progress.add_task(step.stage, total=step.total)
-            self._tasks[step.stage] = task
-        self._progress.update(task, completed=step.done, total=step.total)
-
-
-async def _import(
-    path: Path, dataset: str, name: str | None, proxy_url: str | None
-) -> tuple[ImportSummary, bool]:
-    from prefshift_orchestrator.replication.importer import import_seed_results
-
-    settings = CommonSettings()
-    url = settings.resolved_database_url
-    proxy = await _proxy_client(proxy_url or settings.tmdb_proxy_url)
-    engine = create_async_db_engine(url)
-    try:
-        resolver = await asyncio.to_thread(CatalogResolver, url, dataset, proxy)
-        with Progress(
-            TextColumn("[bold]{task.description:<8}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=errors,
-        ) as progress:
-            summary = await import_seed_results(
-                create_session_factory(engine),
-                path,
-                dataset=dataset,
-                name=name,
-                resolver=resolver,
-                progress=_Bar(progress),
-            )
-    finally:
-        await engine.dispose()
-        if proxy is not None:
-            await proxy.aclose()
-    return summary, proxy is not None
 
 
 def _share(part: int, whole: int) -> str:
@@ -192,7 +106,9 @@ def import_seed_results(
     configure_logging("WARNING")
     migrate.upgrade(CommonSettings().resolved_database_url)
     try:
-        summary, used_proxy = asyncio.run(_import(path, dataset, name, tmdb_proxy))
+        summary, used_proxy = asyncio.run(
+            import_release(path, dataset, name, tmdb_proxy, console=errors)
+        )
     except MalformedRelease as error:
         errors.print(f"[red]malformed release[/]: {error}", highlight=False, soft_wrap=True)
         errors.print("nothing was imported")

@@ -14,7 +14,7 @@ import asyncio
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.console import Console
 from prefshift import migrate
 from prefshift_common.logging import configure_logging
 from prefshift_common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from prefshift_simulator.config import Settings
 
 console = Console()
 errors = Console(stderr=True)
@@ -59,8 +62,9 @@ def validity(
     """Hold persona sets against the published human figures: import the seed cohort and the
     seed study's split if needed, simulate the retest and rerate designs for each set, and
     print one table (human figure, each set with its interval, in or OUT of the human range)."""
-    from prefshift.cli.persona import _load_recorded, human_table
-    from prefshift.cli.replication import _import
+    from prefshift.cli.persona import human_table
+    from prefshift.recorded_runs import RecordedInputsError, load_inputs
+    from prefshift.seed_release import import_release
     from prefshift_datasets.errors import DatasetError
     from prefshift_datasets.resolve import resolve_dataset
     from prefshift_simulator.calibration.fidelity import unseen_pairs
@@ -77,7 +81,8 @@ def validity(
 
     started = time.perf_counter()
     chosen = persona_model or [DEFAULT_PERSONA_MODEL, "human"]
-    models, _ = persona_models(Settings())
+    settings = Settings()
+    models, _ = persona_models(settings)
     unknown = [name for name in chosen if name not in models]
     if unknown:
         raise typer.BadParameter(f"--persona-model: no parameter set {unknown} ({sorted(models)})")
@@ -105,12 +110,18 @@ def validity(
             (chosen_release / extra.name).symlink_to(extra.resolve())
         for user_folder in folders:
             (chosen_release / user_folder.name).symlink_to(user_folder.resolve())
-        summary, _ = asyncio.run(_import(chosen_release, dataset.name, name, None))
+        summary, _ = asyncio.run(
+            import_release(chosen_release, dataset.name, name, None, console=errors)
+        )
     errors.print(
         f"experiment {summary.experiment_id} ({summary.name}): "
         f"{'imported' if summary.created else 'already imported'}, {len(folders)} users"
     )
-    loaded = _load_recorded(url, summary.experiment_id)
+    try:
+        loaded = load_inputs(url, summary.experiment_id)
+    except RecordedInputsError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
     design = design_users(unseen_pairs(loaded.experiment.users))
     columns = {}
     for model_name in chosen:
@@ -128,8 +139,19 @@ def validity(
     )
     console.print(human_table("Held against people", columns))
     console.print(
-        "in/OUT: inside the human range or not; no mark: no human figure read for the measure. "
-        "An LLM persona is not run in process: run the designs through the orchestrator."
+        "in/OUT: inside the human range or not; no mark: no human figure read for the measure."
+    )
+    console.print(_llm_note(settings))
+
+
+def _llm_note(settings: Settings) -> str:
+    """What the table says of an LLM persona: this command simulates the embedded sets only."""
+    if not settings.llm_configured:
+        return "LLM persona: not run (no LLM configured: OPENAI_BASE_URL / OPENAI_API_KEY unset)."
+    return (
+        f"LLM persona ({settings.simulator_model}): not run by this command, which simulates the "
+        "embedded sets in process; run the rerate and retest experiment designs through the "
+        "services (docs/orchestrator.md) for its column."
     )
 
 

@@ -17,12 +17,14 @@ held-out test movies with the user's real ratings, :func:`design_users`):
   (none: nothing shown; accurate: the real rating shown; up/down: the real rating ± δ, clipped
   to 0.5–5), balanced and seeded (the movies in a seeded order take the four in turn), as
   Cosley et al.'s users re-rated movies they had rated; the change is re-rating − the persona's
-  own first rating (occasion 0). The measures are those of the orchestrator's ``rerate`` report
-  (docs/measurements.md, "Re-rating designs"): the mean change per condition (each user's mean,
-  then the mean over users); the share toward — of the up/down re-ratings whose shown value
-  differs from the first rating, those that changed in its direction (no change is not
-  toward); the anchoring slope — least squares of the change on the perturbation shown − real
-  over the accurate/up/down re-ratings, stars moved per star.
+  own first rating (occasion 0). The measures are computed by the one implementation the
+  orchestrator's ``rerate``/``retest`` report uses, :mod:`prefshift_common.rerating`
+  (docs/measurements.md, "Re-rating designs"), from the designs' rows
+  (:func:`design_frames`): the mean change per condition (each user's mean, then the mean over
+  users); the share toward — of the up/down re-ratings whose shown value differs from the
+  first rating, those that changed in its direction (no change is not toward); the anchoring
+  slope — least squares of the change on the perturbation shown − real over the
+  accurate/up/down re-ratings, stars moved per star.
 
 Every interval is a 95% percentile bootstrap over users (the unit sampled).
 """
@@ -35,7 +37,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
+from prefshift_common.rerating import (
+    RERATING_COLUMNS,
+    Estimate,
+    RerateReport,
+    rerate_report,
+    rmse,
+    slope,
+)
 from prefshift_simulator.calibration.fidelity import UnseenPairs
 from prefshift_simulator.calibration.replay import round_ratings
 from prefshift_simulator.embedded.collaborative import CollaborativeStats
@@ -290,75 +301,131 @@ def simulate(
     return DesignData([u.real for u in users], first, second, drawn, shown, rerated, delta)
 
 
-def _pooled(values: Sequence[FloatArray], index: npt.ArrayLike) -> FloatArray:
-    chosen = [values[i] for i in np.asarray(index)]
-    return np.concatenate(chosen) if chosen else np.zeros(0)
+def design_frames(data: DesignData) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two designs' re-ratings as :data:`~prefshift_common.rerating.RERATING_COLUMNS` rows,
+    as the orchestrator's report reads them from stored runs: ``rerate`` (session 2: the
+    re-rating under its condition) and ``retest`` (session 2: the second rating, nothing shown);
+    ``first`` is the persona's rating on occasion 0. A user is its position in the design (a
+    user drawn twice into a bootstrap sample of the fit counts twice)."""
+    frames: dict[str, list[pd.DataFrame]] = {"rerate": [], "retest": []}
+    for position, real in enumerate(data.real):
+        common = {"user_id": position, "tmdb_id": np.arange(len(real)), "session": 2}
+        frames["rerate"].append(
+            pd.DataFrame(
+                common
+                | {
+                    "condition": np.array(CONDITIONS)[data.condition[position]],
+                    "shown": data.shown[position],
+                    "real": real,
+                    "first": data.first[position],
+                    "second": data.rerated[position],
+                }
+            )
+        )
+        frames["retest"].append(
+            pd.DataFrame(
+                common
+                | {
+                    "condition": "none",
+                    "shown": math.nan,
+                    "real": real,
+                    "first": data.first[position],
+                    "second": data.second[position],
+                }
+            )
+        )
+    empty = pd.DataFrame(columns=list(RERATING_COLUMNS))
+    rerate, retest = (
+        pd.concat(parts, ignore_index=True)[list(RERATING_COLUMNS)] if parts else empty
+        for parts in (frames["rerate"], frames["retest"])
+    )
+    return rerate, retest
 
 
-def measures(data: DesignData, index: npt.ArrayLike | None = None) -> dict[str, float]:
-    """Every measure of :data:`MEASURES` over the users in ``index`` (default: all; a user
-    drawn twice counts twice)."""
-    chosen = np.arange(len(data.real)) if index is None else np.asarray(index)
-    real = _pooled(data.real, chosen)
-    first, second = _pooled(data.first, chosen), _pooled(data.second, chosen)
-    condition = _pooled([c.astype(np.float64) for c in data.condition], chosen).astype(np.int64)
-    shown, rerated = _pooled(data.shown, chosen), _pooled(data.rerated, chosen)
-    change = rerated - first
-    result = {
-        "retest_rmse": float(np.sqrt(np.mean((second - first) ** 2))) if len(first) else math.nan,
-        "first_rating_rmse": float(np.sqrt(np.mean((first - real) ** 2)))
-        if len(first)
-        else math.nan,
-    }
-    for k, name in enumerate(CONDITIONS):
-        per_user = [
-            float(np.mean((data.rerated[i] - data.first[i])[data.condition[i] == k]))
-            for i in chosen
-            if np.any(data.condition[i] == k)
-        ]
-        result[f"mean_change_{name}"] = float(np.mean(per_user)) if per_user else math.nan
-    direction = shown - first
-    moved = (condition >= 2) & (direction != 0)
-    result["share_toward"] = (
-        float(np.mean((np.sign(change[moved]) == np.sign(direction[moved])) & (change[moved] != 0)))
-        if moved.any()
-        else math.nan
+def design_reports(
+    data: DesignData, *, resamples: int = 0, seed: int = 0
+) -> tuple[RerateReport, RerateReport]:
+    """The rerate and retest reports of the simulated designs, by the orchestrator's report's
+    own measures (:func:`prefshift_common.rerating.rerate_report`); ``resamples=0``: point
+    values only."""
+    rerate, retest = design_frames(data)
+    options = {"n_resamples": resamples, "seed": seed}
+    return (
+        rerate_report(rerate, design="rerate", delta=data.delta, **options),
+        rerate_report(retest, design="retest", delta=None, **options),
     )
-    with_shown = condition >= 1
-    x, y = (shown - real)[with_shown], change[with_shown]
-    spread = float(np.var(x)) if len(x) else 0.0
-    result["anchoring_slope"] = (
-        float(np.mean((x - x.mean()) * (y - y.mean())) / spread) if spread > 0 else math.nan
-    )
-    return result
 
 
 @dataclass(frozen=True)
 class Measured:
-    """A measure's point value and its 95% bootstrap interval over users."""
+    """A measure's point value and its 95% bootstrap interval over users (NaN: undefined)."""
 
     value: float
     low: float
     high: float
 
 
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _measured(estimate: Estimate | None) -> Measured:
+    if estimate is None:
+        return Measured(math.nan, math.nan, math.nan)
+    return Measured(_number(estimate.value), _number(estimate.ci_low), _number(estimate.ci_high))
+
+
+def measured(rerate: RerateReport, retest: RerateReport) -> dict[str, Measured]:
+    """Every measure of :data:`MEASURES` from the two designs' reports."""
+    conditions = {c.condition: c for c in rerate.conditions}
+    result = {
+        "retest_rmse": _measured(retest.retest_rmse),
+        "first_rating_rmse": _measured(retest.first_rmse),
+    }
+    for name in CONDITIONS:
+        cell = conditions.get(name)
+        result[f"mean_change_{name}"] = _measured(cell.mean_change if cell else None)
+    perturbed = rerate.perturbed
+    result["share_toward"] = (
+        Measured(
+            _number(perturbed.toward),
+            _number(perturbed.toward_ci_low),
+            _number(perturbed.toward_ci_high),
+        )
+        if perturbed is not None
+        else Measured(math.nan, math.nan, math.nan)
+    )
+    result["anchoring_slope"] = _measured(rerate.slope)
+    return result
+
+
+def measures(data: DesignData) -> dict[str, float]:
+    """Every measure of :data:`MEASURES`, point values."""
+    return {name: m.value for name, m in measured(*design_reports(data)).items()}
+
+
 def measure_with_intervals(
     data: DesignData, *, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Measured]:
-    """:func:`measures` with percentile bootstrap intervals over users."""
-    n_users = len(data.real)
-    rng = np.random.default_rng(seed)
-    point = measures(data)
-    boot = [measures(data, rng.integers(0, n_users, n_users)) for _ in range(resamples)]
-    result = {}
-    for name in MEASURES:
-        values = np.array([b[name] for b in boot])
-        if np.isnan(values).all():
-            low = high = math.nan
-        else:
-            low, high = (float(v) for v in np.nanpercentile(values, [2.5, 97.5]))
-        result[name] = Measured(point[name], low, high)
-    return result
+    """Every measure of :data:`MEASURES` with its 95% percentile bootstrap interval over
+    users."""
+    return measured(*design_reports(data, resamples=resamples, seed=seed))
+
+
+def _retest_rmse(first: Sequence[FloatArray], second: Sequence[FloatArray]) -> float:
+    """The test-retest RMSE (:func:`prefshift_common.rerating.rmse`), cheaply for a fit."""
+    value = rmse(np.concatenate(second) - np.concatenate(first)) if first else None
+    return _number(value)
+
+
+def _anchoring_slope(data: DesignData) -> float:
+    """The anchoring slope (:func:`prefshift_common.rerating.slope`), cheaply for a fit: over
+    the re-ratings with a prediction shown (accurate, up, down), pooled."""
+    condition = np.concatenate(data.condition)
+    with_shown = condition >= 1
+    x = (np.concatenate(data.shown) - np.concatenate(data.real))[with_shown]
+    y = (np.concatenate(data.rerated) - np.concatenate(data.first))[with_shown]
+    return _number(slope(x, y))
 
 
 def _solve(
@@ -407,17 +474,13 @@ def fit_occasion_noise(
     """The per-occasion noise σ_O at which the simulated test-retest RMSE equals ``target``
     (the other parameters as in ``params``; common random numbers, so the RMSE grows with σ_O).
     """
-    chosen = np.arange(len(users)) if index is None else np.asarray(index)
+    chosen = [int(k) for k in (np.arange(len(users)) if index is None else np.asarray(index))]
 
     def retest(sigma: float) -> float:
         trial = with_values(params, occasion_noise=sigma)
-        squares, count = 0.0, 0
-        for i in (int(k) for k in chosen):
-            first = rate(users[i], statics[i], trial, seed=seed, occasion=0)
-            second = rate(users[i], statics[i], trial, seed=seed, occasion=1)
-            squares += float(np.sum((second - first) ** 2))
-            count += len(first)
-        return math.sqrt(squares / count)
+        first = [rate(users[i], statics[i], trial, seed=seed, occasion=0) for i in chosen]
+        second = [rate(users[i], statics[i], trial, seed=seed, occasion=1) for i in chosen]
+        return _retest_rmse(first, second)
 
     return _solve(retest, target, 0.0, 2.0)
 
@@ -445,7 +508,7 @@ def fit_anchoring_weight(
             seed=seed,
             delta=delta,
         )
-        return measures(data)["anchoring_slope"]
+        return _anchoring_slope(data)
 
     return _solve(slope, target, 0.0, 1.0, steps=25)
 
