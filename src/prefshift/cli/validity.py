@@ -11,11 +11,14 @@ full run and what it means.
 from __future__ import annotations
 
 import asyncio
+import math
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
+import numpy as np
 import typer
 from rich.console import Console
 
@@ -24,7 +27,7 @@ from prefshift_common.logging import configure_logging
 from prefshift_common.settings import CommonSettings
 
 if TYPE_CHECKING:
-    from prefshift_simulator.config import Settings
+    from prefshift_simulator.calibration.human import DesignData, DesignUser, FloatArray
 
 console = Console()
 errors = Console(stderr=True)
@@ -58,6 +61,14 @@ def validity(
     resamples: Annotated[
         int, typer.Option(min=50, max=20_000, help="Bootstrap resamples of users.")
     ] = 1000,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            help="Also hold the LLM persona against people: both designs rated by the running "
+            "simulator's llm backend (PREFSHIFT_SIMULATOR_URL), when it has an LLM; else the "
+            "table says it was not run."
+        ),
+    ] = True,
 ) -> None:
     """Hold persona sets against the published human figures: import the seed cohort and the
     seed study's split if needed, simulate the retest and rerate designs for each set, and
@@ -80,9 +91,9 @@ def validity(
     from prefshift_simulator.main import persona_models
 
     started = time.perf_counter()
+    simulator_url = CommonSettings().simulator_url
     chosen = persona_model or [DEFAULT_PERSONA_MODEL, "human"]
-    settings = Settings()
-    models, _ = persona_models(settings)
+    models, _ = persona_models(Settings())
     unknown = [name for name in chosen if name not in models]
     if unknown:
         raise typer.BadParameter(f"--persona-model: no parameter set {unknown} ({sorted(models)})")
@@ -131,6 +142,17 @@ def validity(
         )
         data = simulate(design, statics, params, seed=seed, delta=delta)
         columns[model_name] = measure_with_intervals(data, resamples=resamples, seed=seed)
+    llm_note = "LLM persona: not run (--no-llm)."
+    if llm:
+        try:
+            llm_note, llm_data = asyncio.run(
+                _llm_design(simulator_url, design, dataset.name, seed=seed, delta=delta)
+            )
+        except httpx.HTTPError as exc:
+            errors.print(f"[red]the LLM persona's ratings failed[/red]: {exc!r}")
+            raise typer.Exit(1) from exc
+        if llm_data is not None:
+            columns["llm"] = measure_with_intervals(llm_data, resamples=resamples, seed=seed)
     console.print(
         f"{len(design)} users, {sum(len(u.items) for u in design)} held-out movies of "
         f"{dataset.name} (the seed study's split); rerate δ = {delta:g} stars, seed {seed}; "
@@ -141,18 +163,67 @@ def validity(
     console.print(
         "in/OUT: inside the human range or not; no mark: no human figure read for the measure."
     )
-    console.print(_llm_note(settings))
+    console.print(llm_note)
 
 
-def _llm_note(settings: Settings) -> str:
-    """What the table says of an LLM persona: this command simulates the embedded sets only."""
-    if not settings.llm_configured:
-        return "LLM persona: not run (no LLM configured: OPENAI_BASE_URL / OPENAI_API_KEY unset)."
-    return (
-        f"LLM persona ({settings.simulator_model}): not run by this command, which simulates the "
-        "embedded sets in process; run the rerate and retest experiment designs through the "
-        "services (docs/orchestrator.md) for its column."
-    )
+async def _llm_design(
+    url: str, users: list[DesignUser], dataset: str, *, seed: int, delta: float
+) -> tuple[str, DesignData | None]:
+    """Both designs rated by the simulator's LLM persona over HTTP (``POST /ratings``, backend
+    ``llm``): per user its first rating (occasion 0), its retest (occasion 1, nothing shown)
+    and its re-rating beside the condition's prediction (occasion 1). With what the table says
+    of it; no data when no simulator with an LLM answers (then it says so)."""
+    from prefshift_common.contracts import RatingsResponse
+    from prefshift_simulator.calibration.human import DesignData, conditions, shown_values
+    from prefshift_simulator.schemas import BackendList
+
+    timeout = httpx.Timeout(600.0, connect=3.0)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+        try:
+            response = await client.get("/backends")
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            return f"LLM persona: not run (no simulator answers at {url}: {exc!r}).", None
+        backends = BackendList.model_validate(response.json()).backends
+        llm = next((b for b in backends if b.name == "llm"), None)
+        if llm is None or not llm.available:
+            return f"LLM persona: not run (the simulator at {url} has no LLM configured).", None
+
+        async def rate(user: DesignUser, occasion: int, shown: FloatArray | None) -> FloatArray:
+            body: dict[str, Any] = {
+                "persona": {
+                    "user_id": user.user_id,
+                    "dataset": dataset,
+                    "history": [{"tmdb_id": t, "rating": r} for t, r in user.history],
+                },
+                "items": user.items,
+                "backend": "llm",
+                "seed": seed,
+                "occasion": occasion,
+            }
+            if shown is not None:
+                body["shown"] = [
+                    {"tmdb_id": t, "stars": float(v)}
+                    for t, v in zip(user.items, shown, strict=True)
+                    if not math.isnan(v)
+                ]
+            answer = await client.post("/ratings", json=body)
+            answer.raise_for_status()
+            ratings = RatingsResponse.model_validate(answer.json()).ratings
+            rated = {r.tmdb_id: r.rating for r in ratings}
+            return np.array([rated.get(t, math.nan) for t in user.items], dtype=float)
+
+        first, second, drawn, shown, rerated = [], [], [], [], []
+        for user in users:
+            condition = conditions(user, seed)
+            values = shown_values(user, condition, delta)
+            first.append(await rate(user, 0, None))
+            second.append(await rate(user, 1, None))
+            rerated.append(await rate(user, 1, values))
+            drawn.append(condition)
+            shown.append(values)
+        data = DesignData([u.real for u in users], first, second, drawn, shown, rerated, delta)
+        return f"LLM persona ({llm.model}): rated through the simulator at {url}.", data
 
 
 def register(app: typer.Typer) -> None:
