@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 
 from prefshift_common.db import sync_connection
+from prefshift_orchestrator.schemas import SimulationRequest
 from tests.orchestrator.conftest import USER, OrchestratorFactory
 
 SMALL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 5}
@@ -222,6 +223,40 @@ def test_ids_are_ascii_digits_and_types_are_strict(
         fine = {**SMALL, "arms": [{"name": "als", "shown_prediction": {"offset": 1}}]}
         assert client.post(f"/simulate/{USER}", json=fine).status_code == 202
         assert client.get("/runs").json()["total"] == 2
+
+
+@pytest.mark.parametrize(
+    "arm",
+    [
+        {"name": "control", "recommender": "als"},
+        {"name": "control", "url": "http://127.0.0.1:9000"},
+        {"name": "control", "recorded": {"run": 1}},
+        {"name": "control", "shown_prediction": {"offset": 1}},
+        {"name": "baseline", "recommender": "als"},
+        "baseline",
+    ],
+)
+def test_control_and_baseline_are_reserved_arm_names(arm: object) -> None:
+    """``control`` is the noise floor every net shift is measured against: a recommender named
+    so would make the net shifts meaningless."""
+    with pytest.raises(ValidationError, match=r"'control' is the arm|'baseline' is"):
+        SimulationRequest.model_validate({"arms": ["als", arm]})
+
+
+def test_an_arm_named_control_that_recommends_is_a_422(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    with orchestrator(seed_cohort_database_url, orchestrator_workers=0) as client:
+        arms = ["random", {"name": "control", "recommender": "als"}]
+        response = client.post(f"/simulate/{USER}", json={**SMALL, "arms": arms})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "validation_error"
+        assert "'control' is the arm that shows nothing" in response.json()["detail"]
+        assert client.get("/runs").json()["total"] == 0
+        # the control arm itself, by name or as a bare spec, is of course fine
+        for control in ("control", {"name": "control"}):
+            body = {**SMALL, "arms": ["random", control]}
+            assert client.post(f"/simulate/{USER}", json=body).status_code in (200, 202)
 
 
 def test_the_api_token_guards_every_route_but_health(

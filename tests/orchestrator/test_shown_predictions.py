@@ -76,7 +76,7 @@ def test_shown_arms_are_named_after_their_offsets_and_designs_keep_old_hashes() 
         ({"design": "retest", "delta": 1}, "belongs to the rerate design"),
         ({"delta": 1}, "belongs to the rerate design"),
         ({"design": "replicate"}, "shift"),
-        ({"arms": [{"name": "control", "shown_prediction": {}}]}, "control shows no movies"),
+        ({"arms": [{"name": "control", "shown_prediction": {}}]}, "shows nothing"),
         ({"arms": [{"name": "als", "shown_prediction": {"offset": 9}}]}, "less than or equal"),
     ],
 )

@@ -24,8 +24,10 @@ BASELINE = "baseline"
 #: The arm of the ``rerate`` design: it shows nothing and re-rates the test movies beside
 #: predicted ratings (docs/orchestrator.md, "Re-rating designs").
 RERATE = "rerate"
-#: Names no arm of a ``shift`` protocol may take.
+#: Names no arm of a ``shift`` protocol may take (``control`` is the arm that shows nothing:
+#: no recommender, URL, recorded pages or shown predictions may take its name).
 RESERVED_ARM_NAMES = frozenset({BASELINE, RERATE})
+CONTROL_TAKES_NONE = ("recommender", "url", "recorded", "shown_prediction")
 #: The experiment designs: ``shift`` (the protocol of pages), ``rerate`` (Cosley et al., CHI
 #: 2003: re-rating beside shown predictions), ``retest`` (Amatriain et al., UMAP 2009:
 #: re-rating with no intervention).
@@ -107,7 +109,9 @@ class ArmSpec(Strict):
     ``name`` labels the arm in results; ``recommender`` is the implementation asked for
     (default: the name); ``url`` is the service speaking the recommender contract (default:
     ``PREFSHIFT_RECOMMENDER_URL`` or the arm's entry in ``PREFSHIFT_ORCHESTRATOR_ARMS``).
-    The name ``control`` is the arm that sees nothing and only re-rates.
+    The name ``control`` is reserved for the arm that sees nothing and only re-rates (a spec
+    named so takes no ``recommender``, ``url``, ``recorded`` or ``shown_prediction``), and
+    ``baseline`` for the ratings before any page.
 
     ``recorded`` instead replays an arm of an earlier run of the same user: the persona is
     shown exactly that run's pages, in the same order, and the run takes that run's test and
@@ -147,10 +151,16 @@ class ArmSpec(Strict):
 
     @model_validator(mode="after")
     def _recorded_alone(self) -> ArmSpec:
+        if self.name == CONTROL:
+            given = [key for key in CONTROL_TAKES_NONE if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    "'control' is the arm that shows nothing and only re-rates (every net shift "
+                    f"is measured against it), so it takes no {', '.join(given)}: give a "
+                    "recommender arm another name"
+                )
         if self.recorded is not None and (self.url is not None or self.recommender is not None):
             raise ValueError("a recorded arm has no 'url' or 'recommender'")
-        if self.shown_prediction is not None and self.name == CONTROL and self.url is None:
-            raise ValueError("control shows no movies, so no predictions")
         return self
 
     @field_validator("name")
