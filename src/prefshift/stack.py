@@ -2,18 +2,32 @@
 
 Used by ``prefshift up`` and by the end-to-end tests, so that both run the services exactly the
 same way: separate processes speaking real HTTP.
+
+Two ways to start a service process, the same ``main.run()`` in both:
+
+- ``exec`` (``prefshift up``): a new Python interpreter per service, which imports its service
+  (pandas, scipy, SQLAlchemy, FastAPI: 3–6 s of CPU each on the 2-core development machine);
+- ``fork`` (the tests): forked from one server process per parent that has imported every
+  service once (``multiprocessing``'s forkserver, which is itself a fresh interpreter, not a
+  fork of the caller). Each child is a separate process with its own environment, ports,
+  database connections and signal handling; only the import is shared. The test suite starts a
+  few hundred services, so this is minutes of CPU per run.
 """
 
 from __future__ import annotations
 
+import importlib
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Literal, Protocol
 
 import httpx
 
@@ -30,6 +44,73 @@ SERVICES: dict[str, tuple[str, str]] = {
 }
 
 
+#: What the fork server imports once: every service, and what each imports only when it serves.
+_PRELOAD = [*(f"{package}.main" for package, _ in SERVICES.values()), "uvicorn"]
+
+
+class ServiceProcess(Protocol):
+    """What a stack needs of a service's process (``subprocess.Popen``'s names)."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+def _serve(package: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """A forked service's body: this service's environment and command line, then its
+    ``main.run()``, exactly as ``python -c "from <package>.main import run; run()"`` would."""
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [package, *argv]
+    importlib.import_module(f"{package}.main").run()
+
+
+class ForkedService:
+    """A service process forked from the fork server, behind ``subprocess.Popen``'s names."""
+
+    def __init__(self, package: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        self._process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+            target=_serve, args=(package, list(argv), dict(env)), name=package, daemon=True
+        )
+        self._process.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._process.pid is not None and self._process.exitcode is None:
+            os.kill(self._process.pid, sig)
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"{self._process.name} (forked)", timeout or 0.0)
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
 class PortInUse(RuntimeError):
     """A service's port is taken (by another ``prefshift up`` or anything else)."""
 
@@ -41,7 +122,9 @@ class Stack:
     settings: CommonSettings
     env: Mapping[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = tuple(SERVICES)
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: ``exec`` (a new interpreter per service) or ``fork`` (from the fork server; tests)
+    launcher: Literal["exec", "fork"] = "exec"
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return str(getattr(self.settings, SERVICES[service][1]))
@@ -70,17 +153,11 @@ class Stack:
         for service in self.services:
             package, _ = SERVICES[service]
             host, port = bind_address(self.url(service))
-            command = [
-                sys.executable,
-                "-c",
-                f"from {package}.main import run; run()",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--log-level",
-                log_level,
-            ]
+            argv = ["--host", host, "--port", str(port), "--log-level", log_level]
+            if self.launcher == "fork":
+                self.processes[service] = ForkedService(package, argv, env)
+                continue
+            command = [sys.executable, "-c", f"from {package}.main import run; run()", *argv]
             self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
 
     def wait_ready(self, timeout: float = 300.0) -> None:

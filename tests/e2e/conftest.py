@@ -80,7 +80,7 @@ class Services:
             settings = settings.model_copy(
                 update={"orchestrator_url": env["PREFSHIFT_ORCHESTRATOR_URL"]}
             )
-        stack = Stack(settings, env={**self.env, **env}, services=tuple(services))
+        stack = Stack(settings, env={**self.env, **env}, services=tuple(services), launcher="fork")
         stack.start()
         try:
             # generous: the services import pandas/scipy, and CI machines may be busy

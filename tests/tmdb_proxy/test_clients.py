@@ -68,7 +68,7 @@ def proxy(
         tmdb_proxy_url=env["PREFSHIFT_TMDB_PROXY_URL"],
         api_token=token,
     )
-    stack = Stack(settings, env=env, services=("tmdb-proxy",))
+    stack = Stack(settings, env=env, services=("tmdb-proxy",), launcher="fork")
     stack.start()
     try:
         stack.wait_ready(timeout=300)
