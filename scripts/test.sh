@@ -71,7 +71,7 @@ run_pass sqlite "$@"
 pg_url="${PREFSHIFT_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 if uv run --locked python -c "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$pg_url" 2>/dev/null; then
   echo "== pytest on Postgres: the tests that touch the database, less those marked sqlite_only"
-  echo "   (the browser and real-model tests are sqlite_only: they ran in the SQLite pass)"
+  echo "   (the browser, real-model and protocol-over-HTTP tests are sqlite_only: they ran in the SQLite pass)"
   PREFSHIFT_TEST_POSTGRES_URL="$pg_url" run_pass postgres "$@"
 elif [ "${PREFSHIFT_REQUIRE_POSTGRES:-0}" = "1" ]; then
   echo "Postgres is required but not reachable at $pg_url" >&2

@@ -25,6 +25,10 @@ from tests.fakes.live import LiveServer
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_content
 from tests.polling import wait_for_run
 
+# SQLite pass only: the arms' protocol over HTTP; runs, pages and ratings are stored as in
+# test_default_run.py and tests/orchestrator/, which run on both databases.
+pytestmark = pytest.mark.sqlite_only
+
 
 def external_recommender(catalogue: list[int]) -> tuple[FastAPI, list[dict[str, Any]]]:
     """An independent service speaking the recommender contract: the first ``n`` movies of its

@@ -27,6 +27,10 @@ from tests.fakes.openai_server import (
 )
 from tests.polling import wait_for_run
 
+# SQLite pass only: the LLM client's storage (replayed calls, format decisions, the shared rate
+# budget) is checked on both databases in tests/simulator/test_llm.py.
+pytestmark = pytest.mark.sqlite_only
+
 PROTOCOL: dict[str, Any] = {
     "pages": 1,
     "page_size": 3,

@@ -20,6 +20,10 @@ from tests.e2e.conftest import ALL_SERVICES, DATASET, Services
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_content, prompt_text
 from tests.polling import wait_for_run
 
+# SQLite pass only: both backends through both designs over HTTP; the designs' storage, reports and
+# resumption are checked on both databases in tests/orchestrator/test_shown_predictions.py.
+pytestmark = pytest.mark.sqlite_only
+
 SMALL: dict[str, Any] = {"test_size": 8, "persona_size": 10, "seed": 3, "dataset": DATASET}
 COHORT = {"kind": "sample", "size": 3, "seed": 4}
 ITEM = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)

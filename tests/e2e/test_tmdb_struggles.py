@@ -15,6 +15,10 @@ from tests.e2e.conftest import USER, Services
 from tests.fakes.tmdb_server import FakeTmdb
 from tests.tmdb_proxy.test_upstream_failures import arrival_bound, max_in_any_window
 
+# SQLite pass only: the proxy's fallbacks under a struggling TMDB; its cache is checked on both
+# databases in tests/tmdb_proxy/.
+pytestmark = pytest.mark.sqlite_only
+
 KEY = "tmdb-e2e-key-5d1c0a9b7e"
 RATE = 5.0
 
