@@ -12,7 +12,10 @@ from sqlalchemy import text
 
 from prefshift_common.db import sync_connection
 from prefshift_orchestrator.schemas import SimulationRequest
+from prefshift_simulator.main import create_app as create_simulator_app
+from tests.fakes.live import LiveServer
 from tests.orchestrator.conftest import USER, OrchestratorFactory
+from tests.simulator.conftest import simulator_settings
 
 SMALL = {"pages": 1, "page_size": 3, "test_size": 5, "persona_size": 5}
 
@@ -257,6 +260,52 @@ def test_an_arm_named_control_that_recommends_is_a_422(
         for control in ("control", {"name": "control"}):
             body = {**SMALL, "arms": ["random", control]}
             assert client.post(f"/simulate/{USER}", json=body).status_code in (200, 202)
+
+
+def test_requests_that_can_only_fail_are_refused_at_once(
+    seed_cohort_database_url: str, orchestrator: OrchestratorFactory
+) -> None:
+    """The real simulator, with no LLM configured, says so on ``GET /backends``: a request for
+    the llm backend or a persona model it does not have is a 422 at submission, not a run that
+    holds a worker for minutes before it fails; so is a protocol of no arms."""
+    settings = simulator_settings(seed_cohort_database_url, "http://127.0.0.1:9")
+    with (
+        LiveServer(create_simulator_app(settings)) as simulator,
+        orchestrator(
+            seed_cohort_database_url, simulator_url=simulator.url, orchestrator_workers=0
+        ) as client,
+    ):
+        embedded = httpx.get(f"{simulator.url}/backends").json()["backends"]
+        persona_models = [m["name"] for b in embedded for m in b["persona_models"]]
+        assert persona_models  # the simulator ships its named parameter sets
+
+        llm = client.post(f"/simulate/{USER}", json={**SMALL, "backend": "llm"})
+        assert llm.status_code == 422, llm.text
+        assert llm.json()["error"] == "unprocessable"
+        assert "the simulator has no LLM configured" in llm.json()["detail"]
+        cohort = {"user_ids": [USER]}
+        llm_experiment = client.post(
+            "/experiments", json={**SMALL, "backend": "llm", "cohort": cohort}
+        )
+        assert llm_experiment.status_code == 422, llm_experiment.text
+        assert "no LLM configured" in llm_experiment.json()["detail"]
+
+        unknown = client.post(f"/simulate/{USER}", json={**SMALL, "persona_model": "nonesuch"})
+        assert unknown.status_code == 422, unknown.text
+        assert "persona_model 'nonesuch' is not one of the simulator's" in unknown.json()["detail"]
+        assert persona_models[0] in unknown.json()["detail"]
+        unknown_experiment = client.post(
+            "/experiments", json={**SMALL, "persona_model": "nonesuch", "cohort": cohort}
+        )
+        assert unknown_experiment.status_code == 422, unknown_experiment.text
+
+        no_arms = client.post(f"/simulate/{USER}", json={**SMALL, "arms": []})
+        assert no_arms.status_code == 422 and no_arms.json()["error"] == "validation_error"
+        assert client.get("/runs").json()["total"] == 0  # refusals store nothing
+        assert client.get("/experiments").json()["total"] == 0
+
+        known = {**SMALL, "backend": "embedded", "persona_model": persona_models[0]}
+        assert client.post(f"/simulate/{USER}", json=known).status_code == 202
 
 
 def test_the_api_token_guards_every_route_but_health(

@@ -268,6 +268,43 @@ class RatingsResponse(Contract):
     usage: Usage
 
 
+class PersonaModelInfo(BaseModel):
+    """A named parameter set of the embedded persona and where it came from."""
+
+    name: str
+    default: bool
+    description: str = ""
+    source: str = Field(default="", description="What it was fitted to, or taken from.")
+    created: str = ""
+    estimator: str = ""
+    parameters: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Per fitted parameter, its interval."
+    )
+
+
+class BackendInfo(BaseModel):
+    """One backend of ``POST /ratings`` and whether it can serve now."""
+
+    name: Backend
+    available: bool
+    default: bool
+    model: str | None = Field(default=None, description="LLM model name (llm backend).")
+    detail: str = ""
+    persona_models: list[PersonaModelInfo] = Field(
+        default_factory=list, description="Named parameter sets (embedded backend)."
+    )
+
+
+class BackendList(BaseModel):
+    """``GET /backends`` of the simulator: what it can rate with now."""
+
+    backends: list[BackendInfo]
+
+    def backend(self, name: str) -> BackendInfo | None:
+        return next((backend for backend in self.backends if backend.name == name), None)
+
+
 # --- tmdb-proxy -------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from prefshift_common.contracts import AsciiDigits
 from prefshift_common.db import SessionDep
 from prefshift_common.errors import Conflict, NotFound, Unprocessable, error_responses
 from prefshift_orchestrator import measurements, rerating
+from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.csv_export import csv_text
 from prefshift_orchestrator.listings import experiment_progress
@@ -62,6 +63,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _clients(request: Request) -> ServiceClients | None:
+    clients: ServiceClients | None = getattr(request.app.state, "clients", None)
+    return clients
+
+
 def _wake_workers(request: Request) -> None:
     pool = getattr(request.app.state, "workers", None)
     if pool is not None:
@@ -101,7 +107,8 @@ async def simulate(
     """Queue a simulation of one user under the protocol (202), or return the run that already
     exists for the same user, dataset, protocol and seed (200). ``?force=true`` starts a new run.
 
-    An unknown dataset or user (404) or a user with too few rated movies (422) is refused; the
+    An unknown dataset or user (404), a user with too few rated movies, ``backend: llm`` when
+    the simulator has no LLM, or a ``persona_model`` it does not have (422) is refused; the
     refusal stores nothing."""
     submitted = await submit_run(
         session,
@@ -109,6 +116,7 @@ async def simulate(
         user_id=user_id,
         request=body or SimulationRequest(),
         force=force,
+        clients=_clients(request),
     )
     await session.commit()
     if submitted.created:
@@ -276,9 +284,12 @@ async def create_experiment(
     orchestrator process execute them with bounded concurrency.
 
     A list naming users the dataset does not have is refused (422, listing the first 20 and
-    counting the rest), as is a cohort none of whose users can run; nothing is stored then. A
+    counting the rest), as is a cohort none of whose users can run, ``backend: llm`` when the
+    simulator has no LLM and a ``persona_model`` it does not have; nothing is stored then. A
     user listed twice takes part once."""
-    experiment_id = await submit_experiment(session, _settings(request), body)
+    experiment_id = await submit_experiment(
+        session, _settings(request), body, clients=_clients(request)
+    )
     await session.commit()
     _wake_workers(request)
     return await _experiment_out(session, experiment_id)

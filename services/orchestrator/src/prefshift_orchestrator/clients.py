@@ -20,6 +20,7 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from prefshift_common.contracts import (
+    BackendList,
     RatingsRequest,
     RatingsResponse,
     RecommendationRequest,
@@ -44,6 +45,8 @@ log = structlog.get_logger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
 T = TypeVar("T")
 _infos = TypeAdapter(list[RecommenderInfo])
+#: How long a submission waits for the simulator to say what it can rate with.
+BACKENDS_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -336,6 +339,20 @@ class ServiceClients:
         return Timed(parsed, timed.latency_ms)
 
     # --- simulator -----------------------------------------------------------------------------
+
+    async def backends(self) -> BackendList | None:
+        """The simulator's ``GET /backends`` (what it can rate with now), asked once with a short
+        timeout; None when it cannot say (down, slow, or a simulator without the route): a
+        submission then goes ahead and its runs meet the simulator when they start."""
+        url = f"{self.settings.simulator_url.rstrip('/')}/backends"
+        try:
+            response = await self.internal.get(url, timeout=BACKENDS_TIMEOUT_SECONDS)
+            if response.status_code != 200:
+                return None
+            return BackendList.model_validate_json(response.content)
+        except (httpx.HTTPError, ValidationError) as exc:
+            log.info("simulator_backends_unknown", error=repr(exc))
+            return None
 
     async def rate(self, request: RatingsRequest) -> Timed[RatingsResponse]:
         timed = await self._send(

@@ -201,6 +201,7 @@ class Protocol(Strict):
     page_size: int = Field(default=30, ge=1, le=100, description="Movies per page.")
     arms: list[ArmSpec | Name] | None = Field(
         default=None,
+        min_length=1,  # a protocol of no arms would measure nothing but the baseline
         max_length=16,
         description="Arms by name or spec; default: llm, llm-persuasive, als, random, control.",
         examples=[["als", "random", "control"]],

@@ -26,6 +26,7 @@ from prefshift_common.errors import (
 )
 from prefshift_datasets.reads import choose_dataset
 from prefshift_orchestrator.arm_urls import ArmUrlPolicy
+from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.cohorts import (
     SeedStudyRule,
     UserListRule,
@@ -103,6 +104,34 @@ def refusal(
     return None
 
 
+async def check_simulator(clients: ServiceClients | None, request: Protocol) -> None:
+    """Refuse (422) what the simulator says it cannot do: ``backend: llm`` when it has no LLM
+    configured, a ``persona_model`` it does not have. Asked only when the request names one
+    (the simulator's defaults always serve); when the simulator cannot say, the request goes
+    ahead."""
+    if clients is None or (request.backend != "llm" and request.persona_model is None):
+        return
+    backends = await clients.backends()
+    if backends is None:
+        return
+    if request.backend == "llm":
+        llm = backends.backend("llm")
+        if llm is None or not llm.available:
+            why = f" ({llm.detail})" if llm is not None and llm.detail else ""
+            raise Unprocessable(
+                f"backend 'llm': the simulator has no LLM configured{why}; every run would "
+                "fail. Use backend 'embedded', or configure an LLM for the simulator"
+            )
+    if request.persona_model is not None:
+        embedded = backends.backend("embedded")
+        known = [model.name for model in embedded.persona_models] if embedded else []
+        if request.persona_model not in known:
+            raise Unprocessable(
+                f"persona_model {request.persona_model!r} is not one of the simulator's: "
+                f"{', '.join(known) or 'none'} (GET /backends on the simulator lists them)"
+            )
+
+
 async def check_arm_urls(settings: Settings, request: Protocol) -> None:
     """Refuse (422) a request naming an arm URL the policy does not allow (``arm_urls``)."""
     policy = ArmUrlPolicy.from_settings(settings)
@@ -124,13 +153,15 @@ async def submit_run(
     user_id: int,
     request: SimulationRequest,
     force: bool,
+    clients: ServiceClients | None = None,
 ) -> Submitted:
     """Queue a run, or return the existing one for the same user, dataset, protocol and seed.
     The caller commits.
 
     A request that cannot run (unknown dataset or user, too few ratings, an arm URL the policy
-    refuses) is raised without storing anything: refusals cost no row, so nobody can grow the
-    runs table by sending requests that are refused.
+    refuses, a backend or persona model the simulator says it does not have — asked through
+    ``clients`` when given) is raised without storing anything: refusals cost no row, so nobody
+    can grow the runs table by sending requests that are refused.
     """
     reads = DatasetReads(session)
     await check_arm_urls(settings, request)
@@ -153,6 +184,7 @@ async def submit_run(
     )
     if refused is not None:
         raise refused
+    await check_simulator(clients, request)
     if force:
         await runs.release_idempotency_key(key)
     run = new_run(
@@ -244,7 +276,10 @@ def unknown_users_detail(unknown: Sequence[int], dataset: str) -> str:
 
 
 async def submit_experiment(
-    session: AsyncSession, settings: Settings, request: ExperimentRequest
+    session: AsyncSession,
+    settings: Settings,
+    request: ExperimentRequest,
+    clients: ServiceClients | None = None,
 ) -> int:
     """Create the experiment and queue one run per cohort user (existing identical runs are
     reused). A cohort listing unknown users, or none of whose users can run, is refused (422)
@@ -259,6 +294,7 @@ async def submit_experiment(
     members = await cohort_members(session, dataset, dataset_id, request, messages)
     if not members:
         raise Unprocessable("the cohort rule selected no users")
+    await check_simulator(clients, request)
     for _ in range(QUEUE_ATTEMPTS):
         try:
             return await _queue_experiment(

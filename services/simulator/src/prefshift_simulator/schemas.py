@@ -1,12 +1,20 @@
-"""The simulator's own response models and the result every backend returns."""
+"""The result every backend returns. ``GET /backends``'s models are contracts (the orchestrator
+reads them to refuse work the simulator cannot do); they are re-exported here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from prefshift_common.contracts import (
+    BackendInfo,
+    BackendList,
+    ItemRating,
+    MissingRating,
+    PersonaModelInfo,
+    Usage,
+)
 
-from prefshift_common.contracts import Backend, ItemRating, MissingRating, Usage
+__all__ = ["BackendInfo", "BackendList", "BackendResult", "PersonaModelInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,35 +28,3 @@ class BackendResult:
     persona_model: str | None = None
     population: str | None = None
     missing: list[MissingRating] = field(default_factory=list)
-
-
-class PersonaModelInfo(BaseModel):
-    """A named parameter set of the embedded persona and where it came from."""
-
-    name: str
-    default: bool
-    description: str = ""
-    source: str = Field(default="", description="What it was fitted to, or taken from.")
-    created: str = ""
-    estimator: str = ""
-    parameters: dict[str, float]
-    intervals: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="Per fitted parameter, its interval."
-    )
-
-
-class BackendInfo(BaseModel):
-    """One backend of ``POST /ratings`` and whether it can serve now."""
-
-    name: Backend
-    available: bool
-    default: bool
-    model: str | None = Field(default=None, description="LLM model name (llm backend).")
-    detail: str = ""
-    persona_models: list[PersonaModelInfo] = Field(
-        default_factory=list, description="Named parameter sets (embedded backend)."
-    )
-
-
-class BackendList(BaseModel):
-    backends: list[BackendInfo]
