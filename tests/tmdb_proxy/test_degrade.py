@@ -1,7 +1,8 @@
 """tmdb-proxy degrades instead of blocking (issue cases 2 and 3): when TMDB rate-limits or is
 slow, a request answers within its deadline from copies (marked ``stale`` / ``fallback``), asks
-TMDB for at most its budget of uncached ids, refreshes the rest later within the rate limit, and
-stops the work of a client that went away."""
+TMDB for at most its budget of uncached ids, refreshes those TMDB did not answer later within
+the rate limit (never the ids past its budget), and stops the work of a client that went
+away."""
 
 from __future__ import annotations
 
@@ -107,6 +108,27 @@ async def test_5000_uncached_ids_cost_at_most_the_budget_of_upstream_calls(
         assert len(answer.json()["missing"]) == BUDGET
         assert len(answer.json()["deferred"]) == 500 - BUDGET
     assert fake_tmdb.count() == 10 * BUDGET
+
+
+async def test_the_refresher_shares_the_requests_budget(
+    database_url: str, fake_tmdb: FakeTmdb
+) -> None:
+    """With the background refresher on: ten batches of 500 uncached ids cost TMDB the
+    requests' budget and no more — the ids past it are not queued (they made ~5,000 background
+    calls after one 5,000-id history)."""
+    unknown = list(range(1_900_000_000, 1_900_005_000))
+    proxy = make_proxy_factory(database_url)
+    async with proxy(
+        fake_tmdb, tmdb_proxy_fetches_per_request=BUDGET, tmdb_proxy_rate_limit=1000
+    ) as client:
+        for i in range(0, len(unknown), 500):
+            answer = await client.post("/movies/batch", json={"tmdb_ids": unknown[i : i + 500]})
+            assert answer.status_code == 200
+            assert len(answer.json()["deferred"]) == 500 - BUDGET
+        await asyncio.sleep(1.5)  # the refresher would have made ~1,500 calls by now
+        stats = (await client.get("/cache/stats")).json()
+    assert fake_tmdb.count() == 10 * BUDGET
+    assert stats["refresh_queue"] == 0 and stats["refreshed"] == 0
 
 
 async def test_the_work_of_a_client_that_went_away_stops(

@@ -1,6 +1,8 @@
-"""Refreshes, in the background and within the rate limit, the movies a request answered from
-a stale copy or a fallback because TMDB was slow, rate-limiting or over the request's budget
-(stale-while-revalidate). Bounded: a queue of at most ``size`` ids, a few fetches at a time."""
+"""Refreshes, in the background and within the rate limit, the movies a request tried to fetch
+within its budget but answered from a stale copy or a fallback because TMDB was slow or
+rate-limiting (stale-while-revalidate). Ids past a request's budget are never queued: the
+refresher spends the request's budget, not a budget of its own. Bounded: a queue of at most
+``size`` ids, a few fetches at a time."""
 
 from __future__ import annotations
 

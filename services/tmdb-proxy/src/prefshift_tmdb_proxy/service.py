@@ -11,9 +11,11 @@ is worth keeping even when the request that asked for it fails or is cancelled.
 A request never waits long for TMDB (stale-while-revalidate): it fetches at most
 ``fetches_per_request`` uncached ids, for at most ``request_deadline_s``; every other id is
 answered from the expired cache copy (``stale``), else the imported records or the dataset's own
-movie (``fallback``), else not at all (``deferred``), and queued for the :class:`Refresher`,
-which fetches it later within the rate limit. A fetch nobody waits for any more (the request
-ended or its client went away) is cancelled.
+movie (``fallback``), else not at all (``deferred``). The ids it tried that TMDB did not answer
+in time are queued for the :class:`Refresher`, which fetches them later within the rate limit;
+the ids past the budget are not (the refresher shares the request's budget: one request of
+5,000 ids made ~5,000 background calls), and a later request that misses them fetches them.
+A fetch nobody waits for any more (the request ended or its client went away) is cancelled.
 """
 
 from __future__ import annotations
@@ -219,7 +221,10 @@ class MovieService:
         if not pending:
             return answers
         wanted = list(pending)
+        # Past the request's upstream budget: answered from copies, neither fetched nor queued
+        # for a refresh (a later request that misses them fetches them within its own budget).
         unanswered = wanted[self._fetches_per_request :]
+        retry: list[int] = []  # tried within the budget, TMDB did not answer in time
         waiters = {
             tmdb_id: asyncio.ensure_future(self._fetch(tmdb_id))
             for tmdb_id in wanted[: self._fetches_per_request]
@@ -237,10 +242,12 @@ class MovieService:
                     continue
                 if failure is not None and not isinstance(failure, TmdbUnavailable):
                     raise failure
-                unanswered.append(tmdb_id)
-        if unanswered:
-            answers.update(await self._copies(unanswered, pending, batch))
-            self.refresher.add(unanswered)
+                retry.append(tmdb_id)
+        if unanswered or retry:
+            answers.update(await self._copies(unanswered + retry, pending, batch))
+            # The refresher shares the request's budget: it retries only what the request tried,
+            # so one request costs TMDB at most twice its budget, however many ids it names.
+            self.refresher.add(retry)
         return answers
 
     async def _copies(
