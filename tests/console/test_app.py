@@ -49,6 +49,22 @@ def test_an_unreachable_service_is_named_not_a_500(tmp_path: Path) -> None:
         assert api.status_code == 503 and api.json()["error"] == "unavailable"
 
 
+def test_ids_and_offsets_are_ascii_digits(tmp_path: Path) -> None:
+    """Refused before the orchestrator is asked (it is unreachable here: a 503 would mean the
+    console read ``+1`` as 1 and went on)."""
+    with _client(tmp_path) as client:
+        for path in (
+            "/api/experiments/+1",
+            "/api/runs/1.0",
+            "/experiments/%201",
+            "/runs/\u0661",
+            "/experiments?offset=+1",
+            "/runs?offset=1_0",
+        ):
+            assert client.get(path).status_code == 422, path
+        assert client.get("/api/experiments/1").status_code == 503
+
+
 def test_with_a_token_the_console_asks_for_it_and_keeps_it_on_the_server(
     tmp_path: Path,
 ) -> None:

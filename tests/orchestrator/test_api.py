@@ -198,6 +198,10 @@ def test_ids_are_ascii_digits_and_types_are_strict(
             response = client.get(path)
             assert response.status_code == 422, (path, response.text)
             assert response.json()["error"] == "validation_error", path
+        for query in ({"limit": "+1"}, {"offset": "0.0"}, {"limit": " 5"}):
+            assert client.get("/runs", params=query).status_code == 422, query
+            assert client.get("/experiments", params=query).status_code == 422, query
+        assert client.get("/runs", params={"limit": "1", "offset": "0"}).status_code == 200
         assert client.delete(f"/runs/+{run_id}").status_code == 422
         assert client.post(f"/simulate/{USER}.0", json=SMALL).status_code == 422
         assert client.get(f"/runs/{run_id}").json()["status"] == "queued"  # not cancelled

@@ -56,10 +56,10 @@ def _ascii_digits(value: Any) -> Any:
 
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
-#: Put after ``Path(...)`` on an ``int`` path parameter: ids are written in ASCII digits only
-#: (at most 10). pydantic's own parsing of a path's text also takes ``+1``, ``1.0``, `` 1``,
-#: ``1_0`` and other scripts' digits (``١``), so ``/runs/+1`` was run 1. The schema stays
-#: ``integer``: what it refuses is no integer's text.
+#: Put after ``Path(...)`` or ``Query(...)`` on an ``int`` parameter: ids and counts in URLs are
+#: written in ASCII digits only (at most 10). pydantic's own parsing of a URL's text also takes
+#: ``+1``, ``1.0``, `` 1``, ``1_0`` and other scripts' digits (``١``), so ``/runs/+1`` was run 1.
+#: The schema stays ``integer``: what it refuses is no integer's text.
 AsciiDigits = BeforeValidator(_ascii_digits)
 
 TmdbId = Annotated[int, Field(ge=1, le=2_147_483_647, description="TMDB movie id.")]

@@ -188,7 +188,7 @@ async def start_experiment(request: Request, caller: CallerDep, upstream: Upstre
     )
 
 
-Offset = Annotated[int, Query(ge=0, le=2_147_483_647)]
+Offset = Annotated[int, Query(ge=0, le=2_147_483_647), AsciiDigits]
 PAGE = 50
 
 

@@ -148,8 +148,8 @@ async def get_datasets(session: SessionDep) -> list[DatasetOut]:
     ]
 
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
-Offset = Annotated[int, Query(ge=0, le=2_147_483_647, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page."), AsciiDigits]
+Offset = Annotated[int, Query(ge=0, le=2_147_483_647, description="Items to skip."), AsciiDigits]
 
 
 async def _newest_first(
