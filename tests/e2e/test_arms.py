@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
