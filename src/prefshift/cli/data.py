@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console, RenderableType
@@ -19,14 +20,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
-from prefshift import migrate
 from prefshift_datasets.config import DatasetSettings
 from prefshift_datasets.download import GROUPLENS_DATASETS, download_dataset
 from prefshift_datasets.errors import DatasetError
-from prefshift_datasets.importer import ImportProgress, ImportResult, import_dataset
-from prefshift_datasets.repository import DatasetInfo, get_all_datasets
+
+if TYPE_CHECKING:
+    from prefshift_datasets.importer import ImportProgress, ImportResult
+    from prefshift_datasets.repository import DatasetInfo
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -93,6 +94,9 @@ def _summary(result: ImportResult) -> None:
 
 
 def _import(path: Path, name: str | None, replace: bool, settings: DatasetSettings) -> None:
+    from prefshift import migrate
+    from prefshift_datasets.importer import import_dataset
+
     # importing is the first thing a new user does: bring the database to head first
     migrate.upgrade(settings.resolved_database_url)
     with _progress() as progress:
@@ -164,6 +168,10 @@ def download(
 @app.command("list")
 def list_command() -> None:
     """List the imported datasets with their counts."""
+    from sqlalchemy.exc import DBAPIError
+
+    from prefshift_datasets.repository import get_all_datasets
+
     settings = DatasetSettings()
     try:
         datasets: list[DatasetInfo] = get_all_datasets(settings.resolved_database_url)

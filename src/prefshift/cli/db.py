@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from prefshift import migrate
-
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the configured database (PREFSHIFT_DATABASE_URL) up to REVISION."""
+    from prefshift import migrate
+
     migrate.upgrade(revision=revision)
     typer.echo(f"database at {revision}")
 
@@ -19,5 +19,7 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
 @app.command()
 def downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
     """Migrate the configured database down to REVISION."""
+    from prefshift import migrate
+
     migrate.downgrade(revision=revision)
     typer.echo(f"database at {revision}")

@@ -18,9 +18,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from prefshift import migrate
-from prefshift.seed_release import CatalogResolver as CatalogResolver
-from prefshift.seed_release import import_release
 from prefshift_common.logging import configure_logging
 from prefshift_common.settings import CommonSettings
 
@@ -97,6 +94,8 @@ def import_seed_results(
     """Import the seed study's released runs as one experiment with one completed run per user
     (arms llm, llm-persuasive, study-svd, random; no control). Idempotent; a malformed file is
     refused, naming it, before anything is written."""
+    from prefshift import migrate
+    from prefshift.seed_release import import_release
     from prefshift_common.errors import ServiceError
     from prefshift_datasets.errors import DatasetError
     from prefshift_orchestrator.replication.importer import summary_rows

@@ -8,16 +8,11 @@ import time
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
-from prefshift import migrate
 from prefshift.cli import simulate
 from prefshift.stack import PortInUse, Stack
-from prefshift_common.db import sync_connection
 from prefshift_common.settings import CommonSettings
 from prefshift_datasets.errors import DatasetError
-from prefshift_datasets.models import DatasetUser
-from prefshift_datasets.resolve import resolve_dataset
 
 console = Console(stderr=True)
 
@@ -27,6 +22,8 @@ def up(
 ) -> None:
     """Migrate the database, start recommender, simulator, tmdb-proxy, orchestrator and the
     console on loopback (ports from PREFSHIFT_*_URL), and stop them all on Ctrl-C."""
+    from prefshift import migrate
+
     settings = CommonSettings()
     stack = Stack(settings)
     # SIGTERM (a supervisor's stop) is Ctrl-C's KeyboardInterrupt, wherever this stands
@@ -57,6 +54,11 @@ def up(
 
 def _pick_user(database_url: str, dataset_id: int, min_ratings: int) -> int:
     """The smallest user id with at least ``min_ratings`` ratings (reproducible default)."""
+    from sqlalchemy import select
+
+    from prefshift_common.db import sync_connection
+    from prefshift_datasets.models import DatasetUser
+
     with sync_connection(database_url) as connection:
         user_id = connection.execute(
             select(DatasetUser.user_id)
@@ -82,6 +84,9 @@ def demo(
 ) -> None:
     """The main job, end to end on the embedded default: migrate, import the dataset, start the
     four services, simulate one user under every available arm and print the shift table."""
+    from prefshift import migrate
+    from prefshift_datasets.resolve import resolve_dataset
+
     settings = CommonSettings()
     console.print(f"database: {settings.resolved_database_url}")
     migrate.upgrade(settings.resolved_database_url)

@@ -10,13 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from prefshift import migrate
-from prefshift_common.db import create_async_db_engine, create_session_factory
 from prefshift_common.http import create_http_client
 from prefshift_common.settings import CommonSettings
-from prefshift_datasets import repository as datasets_repository
-from prefshift_tmdb_proxy import repository as proxy_repository
-from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -51,6 +46,9 @@ def import_tmdb(
 ) -> None:
     """Import TMDB-shaped records (one JSON object per line, as TMDB's `GET /3/movie/{id}`
     answers) as tmdb-proxy's offline source. Idempotent: re-importing replaces the same ids."""
+    from prefshift import migrate
+    from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
+
     settings = CommonSettings()
     # like `data import`, this can be the first command on a new machine: migrate first
     migrate.upgrade(settings.resolved_database_url)
@@ -71,6 +69,10 @@ def import_tmdb(
 
 
 async def _dataset_tmdb_ids(database_url: str, dataset: str, users: list[int]) -> list[int]:
+    from prefshift_common.db import create_async_db_engine, create_session_factory
+    from prefshift_datasets import repository as datasets_repository
+    from prefshift_tmdb_proxy import repository as proxy_repository
+
     engine = create_async_db_engine(database_url)
     try:
         async with create_session_factory(engine)() as session:

@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
-import numpy as np
 import typer
 from rich.console import Console
 
-from prefshift import migrate
 from prefshift_common.logging import configure_logging
 from prefshift_common.settings import CommonSettings
 
@@ -73,6 +71,7 @@ def validity(
     """Hold persona sets against the published human figures: import the seed cohort and the
     seed study's split if needed, simulate the retest and rerate designs for each set, and
     print one table (human figure, each set with its interval, in or OUT of the human range)."""
+    from prefshift import migrate
     from prefshift.cli.persona import human_table
     from prefshift.recorded_runs import RecordedInputsError, load_inputs
     from prefshift.seed_release import import_release
@@ -173,6 +172,8 @@ async def _llm_design(
     ``llm``): per user its first rating (occasion 0), its retest (occasion 1, nothing shown)
     and its re-rating beside the condition's prediction (occasion 1). With what the table says
     of it; no data when no simulator with an LLM answers (then it says so)."""
+    import numpy as np
+
     from prefshift_common.contracts import RatingsResponse
     from prefshift_simulator.calibration.human import DesignData, conditions, shown_values
     from prefshift_simulator.schemas import BackendList
