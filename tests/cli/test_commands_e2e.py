@@ -35,7 +35,7 @@ def workspace(tmp_path: Path, shared_data: Path) -> Workspace:
     return Workspace.create(tmp_path, shared_data)
 
 
-@pytest.mark.slow  # fourteen commands, each a new process importing every service (~20 s each)
+@pytest.mark.slow  # fourteen commands, each a new process
 def test_database_commands_and_the_first_errors_without_services(workspace: Workspace) -> None:
     """db upgrade/downgrade, a database behind its migrations, an unmigrated one, no dataset
     offline (download and demo), a dataset that is not imported."""
