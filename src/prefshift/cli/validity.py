@@ -174,9 +174,8 @@ async def _llm_design(
     of it; no data when no simulator with an LLM answers (then it says so)."""
     import numpy as np
 
-    from prefshift_common.contracts import RatingsResponse
+    from prefshift_common.contracts import BackendList, RatingsResponse
     from prefshift_simulator.calibration.human import DesignData, conditions, shown_values
-    from prefshift_simulator.schemas import BackendList
 
     timeout = httpx.Timeout(600.0, connect=3.0)
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
