@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -157,6 +158,21 @@ def create_documented_app(**options: Any) -> FastAPI:
     return app
 
 
+def freeze_long_lived() -> None:
+    """Move every object alive now out of the cyclic garbage collector's reach (``gc.freeze``),
+    after a service has built what it keeps for its lifetime (caches, indexes, catalogues,
+    models); call it again after rebuilding one.
+
+    Otherwise every full (generation-2) collection walks them all, on the event loop, in the
+    middle of whatever request allocated last: with the tmdb-proxy's title index and offline
+    catalogue (~140,000 containers) that was a periodic stall of ~85 ms under load, /healthz
+    included. Frozen objects are still freed by reference counting when dropped (a rebuilt
+    index replaces the old one); the lifespan unfreezes everything at shutdown. The young
+    generations are collected first so that fresh garbage is not frozen with them."""
+    gc.collect(1)
+    gc.freeze()
+
+
 def create_service_app(
     *,
     service: str,
@@ -184,8 +200,10 @@ def create_service_app(
         app.state.database = database
         try:
             async with resources(app, database) if resources else contextlib.nullcontext():
+                freeze_long_lived()
                 yield
         finally:
+            gc.unfreeze()  # what the service kept is garbage now: collectable again
             await engine.dispose()
 
     app = create_documented_app(

@@ -27,6 +27,7 @@ from typing import Any, Final
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prefshift_common.app import freeze_long_lived
 from prefshift_common.errors import NotFound, ServiceError
 from prefshift_common.movies import TMDB_GENRES
 from prefshift_tmdb_proxy import repository
@@ -341,6 +342,7 @@ class TmdbPaths:
                     ratings = await repository.rating_counts(session)
                     self._catalog = await asyncio.to_thread(Catalog.build, records, ratings)
                     self._catalog_signature = signature
+                    freeze_long_lived()  # full collections must not walk the catalogue
                     log.info("tmdb_catalog_built", movies=len(self._catalog))
             self._catalog_checked = time.monotonic()
             return self._catalog

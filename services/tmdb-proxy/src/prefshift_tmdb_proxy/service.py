@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prefshift_common.app import freeze_long_lived
 from prefshift_common.movies import release_year
 from prefshift_tmdb_proxy import repository
 from prefshift_tmdb_proxy.records import search_result
@@ -73,26 +74,33 @@ def encode(movie: dict[str, Any]) -> bytes:
 
 
 class Memo:
-    """Bounded LRU of encoded answers, each with its own expiry (``time.time()`` seconds)."""
+    """Bounded LRU of encoded answers, each with its own expiry (``time.time()`` seconds).
+
+    An entry is a tuple of a float, bytes and a str (or Nones), which the garbage collector
+    stops tracking: 20,000 entries add nothing to what every full collection walks."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[int, tuple[float, Answer]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[float, bytes | None, str | None]] = OrderedDict()
 
     def get(self, tmdb_id: int) -> tuple[bool, Answer]:
         entry = self._entries.get(tmdb_id)
         if entry is None:
             return False, None
-        if entry[0] <= time.time():
+        expires, body, source = entry
+        if expires <= time.time():
             del self._entries[tmdb_id]
             return False, None
         self._entries.move_to_end(tmdb_id)
-        return True, entry[1]
+        return True, Served(body, source) if body is not None and source is not None else None
 
     def put(self, tmdb_id: int, answer: Answer, expires: float) -> None:
         if self._size <= 0:
             return
-        self._entries[tmdb_id] = (expires, answer)
+        if answer is None:
+            self._entries[tmdb_id] = (expires, None, None)
+        else:
+            self._entries[tmdb_id] = (expires, answer.body, answer.source)
         self._entries.move_to_end(tmdb_id)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -484,6 +492,7 @@ class MovieService:
                     rows = await repository.title_rows(session)
                     self._index = await asyncio.to_thread(TitleIndex, rows)
                     self._index_signature = signature
+                    freeze_long_lived()  # full collections must not walk the index
                     log.info("title_index_built", movies=len(self._index))
             self._index_checked = time.monotonic()
             return self._index
