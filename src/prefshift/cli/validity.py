@@ -25,6 +25,8 @@ from prefshift_common.logging import configure_logging
 from prefshift_common.settings import CommonSettings
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from prefshift_simulator.calibration.human import DesignData, DesignUser, FloatArray
 
 console = Console()
@@ -145,7 +147,14 @@ def validity(
     if llm:
         try:
             llm_note, llm_data = asyncio.run(
-                _llm_design(simulator_url, design, dataset.name, seed=seed, delta=delta)
+                _llm_design(
+                    simulator_url,
+                    design,
+                    dataset.name,
+                    seed=seed,
+                    delta=delta,
+                    api_token=CommonSettings().api_token,
+                )
             )
         except httpx.HTTPError as exc:
             errors.print(f"[red]the LLM persona's ratings failed[/red]: {exc!r}")
@@ -166,30 +175,45 @@ def validity(
 
 
 async def _llm_design(
-    url: str, users: list[DesignUser], dataset: str, *, seed: int, delta: float
+    url: str,
+    users: list[DesignUser],
+    dataset: str,
+    *,
+    seed: int,
+    delta: float,
+    api_token: SecretStr | None = None,
 ) -> tuple[str, DesignData | None]:
     """Both designs rated by the simulator's LLM persona over HTTP (``POST /ratings``, backend
     ``llm``): per user its first rating (occasion 0), its retest (occasion 1, nothing shown)
     and its re-rating beside the condition's prediction (occasion 1). With what the table says
-    of it; no data when no simulator with an LLM answers (then it says so)."""
+    of it; no data when no simulator with an LLM answers (then it says so). With the API token
+    (``PREFSHIFT_API_TOKEN``) when the services ask for one.
+
+    Each call has its own seed (the orchestrator's ``call_seed`` of the seed, the user and the
+    call): the LLM client answers an identical call (messages and seed) from its recording, so
+    a retest asked with the first rating's seed would get the first rating back."""
     import numpy as np
 
     from prefshift_common.contracts import BackendList, RatingsResponse
+    from prefshift_common.http import create_http_client
+    from prefshift_orchestrator.protocol import call_seed
     from prefshift_simulator.calibration.human import DesignData, conditions, shown_values
 
     timeout = httpx.Timeout(600.0, connect=3.0)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+    async with create_http_client(url, timeout=timeout, api_token=api_token) as client:
         try:
             response = await client.get("/backends")
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
+        except httpx.TransportError as exc:
             return f"LLM persona: not run (no simulator answers at {url}: {exc!r}).", None
+        response.raise_for_status()  # one answers but refuses (401: no PREFSHIFT_API_TOKEN)
         backends = BackendList.model_validate(response.json()).backends
         llm = next((b for b in backends if b.name == "llm"), None)
         if llm is None or not llm.available:
             return f"LLM persona: not run (the simulator at {url} has no LLM configured).", None
 
-        async def rate(user: DesignUser, occasion: int, shown: FloatArray | None) -> FloatArray:
+        async def rate(
+            user: DesignUser, call: str, occasion: int, shown: FloatArray | None
+        ) -> FloatArray:
             body: dict[str, Any] = {
                 "persona": {
                     "user_id": user.user_id,
@@ -198,7 +222,7 @@ async def _llm_design(
                 },
                 "items": user.items,
                 "backend": "llm",
-                "seed": seed,
+                "seed": call_seed(seed, "validity", user.user_id, call),
                 "occasion": occasion,
             }
             if shown is not None:
@@ -217,9 +241,9 @@ async def _llm_design(
         for user in users:
             condition = conditions(user, seed)
             values = shown_values(user, condition, delta)
-            first.append(await rate(user, 0, None))
-            second.append(await rate(user, 1, None))
-            rerated.append(await rate(user, 1, values))
+            first.append(await rate(user, "first", 0, None))
+            second.append(await rate(user, "retest", 1, None))
+            rerated.append(await rate(user, "rerate", 1, values))
             drawn.append(condition)
             shown.append(values)
         data = DesignData([u.real for u in users], first, second, drawn, shown, rerated, delta)
