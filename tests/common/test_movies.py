@@ -137,7 +137,7 @@ def test_year_from_date(value: object, year: int | None) -> None:
 
 def test_tmdb_movie_year_prefers_the_release_date() -> None:
     assert TmdbMovie(id=1, title="x", release_date="1999-03-31").year == 1999
-    assert TmdbMovie(id=1, title="x", release_date="", _year_from_movielens=1995).year == 1995
+    assert TmdbMovie(id=1, title="x", release_date="", movielens_year=1995).year == 1995
     assert TmdbMovie(id=1, title="x", release_date=None).year is None
 
 

@@ -74,7 +74,7 @@ def test_search_results_carry_the_movielens_year_when_tmdb_has_no_date() -> None
     body = {
         "results": [
             {"id": 1, "title": "A", "original_title": "A", "release_date": "1999-03-31"},
-            {"id": 2, "title": "B", "release_date": "", "_year_from_movielens": 2016},
+            {"id": 2, "title": "B", "release_date": "", "movielens_year": 2016},
             {"id": 3, "title": "C", "release_date": ""},
             {"id": "x", "title": "malformed"},
             "junk",

@@ -32,7 +32,7 @@ RECORDS = {
     ),
     # an offline record: the year comes from MovieLens
     1: TmdbMovie.model_validate(
-        {"id": 1, "title": "One", "release_date": "", "genres": [], "_year_from_movielens": 1995}
+        {"id": 1, "title": "One", "release_date": "", "genres": [], "movielens_year": 1995}
     ),
 }
 

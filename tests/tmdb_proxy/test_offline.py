@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from prefshift_common.movies import TMDB_GENRES
+from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
 from tests.tmdb_proxy.conftest import ProxyFactory, make_proxy_factory
 
@@ -68,11 +69,16 @@ async def test_movielens_only_movies_get_mapped_genres_and_year(
     async with make_proxy_factory(ml_small_database_url)() as client:
         toy_story_response = await client.get("/3/movie/862")
         toy_story = toy_story_response.json()
+        batch = (await client.post("/movies/batch", json={"tmdb_ids": [862]})).json()
+        merged = (await TmdbProxyClient(client).movies([862])).movies[0]
         unknown = await client.get("/3/movie/2000000000")
     assert toy_story_response.headers["x-prefshift-source"] == "movielens"
     # MovieLens: Adventure|Animation|Children|Comedy|Fantasy; Children is TMDB's Family
     assert toy_story["title"] == "Toy Story"  # MovieLens: "Toy Story (1995)"
-    assert toy_story["_year_from_movielens"] == 1995
+    # the MovieLens year: beside TMDB's body (prefshift's batch), never in it
+    assert batch["movies"] == [toy_story] and batch["movielens_years"] == {"862": 1995}
+    assert not [key for key in toy_story if key.startswith("_")]
+    assert (merged.movielens_year, merged.year) == (1995, 1995)  # what the services read
     assert toy_story["release_date"] == ""
     assert {g["name"] for g in toy_story["genres"]} == {
         "Adventure", "Animation", "Family", "Comedy", "Fantasy",
@@ -175,7 +181,10 @@ async def test_offline_search_filters_by_year_and_carries_the_movielens_year(
 
     first = await _first(offline_proxy, "Amanda Knox")
     assert first["id"] == 411009 and first["release_date"] == ""
-    assert first["_year_from_movielens"] == 2016
+    assert not [key for key in first if key.startswith("_")]
+    # the year comes in a header, which prefshift's client merges
+    found = (await TmdbProxyClient(offline_proxy).search("Amanda Knox")).results[0]
+    assert (found.id, found.movielens_year) == (411009, 2016)
     assert (await ids(year=2017))[0] == 411009
     assert 411009 not in await ids(year=1973)
 
@@ -187,9 +196,9 @@ async def test_imported_records_without_a_date_get_the_datasets_year(
     path.write_text(json.dumps({"id": 862, "title": "Toy Story", "release_date": None}))
     import_tmdb_jsonl(ml_small_database_url, path)
     async with make_proxy_factory(ml_small_database_url)() as client:
-        found = await _first(client, "Toy Story", 1995)
+        found = (await TmdbProxyClient(client).search("Toy Story", year=1995)).results[0]
         elsewhere = await client.get("/3/search/movie", params={"query": "Toy Story", "year": 1980})
-    assert found["id"] == 862 and found["_year_from_movielens"] == 1995  # MovieLens's year
+    assert (found.id, found.movielens_year) == (862, 1995)  # MovieLens's year
     assert 862 not in [result["id"] for result in elsewhere.json()["results"]]
 
 

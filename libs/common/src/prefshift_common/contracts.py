@@ -4,7 +4,7 @@ contracts"). Every list, string and number is bounded; strings with NUL bytes ar
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -307,6 +307,11 @@ class BackendList(BaseModel):
 
 # --- tmdb-proxy -------------------------------------------------------------------------------
 
+#: The header of tmdb-proxy's ``GET /3/search/movie`` giving, as a JSON object of TMDB id to
+#: year, the MovieLens year of the results without a release date (TMDB's body carries nothing
+#: of ours; :class:`prefshift_common.tmdb_client.TmdbProxyClient` merges it).
+MOVIELENS_YEARS_HEADER: Final = "x-prefshift-movielens-years"
+
 
 class Genre(BaseModel):
     id: int
@@ -329,10 +334,16 @@ class TmdbMovie(BaseModel):
     vote_count: int | None = None
     popularity: float | None = None
     poster_path: str | None = None
+    movielens_year: int | None = Field(
+        default=None,
+        description="prefshift's, not TMDB's: the MovieLens year where TMDB gives no release "
+        "date (tmdb-proxy serves it beside TMDB's body; the client merges it).",
+    )
 
     @property
     def year(self) -> int | None:
-        return release_year({**(self.model_extra or {}), "release_date": self.release_date})
+        known = {"release_date": self.release_date, "movielens_year": self.movielens_year}
+        return release_year({**(self.model_extra or {}), **known})
 
     @property
     def genre_names(self) -> list[str]:
@@ -364,6 +375,11 @@ class MovieBatchResponse(BaseModel):
         description="Ids with no copy that TMDB did not answer in time: left out of `movies`, "
         "fetched in the background; ask again later.",
     )
+    movielens_years: dict[int, int] = Field(
+        default_factory=dict,
+        description="The MovieLens year of the movies in `movies` that have no `release_date` "
+        "(the bodies are TMDB's shape: nothing of ours in them).",
+    )
 
 
 class SearchResult(BaseModel):
@@ -381,6 +397,11 @@ class SearchResult(BaseModel):
     vote_count: int
     popularity: float
     poster_path: str | None = None
+    movielens_year: int | None = Field(
+        default=None,
+        description="prefshift's, not TMDB's: the MovieLens year where `release_date` is \"\" "
+        "(from the proxy's `X-Prefshift-Movielens-Years` header, merged by the client).",
+    )
 
 
 class SearchResults(BaseModel):

@@ -138,11 +138,13 @@ def year_from_date(release_date: object) -> int | None:
 
 def release_year(record: Mapping[str, Any]) -> int | None:
     """The year of a TMDB-shaped record: its ``release_date``, else the year prefshift keeps
-    where TMDB's date is unknown (``year``, or ``_year_from_movielens`` of offline records)."""
+    where TMDB's date is unknown: ``year``, ``movielens_year`` (what tmdb-proxy serves beside
+    TMDB's body, merged by ``prefshift_common.tmdb_client``) or ``_year_from_movielens`` (the
+    key of the stored offline records, never served)."""
     year = year_from_date(record.get("release_date"))
     if year is not None:
         return year
-    for key in ("year", "_year_from_movielens"):
+    for key in ("year", "movielens_year", "_year_from_movielens"):
         value = record.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -4,11 +4,17 @@ raise the common errors (so a caller answers 502/503/504 with the envelope, whoe
 - timeout → :class:`UpstreamTimeout` (504); unreachable → :class:`Unavailable` (503);
 - any answer but 200, or a body that breaks the contract → :class:`UpstreamError` (502).
 
+The proxy's TMDB-shaped bodies carry nothing of ours; the MovieLens year of a movie without a
+release date comes beside them (``movielens_years`` of the batch, the
+``X-Prefshift-Movielens-Years`` header of a search) and is merged here, the one place, into
+``movielens_year`` (so ``TmdbMovie.year`` and ``release_year`` of a search result see it).
+
 Created in a service's lifespan (:meth:`TmdbProxyClient.create`) and closed there.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +22,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from prefshift_common.contracts import (
+    MOVIELENS_YEARS_HEADER,
     MovieBatchRequest,
     MovieBatchResponse,
     SearchResults,
@@ -57,27 +64,35 @@ class TmdbProxyClient:
         unique = list(dict.fromkeys(tmdb_ids))
         movies: list[TmdbMovie] = []
         missing: list[int] = []
+        years: dict[int, int] = {}
         for start in range(0, len(unique), BATCH_LIMIT):
             body = MovieBatchRequest(tmdb_ids=unique[start : start + BATCH_LIMIT]).model_dump()
-            batch = await self._call(
+            batch, _ = await self._call(
                 "POST /movies/batch", MovieBatchResponse, "POST", "/movies/batch", json=body
             )
+            for movie in batch.movies:
+                movie.movielens_year = batch.movielens_years.get(movie.id)
             movies.extend(batch.movies)
             missing.extend(batch.missing)
-        return MovieBatchResponse(movies=movies, missing=missing)
+            years.update(batch.movielens_years)
+        return MovieBatchResponse(movies=movies, missing=missing, movielens_years=years)
 
     async def search(self, query: str, *, year: int | None = None, page: int = 1) -> SearchResults:
         """TMDB's title search (best first); ``year`` filters as TMDB's does."""
         params: dict[str, str | int] = {"query": query[:MAX_QUERY], "page": page}
         if year is not None:
             params["year"] = year
-        return await self._call(
+        results, headers = await self._call(
             "GET /3/search/movie", SearchResults, "GET", "/3/search/movie", params=params
         )
+        years = _movielens_years(headers.get(MOVIELENS_YEARS_HEADER))
+        for result in results.results:
+            result.movielens_year = years.get(result.id)
+        return results
 
     async def _call(
         self, what: str, model: type[Model], method: str, path: str, **kwargs: Any
-    ) -> Model:
+    ) -> tuple[Model, httpx.Headers]:
         try:
             response = await self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -91,6 +106,24 @@ class TmdbProxyClient:
                 f"tmdb-proxy answered {what} with {response.status_code}: {response.text[:300]}"
             )
         try:
-            return model.model_validate_json(response.content)
+            return model.model_validate_json(response.content), response.headers
         except ValidationError as exc:
             raise UpstreamError(f"tmdb-proxy answered {what} with a bad body") from exc
+
+
+def _movielens_years(header: str | None) -> dict[int, int]:
+    """The ``X-Prefshift-Movielens-Years`` header (a JSON object, id → year); a malformed one
+    gives nothing (the years are a help to title matching, not part of TMDB's answer)."""
+    if not header:
+        return {}
+    try:
+        parsed = json.loads(header)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    years: dict[int, int] = {}
+    for key, value in parsed.items():
+        if isinstance(key, str) and key.isdigit() and type(value) is int:
+            years[int(key)] = value
+    return years

@@ -78,7 +78,9 @@ async def movies_batch(
     `PREFSHIFT_TMDB_PROXY_REQUEST_DEADLINE_S` (5 s); every other miss is answered from an expired
     copy (listed in `stale`), else the imported records or the dataset's own movie (`fallback`),
     else left out (`deferred`), and refreshed in the background. `missing` lists the ids nobody
-    knows. When the client disconnects, the work for it stops.
+    knows. `movielens_years` gives the MovieLens year of the movies without a `release_date`
+    (the movies themselves are TMDB's shape, the same bytes as `GET /3/movie/{id}`). When the
+    client disconnects, the work for it stops.
     """
     try:
         batch = await unless_disconnected(connection, movies.movies(request.tmdb_ids))
@@ -93,6 +95,11 @@ async def movies_batch(
         chosen = set(ids)
         return json.dumps([tmdb_id for tmdb_id in ordered if tmdb_id in chosen]).encode()
 
+    years = {
+        str(tmdb_id): found[tmdb_id].year
+        for tmdb_id in ordered
+        if tmdb_id in found and found[tmdb_id].year is not None
+    }
     # The movies are already encoded: splice them rather than decode and re-encode.
     body = b"".join(
         (
@@ -106,6 +113,8 @@ async def movies_batch(
             in_order(batch.fallback),
             b',"deferred":',
             in_order(batch.deferred),
+            b',"movielens_years":',
+            json.dumps(years).encode(),
             b"}",
         )
     )

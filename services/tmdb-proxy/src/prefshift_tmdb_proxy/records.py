@@ -3,11 +3,25 @@ search results (the vocabulary is ``prefshift_common.movies``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
 
 from prefshift_common.movies import TMDB_GENRE_IDS, display_titles, tmdb_genres
 from prefshift_tmdb_proxy.shapes import list_item
+
+#: The key of a stored record (the shared offline files, a dataset's own movie) holding the
+#: MovieLens year where TMDB gives no release date. Never in a TMDB-shaped body: prefshift's
+#: own routes serve it beside the body (``movielens_years`` of ``POST /movies/batch``, the
+#: ``X-Prefshift-Movielens-Years`` header of ``/3/search/movie``).
+MOVIELENS_YEAR: Final = "_year_from_movielens"
+
+
+def movielens_year(record: Mapping[str, Any]) -> int | None:
+    """The MovieLens year of a stored record that has no release date, else None."""
+    if record.get("release_date"):
+        return None
+    year = record.get(MOVIELENS_YEAR)
+    return year if isinstance(year, int) and not isinstance(year, bool) else None
 
 
 def genres_from_names(names: Iterable[str]) -> list[dict[str, Any]]:
@@ -40,7 +54,7 @@ def from_dataset_movie(
         "title": display_title,
         "original_title": original_title,
         "release_date": "",
-        "_year_from_movielens": year,
+        MOVIELENS_YEAR: year,
         "overview": overview or "",
         "genres": genres_from_names(names),
         "vote_average": vote_average,
@@ -48,15 +62,11 @@ def from_dataset_movie(
     }
 
 
-def search_result(payload: dict[str, Any], *, year: int | None = None) -> dict[str, Any]:
+def search_result(payload: dict[str, Any]) -> dict[str, Any]:
     """The ``results[]`` item of ``GET /3/search/movie`` for a details record (the numbers TMDB
-    always sends as ``0`` where unknown: the search contract requires them), plus, where TMDB's
-    release date is unknown, the MovieLens year as ``_year_from_movielens`` (the record's own,
-    else ``year``: the offline index's year, which the datasets fill in)."""
+    always sends as ``0`` where unknown: the search contract requires them)."""
     result = list_item(payload)
     result["vote_average"] = result["vote_average"] or 0.0
     result["vote_count"] = result["vote_count"] or 0
     result["popularity"] = result["popularity"] or 0.0
-    if not result["release_date"] and "_year_from_movielens" not in result and year:
-        result["_year_from_movielens"] = year
     return result

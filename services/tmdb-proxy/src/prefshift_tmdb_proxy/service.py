@@ -1,8 +1,10 @@
 """The proxy's logic: where a movie comes from (memo, database cache, TMDB, stale copy, offline
 source), one upstream request per id however many requests miss it at once, and search.
 
-Answers are kept encoded (JSON bytes) in a bounded in-process memo in front of the database
-cache: a hit costs a dict lookup, not a query and a re-serialisation. The memo only holds fresh
+Answers are kept encoded (JSON bytes of TMDB's shape, shared by ``/3/movie/{id}`` and
+``POST /movies/batch``), with the MovieLens year of a record that has no release date beside
+them, in a bounded in-process memo in front of the database cache: a hit costs a dict lookup,
+not a query and a re-serialisation. The memo only holds fresh
 answers and forgets them at their expiry, so it never outlives the database entry it copies.
 
 The cache writes are this service's own short transactions, not the request's: a fetched movie
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prefshift_common.app import freeze_long_lived
 from prefshift_common.movies import release_year
 from prefshift_tmdb_proxy import repository
-from prefshift_tmdb_proxy.records import search_result
+from prefshift_tmdb_proxy.records import MOVIELENS_YEAR, movielens_year, search_result
 from prefshift_tmdb_proxy.refresher import Refresher
 from prefshift_tmdb_proxy.repository import CacheEntry
 from prefshift_tmdb_proxy.schemas import CacheStats
@@ -52,11 +54,28 @@ MAX_SEARCH_RESULTS = 10_000  # TMDB caps search at 500 pages of 20
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A movie's details, encoded, and where they came from (``tmdb``: TMDB or its cached
-    answer; ``offline``: an imported record; ``movielens``: a dataset's own movie)."""
+    """A movie's details, encoded in TMDB's shape, where they came from (``tmdb``: TMDB or its
+    cached answer; ``offline``: an imported record; ``movielens``: a dataset's own movie) and,
+    where TMDB's release date is unknown, the MovieLens year (never in ``body``: prefshift's
+    own routes serve it beside it)."""
 
     body: bytes
     source: str
+    year: int | None = None
+
+
+def served(record: Mapping[str, Any], source: str) -> Served:
+    """A stored record as served: TMDB's details, encoded once, and the MovieLens year."""
+    return Served(encode(details(record)), source, movielens_year(record))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAnswer:
+    """TMDB's search page, and the MovieLens years of its results that have no release date
+    (offline answers; never in the body: the route sends them in a header)."""
+
+    body: dict[str, Any]
+    years: dict[int, int] = field(default_factory=dict)
 
 
 #: A movie as served, or None for "nobody knows this id".
@@ -76,31 +95,35 @@ def encode(movie: dict[str, Any]) -> bytes:
 class Memo:
     """Bounded LRU of encoded answers, each with its own expiry (``time.time()`` seconds).
 
-    An entry is a tuple of a float, bytes and a str (or Nones), which the garbage collector
-    stops tracking: 20,000 entries add nothing to what every full collection walks."""
+    An entry is a tuple of a float, bytes, a str and an int (or Nones), which the garbage
+    collector stops tracking: 20,000 entries add nothing to what every full collection walks."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[int, tuple[float, bytes | None, str | None]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[float, bytes | None, str | None, int | None]] = (
+            OrderedDict()
+        )
 
     def get(self, tmdb_id: int) -> tuple[bool, Answer]:
         entry = self._entries.get(tmdb_id)
         if entry is None:
             return False, None
-        expires, body, source = entry
+        expires, body, source, year = entry
         if expires <= time.time():
             del self._entries[tmdb_id]
             return False, None
         self._entries.move_to_end(tmdb_id)
-        return True, Served(body, source) if body is not None and source is not None else None
+        if body is None or source is None:
+            return True, None
+        return True, Served(body, source, year)
 
     def put(self, tmdb_id: int, answer: Answer, expires: float) -> None:
         if self._size <= 0:
             return
         if answer is None:
-            self._entries[tmdb_id] = (expires, None, None)
+            self._entries[tmdb_id] = (expires, None, None, None)
         else:
-            self._entries[tmdb_id] = (expires, answer.body, answer.source)
+            self._entries[tmdb_id] = (expires, answer.body, answer.source, answer.year)
         self._entries.move_to_end(tmdb_id)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -271,13 +294,13 @@ class MovieService:
                 without_copy.append(tmdb_id)
                 continue
             payload = stale.payload
-            answers[tmdb_id] = Served(encode(details(payload)), "tmdb") if payload else None
+            answers[tmdb_id] = served(payload, "tmdb") if payload else None
             batch.stale.append(tmdb_id)
         offline = await self.offline_records(without_copy) if without_copy else {}
         for tmdb_id in without_copy:
             if tmdb_id in offline:
                 record, source = offline[tmdb_id]
-                answers[tmdb_id] = Served(encode(details(record)), source)
+                answers[tmdb_id] = served(record, source)
                 batch.fallback.append(tmdb_id)
             else:
                 batch.deferred.append(tmdb_id)
@@ -294,7 +317,7 @@ class MovieService:
         return answers
 
     def _remember(self, tmdb_id: int, row: CacheEntry) -> Answer:
-        answer = Served(encode(details(row.payload)), "tmdb") if row.payload else None
+        answer = served(row.payload, "tmdb") if row.payload else None
         self._memo.put(tmdb_id, answer, row.expires_at.timestamp())
         return answer
 
@@ -307,7 +330,7 @@ class MovieService:
             answer: Answer = None
             if tmdb_id in found:
                 record, source = found[tmdb_id]
-                answer = Served(encode(details(record)), source)
+                answer = served(record, source)
             self._memo.put(tmdb_id, answer, expires)
             answers[tmdb_id] = answer
         self.misses += len(ids) - len(found)
@@ -322,7 +345,7 @@ class MovieService:
             undated = [
                 tmdb_id
                 for tmdb_id, record in imported.items()
-                if not record.get("release_date") and record.get("_year_from_movielens") is None
+                if not record.get("release_date") and record.get(MOVIELENS_YEAR) is None
             ]
             rest = [tmdb_id for tmdb_id in ids if tmdb_id not in imported] + undated
             from_datasets = await repository.dataset_movies(session, rest) if rest else {}
@@ -332,8 +355,7 @@ class MovieService:
                 record = imported[tmdb_id]
                 dataset_record = from_datasets.get(tmdb_id)
                 if tmdb_id in undated and dataset_record is not None:
-                    year = dataset_record["_year_from_movielens"]
-                    record = {**record, "_year_from_movielens": year}
+                    record = {**record, MOVIELENS_YEAR: dataset_record[MOVIELENS_YEAR]}
                 found[tmdb_id] = (record, "offline")
             elif tmdb_id in from_datasets:
                 found[tmdb_id] = (from_datasets[tmdb_id], "movielens")
@@ -431,7 +453,7 @@ class MovieService:
 
     async def search(
         self, *, query: str, year: int | None, page: int, params: Mapping[str, str]
-    ) -> dict[str, Any]:
+    ) -> SearchAnswer:
         """``GET /3/search/movie``: TMDB's answer to the client's parameters ``params`` online
         (cached briefly in memory), the title index (``query``, ``year``, ``page``) offline or
         when TMDB is unavailable."""
@@ -443,7 +465,7 @@ class MovieService:
         cached = self._search_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             self._search_cache.move_to_end(key)
-            return dict(cached[1])
+            return SearchAnswer(dict(cached[1]))
         try:
             async with asyncio.timeout(self._deadline):
                 body = await self._client.search(params)
@@ -457,25 +479,34 @@ class MovieService:
             self._search_cache[key] = (time.monotonic() + self._negative_ttl.total_seconds(), body)
             while len(self._search_cache) > self._search_cache_size:
                 self._search_cache.popitem(last=False)
-        return body
+        return SearchAnswer(body)
 
-    async def _offline_search(self, *, query: str, year: int | None, page: int) -> dict[str, Any]:
+    async def _offline_search(self, *, query: str, year: int | None, page: int) -> SearchAnswer:
         index = await self._title_index()
         matches = await asyncio.to_thread(index.search, query, year, MAX_SEARCH_RESULTS)
         total = len(matches)
         chosen = matches[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         records = await self.offline_records([m.row.tmdb_id for m in chosen])
-        results = [
-            search_result(records[m.row.tmdb_id][0], year=m.row.year)
-            for m in chosen
-            if m.row.tmdb_id in records
-        ]
-        return {
+        results: list[dict[str, Any]] = []
+        years: dict[int, int] = {}
+        for match in chosen:
+            tmdb_id = match.row.tmdb_id
+            if tmdb_id not in records:
+                continue
+            record = records[tmdb_id][0]
+            results.append(search_result(record))
+            # the record's own MovieLens year, else the index's (which the datasets fill in)
+            undated_year = None if record.get("release_date") else match.row.year
+            found_year = movielens_year(record) or undated_year
+            if found_year is not None:
+                years[tmdb_id] = found_year
+        body = {
             "page": page,
             "results": results,
             "total_pages": math.ceil(total / PAGE_SIZE),
             "total_results": total,
         }
+        return SearchAnswer(body, years)
 
     async def _title_index(self) -> TitleIndex:
         if self._index is not None and time.monotonic() - self._index_checked < self._index_refresh:

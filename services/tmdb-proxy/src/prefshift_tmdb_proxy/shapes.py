@@ -6,9 +6,9 @@ One rule for fields a record cannot give: present, and ``null`` (lists ``[]``; `
 and ``overview`` ``""``, as TMDB itself writes an unknown date or a missing overview). A
 sub-resource no record holds is TMDB's shape with nothing in it (``{"id", "cast": [],
 "crew": []}``), never a missing key. Fields of ours (``_source`` of the shared data files,
-``prefshift_source``) never reach a body: provenance goes in the ``X-Prefshift-Source`` header.
-The one extension kept is ``_year_from_movielens`` on records without a release date (the
-MovieLens year; the services read it, TMDB clients ignore unknown fields).
+``prefshift_source``, ``_year_from_movielens``) never reach a body: provenance goes in the
+``X-Prefshift-Source`` header, and the MovieLens year of a record without a release date is
+served beside the body by prefshift's own routes (``records.movielens_year``).
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ DETAIL_FIELDS: Final[dict[str, Any]] = {
     "vote_average": None,
     "vote_count": None,
 }
-#: Fields of ours a body may carry beside TMDB's.
-EXTENSION_FIELDS: Final = ("_year_from_movielens",)
-
 #: The fields of a list item (search, popular, discover, similar, …), in TMDB's order.
 LIST_ITEM_FIELDS: Final = (
     "adult",
@@ -98,15 +95,13 @@ MAX_APPENDED: Final = 20
 
 def details(record: Mapping[str, Any]) -> dict[str, Any]:
     """TMDB's details record: every TMDB field (``null`` where the record does not know it),
-    nothing of ours but ``_year_from_movielens``."""
+    nothing of ours."""
     body = {name: record.get(name, default) for name, default in DETAIL_FIELDS.items()}
     for name, default in DETAIL_FIELDS.items():
         if body[name] is None and default is not None:
             body[name] = default  # TMDB writes "" and [] where it knows nothing
     if body["original_title"] is None:
         body["original_title"] = body["title"]
-    if not body["release_date"] and record.get("_year_from_movielens") is not None:
-        body["_year_from_movielens"] = record["_year_from_movielens"]
     return body
 
 
@@ -133,8 +128,6 @@ def list_item(record: Mapping[str, Any]) -> dict[str, Any]:
     body = details(record)
     item = {name: body.get(name) for name in LIST_ITEM_FIELDS}
     item["genre_ids"] = [g["id"] for g in body["genres"] if isinstance(g, dict) and "id" in g]
-    if "_year_from_movielens" in body:
-        item["_year_from_movielens"] = body["_year_from_movielens"]
     return item
 
 

@@ -5,11 +5,13 @@ On these paths everything answers as TMDB does: errors are TMDB's body ``{"succe
 ``status_code`` 34, a missing or wrong key 401 with 7, a page outside 1–500 400 with 22, more
 than 20 ``append_to_response`` parts 400 with 27); the API token (``PREFSHIFT_API_TOKEN``) is
 accepted as TMDB accepts its key — ``?api_key=`` or ``Authorization: Bearer``; and where an
-answer came from is the ``X-Prefshift-Source`` header, never a field of the body.
+answer came from is the ``X-Prefshift-Source`` header, never a field of the body; so is the
+MovieLens year of undated search results (``X-Prefshift-Movielens-Years``).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -21,7 +23,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from prefshift_common.contracts import AsciiDigits, NoNul, SearchResults, TmdbMovie
+from prefshift_common.contracts import (
+    MOVIELENS_YEARS_HEADER,
+    AsciiDigits,
+    NoNul,
+    SearchResults,
+    TmdbMovie,
+)
 from prefshift_common.errors import ServiceError, Unauthorized
 from prefshift_tmdb_proxy.api import (
     SOURCE_HEADER,
@@ -269,14 +277,18 @@ async def search_movies(
     while). Without one — or when TMDB is unavailable — an offline title index answers: fuzzy
     matching that knows MovieLens's "Matrix, The" is "The Matrix"; with `year` (or
     `primary_release_year`), movies more than a year off are left out and the closer years
-    rank first. Offline results without a `release_date` carry the MovieLens year as
-    `_year_from_movielens`.
+    rank first. The body is TMDB's shape; the MovieLens year of the offline results without a
+    `release_date` is in the header `X-Prefshift-Movielens-Years` (a JSON object, id → year).
     """
     if not query.strip():
         return {"page": page, "results": [], "total_pages": 0, "total_results": 0}
-    return await movies.search(
+    answer = await movies.search(
         query=query, year=year or primary_release_year, page=page, params=forwarded(request)
     )
+    headers = {}
+    if answer.years:
+        headers[MOVIELENS_YEARS_HEADER] = json.dumps(answer.years, separators=(",", ":"))
+    return JSONResponse(answer.body, headers=headers)
 
 
 @router.get("/3/discover/movie", response_model=TmdbPage)
