@@ -41,14 +41,18 @@ else
   echo "== no llama.cpp server at $llama_python: the real-model test is SKIPPED (bash scripts/install-llama-server.sh, about 4 minutes)"
 fi
 
-# Parallel workers (pytest-xdist): PREFSHIFT_TEST_WORKERS, default 2 (the CI machine's cores);
-# 0 runs the suite in one process. Tests that share a module's stack carry an xdist_group, so
-# --dist loadgroup keeps them on one worker (docs/development.md).
-workers="${PREFSHIFT_TEST_WORKERS:-2}"
-xdist=()
-if [ "$workers" != "0" ]; then
-  xdist=(-n "$workers" --dist loadgroup)
-fi
+# Parallel workers (pytest-xdist): PREFSHIFT_TEST_WORKERS sets both passes' (0: one process).
+# Defaults, measured on the 2-core CI machine (docs/development.md): 3 for the SQLite pass (the
+# tests wait on their services often enough that a third worker keeps both cores busy) and 2
+# for the Postgres pass (3 workers' connection pools can exceed Postgres's default 100
+# connections). Tests that share a module's stack carry an xdist_group, so --dist loadgroup
+# keeps them on one worker.
+xdist_args() {
+  local workers="${PREFSHIFT_TEST_WORKERS:-$1}"
+  if [ "$workers" != "0" ]; then
+    echo "-n $workers --dist loadgroup"
+  fi
+}
 
 # One pass: -rs lists every skipped test with its reason, --durations the slowest tests. Exit 5
 # (no test selected: arguments that pick only tests of the other pass) is not a failure of this
@@ -56,7 +60,8 @@ fi
 ran=0
 run_pass() {
   local rc=0
-  PREFSHIFT_TEST_DATABASE="$1" uv run --locked pytest -rs --durations=15 "${xdist[@]}" "${@:2}" || rc=$?
+  # shellcheck disable=SC2046  # the xdist arguments are words
+  PREFSHIFT_TEST_DATABASE="$1" uv run --locked pytest -rs --durations=15 $(xdist_args "$2") "${@:3}" || rc=$?
   if [ "$rc" = 5 ]; then
     echo "== no test of the $1 pass was selected"
     return 0
@@ -66,13 +71,13 @@ run_pass() {
 }
 
 echo "== pytest on SQLite: every test but those marked postgres_only"
-run_pass sqlite "$@"
+run_pass sqlite 3 "$@"
 
 pg_url="${PREFSHIFT_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 if uv run --locked python -c "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$pg_url" 2>/dev/null; then
   echo "== pytest on Postgres: the tests that touch the database, less those marked sqlite_only"
   echo "   (the browser, real-model and protocol-over-HTTP tests are sqlite_only: they ran in the SQLite pass)"
-  PREFSHIFT_TEST_POSTGRES_URL="$pg_url" run_pass postgres "$@"
+  PREFSHIFT_TEST_POSTGRES_URL="$pg_url" run_pass postgres 2 "$@"
 elif [ "${PREFSHIFT_REQUIRE_POSTGRES:-0}" = "1" ]; then
   echo "Postgres is required but not reachable at $pg_url" >&2
   exit 1

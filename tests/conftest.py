@@ -9,11 +9,13 @@ between tests and separate service processes can open the same database.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -113,11 +115,14 @@ class DatabaseFactory:
     def kind(self) -> str:
         return TEST_DATABASE
 
-    def new(self, template: str | None = None) -> str:
-        """A new database URL; a copy of ``template`` when given, else empty."""
+    def new(
+        self, template: str | None = None, *, directory: Path | None = None, keep: bool = False
+    ) -> str:
+        """A new database URL; a copy of ``template`` when given, else empty. ``keep``: not
+        dropped at the end of this worker's session (a template ``SharedTemplates`` drops)."""
         name = f"prefshift_test_{uuid.uuid4().hex[:12]}"
         if self._admin is None:
-            path = self.workdir / f"{name}.db"
+            path = (directory or self.workdir) / f"{name}.db"
             if template is not None:
                 source = make_url(template).database
                 assert source is not None
@@ -128,7 +133,8 @@ class DatabaseFactory:
             with self._admin.connect() as connection:
                 connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
             url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        self.created.append(url)
+        if not keep:
+            self.created.append(url)
         return url
 
     def release(self, url: str) -> None:
@@ -136,6 +142,9 @@ class DatabaseFactory:
         if url in self.created:
             self.created.remove(url)
             self._drops.append(self._dropper.submit(self._drop, url))
+
+    def drop_now(self, url: str) -> None:
+        self._drop(url)
 
     def _drop(self, url: str) -> None:
         if self._admin is None:
@@ -171,13 +180,76 @@ def database_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datab
     factory.drop_all()
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class SharedTemplates:
+    """The session templates (migrated, datasets imported), made once per test run and shared by
+    the parallel workers: the first worker to need one makes it under a lock, the others clone
+    it. Importing a dataset costs seconds of CPU, once per run instead of once per worker. The
+    last worker to finish drops them (each worker notes that it uses them)."""
+
+    def __init__(self, root: Path, factory: DatabaseFactory, worker: str) -> None:
+        self.root = root
+        self.factory = factory
+        self.user = root / f"{worker}.using"
+        with _locked(root / "registry.lock"):
+            self.user.touch()
+
+    def get(self, key: str, make: Callable[[], str]) -> str:
+        record = self.root / f"{key}.url"
+        with _locked(self.root / f"{key}.lock"):
+            if record.exists():
+                return record.read_text()
+            url = make()
+            _dispose_all()  # a Postgres template must have no open connections when cloned
+            record.write_text(url)
+            return url
+
+    def new(self, template: str | None = None) -> str:
+        return self.factory.new(template, directory=self.root, keep=True)
+
+    def leave(self) -> None:
+        with _locked(self.root / "registry.lock"):
+            self.user.unlink(missing_ok=True)
+            if any(self.root.glob("*.using")):
+                return
+            for record in self.root.glob("*.url"):
+                self.factory.drop_now(record.read_text())
+                record.unlink()
+
+
 @pytest.fixture(scope="session")
-def migrated_template(database_factory: DatabaseFactory) -> str:
+def shared_templates(
+    tmp_path_factory: pytest.TempPathFactory, database_factory: DatabaseFactory
+) -> Iterator[SharedTemplates]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = tmp_path_factory.getbasetemp()
+    # xdist gives each worker <the run's basetemp>/<worker>: the parent is the run's own
+    root = (base.parent if worker else base) / "shared-templates"
+    root.mkdir(exist_ok=True)
+    templates = SharedTemplates(root, database_factory, worker or "main")
+    yield templates
+    templates.leave()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(shared_templates: SharedTemplates) -> str:
     """An empty database migrated to head, used as the template of every test database."""
-    url = database_factory.new()
-    migrate.upgrade(url)
-    _dispose_all()
-    return url
+
+    def make() -> str:
+        url = shared_templates.new()
+        migrate.upgrade(url)
+        return url
+
+    return shared_templates.get("migrated", make)
 
 
 def _dispose_all() -> None:
@@ -226,51 +298,56 @@ def clone_database(database_factory: DatabaseFactory) -> Iterator[Callable[[str]
 
 
 def _imported_template(
-    database_factory: DatabaseFactory, migrated_template: str, *datasets: tuple[Path, str]
+    shared_templates: SharedTemplates, key: str, template: str, *datasets: tuple[Path, str]
 ) -> str:
-    from prefshift_datasets.importer import import_dataset
+    def make() -> str:
+        from prefshift_datasets.importer import import_dataset
 
-    url = database_factory.new(template=migrated_template)
-    for path, name in datasets:
-        import_dataset(url, path, name=name)
-    _dispose_all()
-    return url
+        url = shared_templates.new(template)
+        for path, name in datasets:
+            import_dataset(url, path, name=name)
+        return url
+
+    return shared_templates.get(key, make)
 
 
 @pytest.fixture(scope="session")
 def ml_small_template(
-    database_factory: DatabaseFactory, migrated_template: str, shared_data: Path
+    shared_templates: SharedTemplates, migrated_template: str, shared_data: Path
 ) -> str:
     """A migrated database with ``../shared/data/ml-latest-small`` imported as ``ml-latest-small``.
 
     Session-scoped: never write to it; clone it (``ml_small_database_url``) to get one to change.
     """
     return _imported_template(
-        database_factory, migrated_template, (shared_data / "ml-latest-small", "ml-latest-small")
+        shared_templates,
+        "ml-latest-small",
+        migrated_template,
+        (shared_data / "ml-latest-small", "ml-latest-small"),
     )
 
 
 @pytest.fixture(scope="session")
 def seed_cohort_template(
-    database_factory: DatabaseFactory, migrated_template: str, shared_data: Path
+    shared_templates: SharedTemplates, migrated_template: str, shared_data: Path
 ) -> str:
     """A migrated database with ``../shared/data/seed-cohort`` imported as ``seed-cohort``."""
     return _imported_template(
-        database_factory, migrated_template, (shared_data / "seed-cohort", "seed-cohort")
+        shared_templates,
+        "seed-cohort",
+        migrated_template,
+        (shared_data / "seed-cohort", "seed-cohort"),
     )
 
 
 @pytest.fixture(scope="session")
 def both_datasets_template(
-    database_factory: DatabaseFactory, ml_small_template: str, shared_data: Path
+    shared_templates: SharedTemplates, ml_small_template: str, shared_data: Path
 ) -> str:
     """``ml-latest-small`` and ``seed-cohort`` in one database."""
-    from prefshift_datasets.importer import import_dataset
-
-    url = database_factory.new(template=ml_small_template)
-    import_dataset(url, shared_data / "seed-cohort", name="seed-cohort")
-    _dispose_all()
-    return url
+    return _imported_template(
+        shared_templates, "both", ml_small_template, (shared_data / "seed-cohort", "seed-cohort")
+    )
 
 
 @pytest.fixture

@@ -18,16 +18,16 @@ from prefshift_datasets.errors import DatasetNotFoundError
 
 
 @pytest.fixture
-async def session(both_datasets_template: str) -> AsyncIterator[AsyncSession]:
-    # read-only tests: the session template is never written, so no clone is needed
-    engine = create_async_db_engine(both_datasets_template)
+async def session(both_datasets_database_url: str) -> AsyncIterator[AsyncSession]:
+    # a clone: a Postgres template that other workers clone must have no open connection
+    engine = create_async_db_engine(both_datasets_database_url)
     async with create_session_factory(engine)() as session:
         yield session
     await engine.dispose()
 
 
-def test_load_ratings_and_movies(both_datasets_template: str) -> None:
-    with sync_connection(both_datasets_template) as connection:
+def test_load_ratings_and_movies(both_datasets_database_url: str) -> None:
+    with sync_connection(both_datasets_database_url) as connection:
         dataset = repository.get_dataset(connection, "ml-latest-small")
         assert (dataset.n_ratings, dataset.n_movies, dataset.n_users) == (100_836, 9_742, 610)
         ratings = repository.load_ratings(connection, dataset.id)

@@ -19,6 +19,7 @@ from prefshift_simulator.config import Settings
 from prefshift_simulator.evaluation import DatasetSnapshot, read_dataset
 from prefshift_simulator.main import create_app
 from prefshift_tmdb_proxy.main import create_app as create_proxy_app
+from tests.conftest import DatabaseFactory
 from tests.fakes.live import LiveServer
 from tests.tmdb_proxy.conftest import offline_proxy_settings
 
@@ -26,9 +27,14 @@ DATASET = "seed-cohort"
 
 
 @pytest.fixture(scope="session")
-def seed_snapshot(seed_cohort_template: str) -> DatasetSnapshot:
-    """The seed cohort as the evaluation reads it (read once; never written)."""
-    return read_dataset(seed_cohort_template, DATASET)
+def seed_snapshot(database_factory: DatabaseFactory, seed_cohort_template: str) -> DatasetSnapshot:
+    """The seed cohort as the evaluation reads it (read once, from a copy: a Postgres template
+    that other workers clone must have no connection)."""
+    url = database_factory.new(template=seed_cohort_template)
+    try:
+        return read_dataset(url, DATASET)
+    finally:
+        database_factory.release(url)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from tests.reference_population import write_population
 
 
 async def test_embedded_personas_on_the_seed_cohort_score_rmse_under_095(
-    seed_snapshot: DatasetSnapshot, seed_cohort_template: str
+    seed_snapshot: DatasetSnapshot, seed_cohort_database_url: str
 ) -> None:
-    settings = Settings(_env_file=None, database_url=seed_cohort_template)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=seed_cohort_database_url)  # type: ignore[call-arg]
     report = await evaluate_personas(seed_snapshot, settings=settings, seed=0)
     assert len(report.users) == 150 and not report.skipped
     metrics = report.metrics()

@@ -16,7 +16,7 @@ from prefshift_tmdb_proxy.config import Settings as ProxySettings
 from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
 from prefshift_tmdb_proxy.main import create_app
 from prefshift_tmdb_proxy.service import MovieService
-from tests.conftest import DatabaseFactory
+from tests.conftest import DatabaseFactory, SharedTemplates
 from tests.fakes.tmdb_server import FakeTmdb
 
 TMDB_KEY = "tmdb-test-key-3f9a7c21e5b04d68"
@@ -89,17 +89,21 @@ def service_of(client: httpx.AsyncClient) -> MovieService:
 
 @pytest.fixture(scope="session")
 def ml_small_offline_template(
-    database_factory: DatabaseFactory, ml_small_template: str, shared_data: Path
+    shared_templates: SharedTemplates, ml_small_template: str, shared_data: Path
 ) -> str:
     """``ml-latest-small`` plus ``tmdb-offline/movies.jsonl`` imported with the TMDB 5000 file's
-    keywords (never write to it)."""
-    url = database_factory.new(template=ml_small_template)
-    import_tmdb_jsonl(
-        url,
-        shared_data / "tmdb-offline" / "movies.jsonl",
-        tmdb_5000=shared_data / "tmdb-5000" / "tmdb_5000_movies.csv",
-    )
-    return url
+    keywords (never write to it, nor connect to it: clone it)."""
+
+    def make() -> str:
+        url = shared_templates.new(ml_small_template)
+        import_tmdb_jsonl(
+            url,
+            shared_data / "tmdb-offline" / "movies.jsonl",
+            tmdb_5000=shared_data / "tmdb-5000" / "tmdb_5000_movies.csv",
+        )
+        return url
+
+    return shared_templates.get("ml-small-offline", make)
 
 
 @pytest.fixture
