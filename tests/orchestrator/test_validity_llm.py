@@ -94,6 +94,9 @@ def simulator(
             stack.stop()
 
 
+# SQLite pass only: the LLM path of the command; the LLM client's storage is checked on both
+# databases in tests/simulator/test_llm.py, the command from a fresh database in test_validity.py.
+@pytest.mark.sqlite_only
 @pytest.mark.slow
 def test_validity_holds_the_llm_persona_against_people(
     simulator: tuple[str, FakeOpenAI], seed_cohort_database_url: str, shared_data: Path
