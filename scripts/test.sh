@@ -57,15 +57,23 @@ xdist_args() {
 # One pass: -rs lists every skipped test with its reason, --durations the slowest tests. Exit 5
 # (no test selected: arguments that pick only tests of the other pass) is not a failure of this
 # pass; the two passes together must run something.
+# After each pass, the worker time per folder of tests/ (scripts/test_times.py).
 ran=0
+reports="$(mktemp -d)"
+trap 'rm -rf "$reports"' EXIT
 run_pass() {
-  local rc=0
+  local rc=0 started=$SECONDS
   # shellcheck disable=SC2046  # the xdist arguments are words
-  PREFSHIFT_TEST_DATABASE="$1" uv run --locked pytest -rs --durations=15 $(xdist_args "$2") "${@:3}" || rc=$?
+  PREFSHIFT_TEST_DATABASE="$1" uv run --locked pytest -rs --durations=15 \
+    --junitxml="$reports/$1.xml" $(xdist_args "$2") "${@:3}" || rc=$?
   if [ "$rc" = 5 ]; then
     echo "== no test of the $1 pass was selected"
     return 0
   fi
+  if [ -f "$reports/$1.xml" ]; then
+    uv run --locked python scripts/test_times.py "$reports/$1.xml"
+  fi
+  echo "== the $1 pass took $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
   [ "$rc" = 0 ] && ran=1
   return "$rc"
 }
