@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -27,8 +29,12 @@ def up(
     settings = CommonSettings()
     stack = Stack(settings)
     # SIGTERM (a supervisor's stop) is Ctrl-C's KeyboardInterrupt, wherever this stands
-    # (migrating, starting, serving): the services are stopped and waited for either way
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # (migrating, starting, serving): the services are stopped and waited for either way. Only
+    # the first one: under `uv run` a terminal's Ctrl-C arrives twice (the process group's
+    # SIGINT, and uv forwarding it), and the second must not cut the services' stop short.
+    interrupt = _interrupt_once()
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         migrate.upgrade(settings.resolved_database_url)
         stack.start(log_level=log_level)
@@ -50,6 +56,19 @@ def up(
         console.print("stopping…")
     finally:
         stack.stop()
+
+
+def _interrupt_once() -> Callable[[int, FrameType | None], None]:
+    """A signal handler that raises KeyboardInterrupt the first time and ignores the rest."""
+    interrupted = False
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+
+    return handler
 
 
 def _pick_user(database_url: str, dataset_id: int, min_ratings: int) -> int:
