@@ -311,7 +311,7 @@ def _params() -> list[Any]:
         pytest.param(
             block,
             id=f"{block.file}:{block.line}",
-            marks=[pytest.mark.docs_ci] if block.ci_only else [],
+            marks=[pytest.mark.ci_only(reason=block.ci_only)] if block.ci_only else [],
         )
         for block in _blocks()
     ]
@@ -321,13 +321,8 @@ def _params() -> list[Any]:
 @pytest.mark.parametrize("block", _params())
 def test_documented_block(block: Block, workspace: Workspace) -> None:
     """Every command of the block in order, in one fresh workspace (one database, one stack
-    when the block starts one); skipped commands say why. A ``ci-only`` block runs where
-    ``PREFSHIFT_DOCS_CI=1`` (``.ci/run``, after ``make test``)."""
-    if block.ci_only and os.environ.get("PREFSHIFT_DOCS_CI") != "1":
-        pytest.skip(
-            f"{block.file}:{block.line}: {block.ci_only}: CI runs it after make test "
-            "(PREFSHIFT_DOCS_CI=1 uv run pytest -m docs_ci tests/docs)"
-        )
+    when the block starts one); skipped commands say why. A ``ci-only`` block is marked
+    ``ci_only``: CI runs it after ``make test`` (tests/conftest.py)."""
     skipped = [f"{c.id} `{c.text}`: {c.skip}" for c in block.commands if c.skip]
     runnable = [c for c in block.commands if c.skip is None]
     if not runnable:

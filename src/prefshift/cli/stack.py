@@ -24,18 +24,18 @@ def up(
 ) -> None:
     """Migrate the database, start recommender, simulator, tmdb-proxy, orchestrator and the
     console on loopback (ports from PREFSHIFT_*_URL), and stop them all on Ctrl-C."""
-    from prefshift import migrate
-
-    settings = CommonSettings()
-    stack = Stack(settings)
     # SIGTERM (a supervisor's stop) is Ctrl-C's KeyboardInterrupt, wherever this stands
-    # (migrating, starting, serving): the services are stopped and waited for either way. Only
-    # the first one: under `uv run` a terminal's Ctrl-C arrives twice (the process group's
-    # SIGINT, and uv forwarding it), and the second must not cut the services' stop short.
+    # (importing, migrating, starting, serving): the services are stopped and waited for either
+    # way. Only the first one: under `uv run` a terminal's Ctrl-C arrives twice (the process
+    # group's SIGINT, and uv forwarding it), and the second must not cut the stop short.
     interrupt = _interrupt_once()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    settings = CommonSettings()
+    stack = Stack(settings)
     try:
+        from prefshift import migrate
+
         migrate.upgrade(settings.resolved_database_url)
         stack.start(log_level=log_level)
         stack.wait_ready()
