@@ -157,7 +157,14 @@ class Stack:
             if self.launcher == "fork":
                 self.processes[service] = ForkedService(package, argv, env)
                 continue
-            command = [sys.executable, "-c", f"from {package}.main import run; run()", *argv]
+            # Ctrl-C in a terminal reaches the whole process group: a service still importing
+            # ignores it (uvicorn takes SIGINT over when it serves) and is stopped by this
+            # stack's SIGTERM, instead of printing a KeyboardInterrupt traceback
+            code = (
+                "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                f"from {package}.main import run; run()"
+            )
+            command = [sys.executable, "-c", code, *argv]
             self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
 
     def wait_ready(self, timeout: float = 300.0) -> None:
