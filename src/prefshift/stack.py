@@ -10,8 +10,8 @@ Two ways to start a service process, the same ``main.run()`` in both:
 - ``fork`` (the tests): forked from one server process per parent that has imported every
   service once (``multiprocessing``'s forkserver, which is itself a fresh interpreter, not a
   fork of the caller). Each child is a separate process with its own environment, ports,
-  database connections and signal handling; only the import is shared. The test suite starts a
-  few hundred services, so this is minutes of CPU per run.
+  database connections and signal handling; only the import is shared. The test suite starts
+  many services; what that saves is measured in docs/development.md.
 """
 
 from __future__ import annotations
