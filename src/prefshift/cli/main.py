@@ -17,6 +17,7 @@ from prefshift.cli import (
     stack,
     tmdb,
     validity,
+    worker,
 )
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ plan.register(simulate.experiment_app)
 simulate.register(app)
 replication.register(simulate.experiment_app)
 validity.register(app)
+worker.register(app)
 
 #: What a database whose schema is older than this prefshift says when a command reads a table
 #: or column a later migration added (SQLite's and Postgres's wording).

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from prefshift_common.app import Database, create_service_app, serve
+from prefshift_common.app import Database, ServiceResources, create_service_app, serve
 from prefshift_orchestrator.api import router
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
@@ -16,9 +16,9 @@ from prefshift_orchestrator.listings import router as listings_router
 from prefshift_orchestrator.workers import WorkerPool
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the orchestrator app (uvicorn: `--factory prefshift_orchestrator.main:create_app`)."""
-    settings = settings or Settings()
+def _worker_resources(settings: Settings) -> ServiceResources:
+    """The service clients and the worker pool, started on the open database and stopped
+    (runs handed back to the queue) before it closes — the API process's and a worker's."""
 
     @asynccontextmanager
     async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
@@ -33,12 +33,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await workers.stop()
             await clients.aclose()
 
+    return resources
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the orchestrator app (uvicorn: `--factory prefshift_orchestrator.main:create_app`)."""
+    settings = settings or Settings()
     return create_service_app(
         service="orchestrator",
         description=__doc__ or "",
         settings=settings,
-        resources=resources,
+        resources=_worker_resources(settings),
         routers=[router, listings_router],
+    )
+
+
+def create_worker_app(settings: Settings | None = None) -> FastAPI:
+    """A worker (``prefshift worker``): the orchestrator's worker pool without its API.
+
+    It claims queued runs from the shared database and executes them exactly as the API
+    process's workers do (the same lifespan, the same pool), and answers only ``/healthz`` and
+    ``/readyz`` for a supervisor's probes; runs are submitted through any orchestrator's API.
+    SIGTERM and SIGINT stop it as they stop the orchestrator: uvicorn ends the lifespan, which
+    hands the runs it holds back to the queue."""
+    settings = settings or Settings()
+    if settings.orchestrator_workers == 0:
+        raise ValueError("a worker with PREFSHIFT_ORCHESTRATOR_WORKERS=0 would run nothing")
+    return create_service_app(
+        service="orchestrator-worker",
+        description=create_worker_app.__doc__ or "",
+        settings=settings,
+        resources=_worker_resources(settings),
+        routers=[],
     )
 
 
