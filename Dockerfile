@@ -2,12 +2,23 @@
 #   docker build --build-arg SERVICE=orchestrator --build-arg PORT=8100 -t prefshift-orchestrator .
 #   docker build --target cli -t prefshift-cli .
 # Only the chosen service's workspace package and its dependencies are installed (uv.lock, frozen).
+#
+# BASE_IMAGE: any image with Python 3.11+ (python3 -m venv and pip) and useradd, e.g. one built
+# from Debian's own packages where no registry can be reached. uv comes from PyPI, pinned.
+# No secret is a build argument or in a layer: keys reach the containers at run time only.
 
-FROM python:3.11-slim AS deps
-COPY --from=ghcr.io/astral-sh/uv:0.13 /uv /uvx /bin/
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS deps
+ARG UV_VERSION=0.13.10
+# uv into a venv of its own (not the system Python: Debian's refuses pip installs, PEP 668)
+RUN python3 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}" \
+    && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=python3 \
+    UV_NO_CACHE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -26,7 +37,7 @@ COPY services/orchestrator/pyproject.toml services/orchestrator/
 COPY services/console/pyproject.toml services/console/
 
 # --- cli: the whole workspace and the `prefshift` command (docker-compose's `migrate` step,
-# `prefshift data import`); built with `--target cli`.
+# `prefshift data import`, the `worker` role); built with `--target cli`.
 FROM deps AS cli
 RUN uv sync --frozen --no-dev --no-install-workspace
 COPY src src
@@ -37,6 +48,9 @@ COPY alembic.ini ./
 RUN uv sync --frozen --no-dev
 USER prefshift
 ENTRYPOINT []
+# The image runs one-shot commands (migrate, import) and `prefshift worker`, whose health
+# endpoints listen where --port says: compose and Kubernetes give the worker its own check.
+HEALTHCHECK NONE
 CMD ["prefshift", "--help"]
 
 # --- service: one of services/<SERVICE>, served by its `prefshift-<SERVICE>` command
