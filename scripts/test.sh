@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 export PATH="$HOME/.local/bin:$PATH"
+# Our own modules' and pytest's (assertion-rewritten) bytecode caches are written even where the
+# machine sets PYTHONDONTWRITEBYTECODE: without them every test worker and every process a test
+# starts compiles the project and the test modules again (__pycache__/ is ignored by git).
+unset PYTHONDONTWRITEBYTECODE
 
 echo "== ruff"
 uv run --locked ruff check .

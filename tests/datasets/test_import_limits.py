@@ -132,6 +132,7 @@ def _one_line_bomb(path: Path, line_bytes: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_zip_holding_one_gibibyte_line_is_refused_at_once_in_little_memory(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -213,6 +213,7 @@ def test_a_misbehaving_arm_fails_its_run_with_our_words_only(
         ),
     ],
 )
+@pytest.mark.slow
 def test_a_never_answering_arm_fails_its_run_within_its_limits(
     seed_cohort_database_url: str,
     orchestrator: OrchestratorFactory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from prefshift.cli.main import app
@@ -18,6 +19,7 @@ from tests.orchestrator.standins import (
 SMALL = ["--pages", "2", "--page-size", "3", "--test-size", "6", "--persona-size", "6"]
 
 
+@pytest.mark.slow
 def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_report(
     seed_cohort_database_url: str, orchestrator: OrchestratorFactory, tmp_path: Path
 ) -> None:
@@ -112,6 +114,7 @@ def test_simulate_waits_and_prints_the_shift_table_and_experiment_writes_a_repor
             ]
 
 
+@pytest.mark.slow
 def test_experiment_run_takes_a_design_and_report_prints_its_measures(
     seed_cohort_database_url: str, orchestrator: OrchestratorFactory, tmp_path: Path
 ) -> None:

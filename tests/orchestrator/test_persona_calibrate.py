@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from tests.orchestrator.replication_release import RELEASE_USER, SECOND_USER, wr
 from tests.reference_population import write_population
 
 
+@pytest.mark.slow
 def test_calibrate_reads_an_experiment_fits_and_saves_a_set(
     seed_cohort_database_url: str, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -150,6 +152,7 @@ def _noise_free_row(output: str) -> str:
     return values
 
 
+@pytest.mark.slow
 def test_fidelity_takes_its_statistics_from_the_population_the_users_were_drawn_from(
     both_datasets_database_url: str, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -191,6 +194,7 @@ def test_fidelity_takes_its_statistics_from_the_population_the_users_were_drawn_
     assert _noise_free_row(drawn.output) != _noise_free_row(own.output)
 
 
+@pytest.mark.slow
 def test_calibrate_fit_human_fits_the_retest_noise_and_a_given_slope(
     seed_cohort_database_url: str, shared_data: Path, tmp_path: Path
 ) -> None:

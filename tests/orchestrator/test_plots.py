@@ -159,6 +159,7 @@ def test_plots_of_empty_reports_still_render() -> None:
         plot_fidelity(no_pairs, fmt="gif")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_rendering_is_deterministic(
     report: tuple[CohortStatistics, pd.DataFrame],
 ) -> None:

@@ -155,6 +155,7 @@ def test_a_hand_made_release_is_stored_like_a_run(
     assert pages[("llm", 3)].recommended == [] and pages[("llm", 3)].recommender_info["empty"]
 
 
+@pytest.mark.slow
 def test_reimporting_changes_nothing(
     seed_cohort_database_url: str, shared_data: Path, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from prefshift_orchestrator.repository import utcnow
 # database-independent (the rule of docs/development.md runs it in the SQLite pass only)
 
 
+@pytest.mark.slow
 def test_the_released_runs_reproduce_the_studys_figures(shared_data: Path) -> None:
     folders = user_folders(shared_data / "seed-results")
     assert len(folders) == 116

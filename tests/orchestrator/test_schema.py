@@ -19,6 +19,7 @@ from tests.polling import wait_for_run
 from tests.schema import SchemaContract
 
 
+@pytest.mark.slow
 class TestOrchestratorSchema(SchemaContract):
     api_token = "schemathesis-orchestrator-token"
     operations = (

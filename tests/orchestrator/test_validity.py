@@ -9,6 +9,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from prefshift.cli.main import app
@@ -28,6 +29,7 @@ def _sample_cohort(shared_data: Path, folder: Path, users: set[str]) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_validity_from_a_fresh_database_holds_each_set_against_people(
     empty_database_url: str, shared_data: Path, tmp_path: Path
 ) -> None:

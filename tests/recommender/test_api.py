@@ -208,6 +208,7 @@ async def test_token_is_required_when_configured(trained_service: ServiceFactory
 
 # SQLite pass only: what it checks (BLAS threads in a fresh process) does not depend on the
 # database; training from both databases is checked by the other tests here.
+@pytest.mark.slow
 @pytest.mark.sqlite_only
 def test_a_fresh_process_trains_in_its_worker_thread_without_blas_warnings(
     ml_small_database_url: str, tmp_path: Path

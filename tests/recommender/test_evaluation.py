@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from prefshift.cli.main import app
 
 
+@pytest.mark.slow
 def test_collaborative_beat_popularity_beats_random(
     ml_small_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

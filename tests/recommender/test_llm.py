@@ -135,6 +135,7 @@ def live_proxy(ml_small_database_url: str, fake_tmdb: FakeTmdb) -> Iterator[str]
         yield server.url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["llm", "llm-persuasive"])
 async def test_llm_page_from_a_messy_model(
     name: str, trained_service: ServiceFactory, live_proxy: str, shared_data: Path

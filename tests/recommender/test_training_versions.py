@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.recommender.conftest import ServiceFactory, registry_of
 
@@ -21,6 +22,7 @@ async def _served(client: httpx.AsyncClient, name: str = "item-knn") -> str:
     return str(response.json()["model_version"])
 
 
+@pytest.mark.slow
 async def test_other_parameters_make_a_candidate_until_activated(
     trained_service: ServiceFactory, tmp_path: Path
 ) -> None:

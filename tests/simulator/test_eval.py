@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from prefshift.cli.main import app
@@ -18,6 +19,7 @@ from tests.fakes.openai_server import FakeOpenAI, persona_responder
 from tests.reference_population import write_population
 
 
+@pytest.mark.slow
 async def test_embedded_personas_on_the_seed_cohort_score_rmse_under_095(
     seed_snapshot: DatasetSnapshot, seed_cohort_database_url: str
 ) -> None:
@@ -35,6 +37,7 @@ async def test_embedded_personas_on_the_seed_cohort_score_rmse_under_095(
     assert set(report.by_archetype()) == {"Explorer", "Generalist", "Specialist"}
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table(seed_cohort_database_url: str) -> None:
     result = CliRunner().invoke(
         app,
@@ -83,6 +86,7 @@ def _json(stdout: str) -> dict[str, Any]:
     return payload
 
 
+@pytest.mark.slow
 def test_cli_takes_the_statistics_from_the_population_the_users_were_drawn_from(
     both_datasets_database_url: str, shared_data: Path, tmp_path: Path
 ) -> None:

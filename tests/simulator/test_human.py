@@ -113,6 +113,7 @@ def test_the_designs_measure_what_their_parameters_put_in() -> None:
     assert measured["share_toward"].value > 0.5
 
 
+@pytest.mark.slow
 def test_recovery_of_a_known_anchoring_weight_and_occasion_noise() -> None:
     users = _users()
     params = dataclasses.replace(ModelParams(), occasion_noise=0.45, drift_noise=0.05)

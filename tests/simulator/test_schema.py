@@ -21,6 +21,7 @@ from tests.simulator.test_llm import answer_all
 from tests.tmdb_proxy.conftest import offline_proxy_settings
 
 
+@pytest.mark.slow
 class TestSimulatorSchema(SchemaContract):
     api_token = "schemathesis-simulator-token"
     operations = ("POST /ratings", "GET /backends", "GET /healthz", "GET /readyz")

@@ -33,6 +33,7 @@ def load_catalog(engine: Engine, name: str) -> Catalog:
         return Catalog.from_rows(ref, load_movie_rows(connection, ref.id))
 
 
+@pytest.mark.slow
 async def test_invented_titles_are_dropped_and_real_ones_resolved(
     ml_small_offline_database_url: str, shared_data: Path
 ) -> None:

@@ -54,6 +54,7 @@ def _ml_small_undated(shared_data: Path) -> set[int]:
         }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_every_ml_small_movie_has_every_tmdb_field_and_no_internal_one(
     ml_small_offline_database_url: str, shared_data: Path

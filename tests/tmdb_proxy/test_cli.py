@@ -35,6 +35,7 @@ def test_import_tmdb_command_imports_and_reports(
     assert missing.exit_code != 0
 
 
+@pytest.mark.slow
 def test_prefetch_warms_the_cache_for_some_users(
     seed_cohort_database_url: str, fake_tmdb: FakeTmdb, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,8 @@ from tests.fakes.live import free_port
 from tests.fakes.tmdb_server import FakeTmdb
 from tests.tmdb_proxy.conftest import TMDB_KEY
 
+pytestmark = pytest.mark.slow  # a stack of services, forked: about 20 s to start
+
 MATRIX = 603
 TOKEN = "client-library-token-5b1e"
 

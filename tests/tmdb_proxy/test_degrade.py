@@ -49,6 +49,7 @@ def _struggling(fake: FakeTmdb, mode: str) -> None:
         fake.delay = 30.0  # far past the request deadline
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["429", "slow"])
 async def test_a_batch_answers_from_fallbacks_within_its_budget_when_tmdb_struggles(
     seed_cohort_database_url: str, fake_tmdb: FakeTmdb, mode: str
@@ -110,6 +111,7 @@ async def test_5000_uncached_ids_cost_at_most_the_budget_of_upstream_calls(
     assert fake_tmdb.count() == 10 * BUDGET
 
 
+@pytest.mark.slow
 async def test_the_refresher_shares_the_requests_budget(
     database_url: str, fake_tmdb: FakeTmdb
 ) -> None:
@@ -131,6 +133,7 @@ async def test_the_refresher_shares_the_requests_budget(
     assert stats["refresh_queue"] == 0 and stats["refreshed"] == 0
 
 
+@pytest.mark.slow
 async def test_the_work_of_a_client_that_went_away_stops(
     database_url: str, fake_tmdb: FakeTmdb
 ) -> None:

@@ -22,6 +22,7 @@ from tests.tmdb_proxy.test_census import _ml_small_tmdb_ids
 MAX_WALKED = 5_000
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_a_full_collection_walks_neither_the_index_the_catalogue_nor_the_memo(
     ml_small_offline_database_url: str, shared_data: Path

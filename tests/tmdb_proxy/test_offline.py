@@ -35,6 +35,7 @@ async def _serve_all(client: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
     return served
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("imported", [False, True], ids=["dataset-only", "imported-jsonl"])
 async def test_every_seed_cohort_movie_is_served_with_overview_and_genres(
     seed_cohort_database_url: str, shared_data: Path, imported: bool

@@ -14,6 +14,7 @@ from tests.schema import SchemaContract
 from tests.tmdb_proxy.conftest import offline_proxy_settings
 
 
+@pytest.mark.slow
 class TestProxySchema(SchemaContract):
     api_token = "schemathesis-proxy-token"
     operations = (

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from tests.tmdb_proxy.conftest import make_proxy_factory
 
 MATRIX = 603
@@ -16,6 +18,7 @@ PARTS = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 async def test_details_parts_and_lists_offline(
     ml_small_offline_database_url: str, shared_data: Path
 ) -> None:

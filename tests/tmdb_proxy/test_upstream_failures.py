@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from prefshift_tmdb_proxy.importer import import_tmdb_jsonl
 from tests.fakes.tmdb_server import FakeTmdb
 from tests.tmdb_proxy.conftest import ProxyFactory, service_of
@@ -38,6 +40,7 @@ def arrival_bound(rate: float) -> float:
     return rate * 1.2 + 2
 
 
+@pytest.mark.slow
 async def test_429_storm_is_retried_within_the_rate_and_every_request_answered(
     proxy: ProxyFactory, fake_tmdb: FakeTmdb
 ) -> None:
@@ -64,6 +67,7 @@ async def test_429_storm_is_retried_within_the_rate_and_every_request_answered(
     assert stats["rate_limit_waits"] > 0
 
 
+@pytest.mark.slow
 async def test_rate_limit_holds_for_a_burst_of_distinct_misses(
     proxy: ProxyFactory, fake_tmdb: FakeTmdb
 ) -> None:
