@@ -38,11 +38,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from prefshift_common.body_shape import BodyShapeMiddleware, ShapeLimits
 from prefshift_common.db import create_async_db_engine, create_session_factory, ping
-from prefshift_common.errors import ErrorEnvelope, Unauthorized, install_error_handlers
+from prefshift_common.errors import (
+    ErrorEnvelope,
+    Unauthorized,
+    error_responses,
+    install_error_handlers,
+)
 from prefshift_common.examples import add_examples
 from prefshift_common.hosts import HostAllowlistMiddleware, allowed_hosts
 from prefshift_common.limits import BodyLimitMiddleware, raise_open_file_limit, server_options
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
+from prefshift_common.openapi import conform
 from prefshift_common.settings import CommonSettings, bind_address
 
 log = structlog.get_logger(__name__)
@@ -213,6 +219,12 @@ def create_service_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return conform(documented(), token_required=settings.api_token is not None)
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(BodyShapeMiddleware, limits=ShapeLimits.from_settings(settings))
     app.add_middleware(RequestIdMiddleware)
@@ -228,7 +240,11 @@ def create_service_app(
         app.include_router(
             router,
             dependencies=[Depends(require_token)],
-            responses={401: {"model": ErrorEnvelope, "description": Unauthorized.description}},
+            # every route's 422 is the envelope (FastAPI would otherwise declare its own)
+            responses={
+                401: {"model": ErrorEnvelope, "description": Unauthorized.description},
+                **error_responses(),
+            },
         )
     return app
 

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +126,9 @@ _STATUS_CODES = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _short_loc(loc: Any) -> list[Any]:
     """A problem's location, with any key cut to 100 characters (unknown keys come from the
     client and may be long)."""
@@ -136,6 +140,19 @@ def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     app's handlers, e.g. a body past its limit while a middleware reads it)."""
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     return _envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path is served with (a 405's ``Allow``): FastAPI makes a route
+    per method, and Starlette's 405 names only the first route whose path matched."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -174,6 +191,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 405:
+            allowed = ", ".join(allowed_methods(request))
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": allowed})
         return http_error_response(exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -15,7 +15,7 @@ and a movie → genres mapping (the dataset's MovieLens genres).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,18 @@ class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _kind_required(schema: dict[str, Any]) -> None:
+    schema["required"] = sorted({*schema.get("required", []), "kind"})
+
+
+class _NamedRule(_Rule):
+    """A rule other than the list of users: a cohort without ``kind`` is a list of users
+    (``ExperimentRequest``), so the schema says that these need theirs (else ``cohort: {}``
+    would be a valid seed-study rule in the schema and a 422 at the server)."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
+
 class UserListRule(_Rule):
     """Exactly these users, each once (an experiment listing unknown ones is refused)."""
 
@@ -43,7 +55,7 @@ class UserListRule(_Rule):
     user_ids: list[UserId] = Field(min_length=1, max_length=MAX_COHORT)
 
 
-class SampleRule(_Rule):
+class SampleRule(_NamedRule):
     """``size`` users drawn at random (seeded) among those with enough ratings."""
 
     kind: Literal["sample"] = "sample"
@@ -59,7 +71,7 @@ class SampleRule(_Rule):
         return self
 
 
-class SeedStudyRule(_Rule):
+class SeedStudyRule(_NamedRule):
     """The seed study's cohort rule (defaults reproduce it)."""
 
     kind: Literal["seed-study"] = "seed-study"
