@@ -249,3 +249,32 @@ def test_a_fresh_process_trains_in_its_worker_thread_without_blas_warnings(
     assert result.returncode == 0, result.stderr[-2000:]
     assert "('als', 'ready', None)" in result.stdout, result.stdout + result.stderr[-2000:]
     assert "('bpr', 'ready', None)" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
+async def test_a_recommendations_body_of_another_json_type_is_refused(
+    untrained_service: ServiceFactory,
+) -> None:
+    """``POST /recommendations`` is as strict as the orchestrator's API (``StrictContract``):
+    lax pydantic read ``"n": true`` as 1, ``"seed": false`` as 0 and ``"n": 2.0`` as 2. Nothing
+    is trained here: a valid body passes validation and meets the logic's 409."""
+    body = {"recommender": "random", "history": [{"tmdb_id": 603, "rating": 5.0}], "n": 3}
+    wrong = [
+        {**body, "n": True},
+        {**body, "n": 3.0},
+        {**body, "n": "3"},
+        {**body, "seed": False},
+        {**body, "user_id": True},
+        {**body, "exclude": [True]},
+        {**body, "history": [{"tmdb_id": "603", "rating": 5.0}]},
+        {**body, "history": [{"tmdb_id": 603, "rating": "5"}]},
+    ]
+    async with untrained_service() as client:
+        answered = await client.post("/recommendations", json=body)
+        assert answered.status_code == 409, answered.text
+        for refused in wrong:
+            response = await client.post("/recommendations", json=refused)
+            assert response.status_code == 422, (refused, response.text)
+            assert response.json()["error"] == "validation_error"
+        assert (
+            await client.post("/recommenders/als/train", json={"activate": 0})
+        ).status_code == 422

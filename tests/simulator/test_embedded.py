@@ -276,3 +276,32 @@ async def test_proxy_down_is_a_clear_503(seed_cohort_database_url: str, case: Pe
         )
     assert response.status_code == 503
     assert "tmdb-proxy" in response.json()["detail"]
+
+
+async def test_a_ratings_body_of_another_json_type_is_refused(
+    simulator: SimulatorFactory, case: PersonaCase
+) -> None:
+    """``POST /ratings`` is as strict as the orchestrator's API (``StrictContract``): lax
+    pydantic read ``"user_id": true`` as user 1, ``"seed": false`` as 0 and ``2.0`` as 2."""
+    body = {"persona": case.persona(), "items": case.test[:3], "seed": 1, "occasion": 2}
+    persona = body["persona"]
+    first = persona["history"][0]
+    wrong = [
+        {**body, "persona": {**persona, "user_id": True}},
+        {**body, "persona": {**persona, "user_id": float(case.user_id)}},
+        {**body, "persona": {**persona, "history": [{**first, "tmdb_id": str(first["tmdb_id"])}]}},
+        {**body, "items": [True]},
+        {**body, "items": [float(case.test[0])]},
+        {**body, "seed": False},
+        {**body, "occasion": "2"},
+        {**body, "shown": [{"tmdb_id": case.test[0], "stars": "4.5"}]},
+    ]
+    async with simulator() as client:
+        assert (await client.post("/ratings", json=body)).status_code == 200
+        for refused in wrong:
+            response = await client.post("/ratings", json=refused)
+            assert response.status_code == 422, (refused, response.text)
+            assert response.json()["error"] == "validation_error"
+        # a whole number where a rating (a float) is asked is still a rating
+        whole = {**persona, "history": [{**first, "rating": 4}]}
+        assert (await client.post("/ratings", json={**body, "persona": whole})).status_code == 200

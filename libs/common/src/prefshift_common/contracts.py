@@ -85,17 +85,26 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StrictContract(Contract):
+    """A request model: unknown keys are refused, and so are values of another JSON type
+    (``"seed": false``, ``"n": "2"``, ``"n": 2.0``, ``"user_id": true`` — pydantic's lax mode
+    reads them as 0, 2, 2 and 1); a number field still takes a whole number. Every service's
+    request bodies are built on it (the orchestrator's public API and the internal POSTs)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 # --- recommender ------------------------------------------------------------------------------
 
 
-class RatedMovie(Contract):
+class RatedMovie(StrictContract):
     """A movie and the rating given to it."""
 
     tmdb_id: TmdbId
     rating: Rating
 
 
-class RecommendationRequest(Contract):
+class RecommendationRequest(StrictContract):
     """Ask one implementation for ``n`` movies for a user or a history (cold start)."""
 
     recommender: Name = Field(examples=["als"])
@@ -151,7 +160,7 @@ class RecommenderInfo(Contract):
 # --- simulator --------------------------------------------------------------------------------
 
 
-class Experience(Contract):
+class Experience(StrictContract):
     """A movie the persona was shown and rated, with how it felt about it."""
 
     tmdb_id: TmdbId
@@ -159,7 +168,7 @@ class Experience(Contract):
     feeling: Feeling = ""
 
 
-class Persona(Contract):
+class Persona(StrictContract):
     """A simulated person: a real user's rated history plus what the persona experienced since."""
 
     user_id: UserId
@@ -171,7 +180,7 @@ class Persona(Contract):
 Backend = Literal["llm", "embedded"]
 
 
-class ShownPrediction(Contract):
+class ShownPrediction(StrictContract):
     """A predicted rating shown to the persona beside a movie, the way a recommender's page shows
     "we think you'll rate this 4.5 stars" (Cosley et al., CHI 2003): the shown-prediction arms and
     the ``rerate`` design send one per movie they show it for."""
@@ -184,7 +193,7 @@ class ShownPrediction(Contract):
     )
 
 
-class RatingsRequest(Contract):
+class RatingsRequest(StrictContract):
     persona: Persona
     items: list[TmdbId] = Field(min_length=1, max_length=500)
     backend: Backend | None = None

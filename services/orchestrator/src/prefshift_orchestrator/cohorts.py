@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prefshift_common.contracts import Seed, UserId
+from prefshift_common.contracts import Seed, StrictContract, UserId
 from prefshift_common.movies import genre_names
 
 SPECIALIST = "Specialist"
@@ -31,9 +31,9 @@ ARCHETYPES = (SPECIALIST, EXPLORER, GENERALIST)
 MAX_COHORT = 10_000
 
 
-class _Rule(BaseModel):
-    # strict: a user id ``true`` is not user 1, nor a size ``2.0`` the size 2
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _Rule(StrictContract):
+    """A cohort rule: strict, as every request model (a user id ``true`` is not user 1, nor a
+    size ``2.0`` the size 2)."""
 
 
 def _kind_required(schema: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from prefshift_common.contracts import (
     NoNul,
     Seed,
     ShortText,
+    StrictContract,
 )
 from prefshift_common.errors import ServiceError
 from prefshift_orchestrator.arm_urls import ArmUrlRefused, parse_arm_url
@@ -48,18 +49,10 @@ Url = Annotated[
 ]
 
 
-class Strict(BaseModel):
-    """A request model: unknown keys are refused, and so are values of another JSON type
-    (``"seed": false``, ``"pages": "2"``, ``"pages": 2.0`` — pydantic's lax mode reads them as
-    0 and 2); a number field still takes a whole number."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
 RunIdRef = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
-class RecordedPages(Strict):
+class RecordedPages(StrictContract):
     """Where a ``recorded`` arm's pages come from: an arm of an earlier run of the same user —
     the run itself (``run``) or the user's run in an experiment (``experiment``, e.g. the
     import of the seed study's released runs). ``arm`` names the arm in that run (default: the
@@ -81,7 +74,7 @@ class RecordedPages(Strict):
         return ("run", self.run) if self.run is not None else ("experiment", self.experiment or 0)
 
 
-class ShownPredictionSpec(Strict):
+class ShownPredictionSpec(StrictContract):
     """Show every movie of the arm's pages with a predicted rating in stars: the page's rank
     mapped onto the user's own rating distribution (docs/orchestrator.md, "Shown
     predictions"), moved by ``offset`` stars and clipped to 0.5–5."""
@@ -102,7 +95,7 @@ def shown_arm_name(name: str, offset: float) -> str:
     return f"{name}_{'up' if offset > 0 else 'down'}{abs(offset):g}"
 
 
-class ArmSpec(Strict):
+class ArmSpec(StrictContract):
     """An arm of the experiment: a recommender implementation at a recommender service, or
     the recorded pages of an earlier run.
 
@@ -191,7 +184,7 @@ class ArmSpec(Strict):
         return value
 
 
-class Protocol(Strict):
+class Protocol(StrictContract):
     """The protocol's parameters (docs/architecture.md, "The protocol"); each can be set per
     request."""
 

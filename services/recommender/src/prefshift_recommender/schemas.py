@@ -5,19 +5,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from prefshift_common.contracts import Contract, DatasetName, Name, RecommenderInfo
+from prefshift_common.contracts import (
+    Contract,
+    DatasetName,
+    Name,
+    RecommenderInfo,
+    StrictContract,
+)
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[float, Field(ge=0.0, le=1000.0)]
 
 
-class TrainParams(Contract):
+class TrainParams(StrictContract):
     """Hyperparameters to override; each implementation accepts its own (defaults and meaning
-    in docs/recommender.md). A parameter another implementation owns is refused with 422."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)  # no ``"factors": true``
+    in docs/recommender.md). A parameter another implementation owns is refused with 422, and
+    so is a value of another type (``"factors": true``)."""
 
     factors: (
         Annotated[PositiveInt, Field(le=256, description="als, bpr: latent factors.")] | None
@@ -72,10 +77,8 @@ class TrainParams(Contract):
         return {k: v for k, v in self.model_dump(exclude_none=True).items()}
 
 
-class TrainRequest(Contract):
-    """Train one implementation on a dataset."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)  # ``"activate": 0`` is no boolean
+class TrainRequest(StrictContract):
+    """Train one implementation on a dataset (strict: ``"activate": 0`` is no boolean)."""
 
     dataset: DatasetName | None = Field(
         default=None, description="Dataset to train on; default: the service's dataset."

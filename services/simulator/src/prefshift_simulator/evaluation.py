@@ -283,10 +283,13 @@ async def evaluate_personas(
             split = split_persona_and_test(movies, seed=seed, n_persona=n_persona, n_test=n_test)
         except NotEnoughRatings:
             return None
-        history = [RatedMovie(tmdb_id=t, rating=float(real_by_movie[t])) for t in split.persona]
+        # plain ints: the request contract is strict (a NumPy integer is no int to it)
+        history = [
+            RatedMovie(tmdb_id=int(t), rating=float(real_by_movie[t])) for t in split.persona
+        ]
         request = RatingsRequest(
-            persona=Persona(user_id=user_id, dataset=snapshot.name, history=history),
-            items=list(split.test),
+            persona=Persona(user_id=int(user_id), dataset=snapshot.name, history=history),
+            items=[int(t) for t in split.test],
             backend=backend,
             seed=seed,
             occasion=0,
