@@ -12,7 +12,9 @@ wrong or missing auth is refused.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -25,6 +27,24 @@ from hypothesis import HealthCheck, given, settings
 # as a plain test case where the bug was fixed.
 settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+#: the checks deliberately not run, where and why: one list, also read by ``st run``
+EXCLUSIONS = Path(__file__).resolve().parents[1] / "schemathesis.toml"
+
+
+def _listed(value: str | list[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def documented_exclusions(method: str, path: str) -> list[schemathesis.CheckFunction]:
+    """The checks ``schemathesis.toml`` turns off for one operation."""
+    excluded = []
+    for entry in tomllib.loads(EXCLUSIONS.read_text())["operations"]:
+        if f"{method.upper()} {path}" in _listed(entry.get("include-name")):
+            for name, check in entry.get("checks", {}).items():
+                if check.get("enabled") is False:
+                    excluded.append(getattr(schemathesis.checks, name))
+    return excluded
 
 
 class SchemaContract:
@@ -49,8 +69,8 @@ class SchemaContract:
         return str(factory.new(template=request.getfixturevalue(cls.database_template)))
 
     def excluded_checks(self, method: str, path: str) -> list[schemathesis.CheckFunction]:
-        """Checks that cannot hold for one operation (say why where you override this)."""
-        return []
+        """Checks that cannot hold for one operation: those of ``schemathesis.toml``."""
+        return documented_exclusions(method, path)
 
     def check_response(self, method: str, path: str, response: schemathesis.Response) -> None:
         """Extra assertions on every response of one operation."""

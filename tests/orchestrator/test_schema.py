@@ -9,7 +9,6 @@ import httpx
 import pytest
 import schemathesis
 from pydantic import SecretStr
-from schemathesis.checks import positive_data_acceptance
 
 from prefshift_orchestrator.main import create_app
 from tests.fakes.live import LiveServer
@@ -43,12 +42,6 @@ class TestOrchestratorSchema(SchemaContract):
 
     def examples(self, method: str, path: str) -> int:
         return 25 if method == "POST" else 50
-
-    def excluded_checks(self, method: str, path: str) -> list[schemathesis.CheckFunction]:
-        # The POSTs have rules JSON Schema cannot state (distinct arm names; test + persona
-        # movies within the user's ratings; a cohort rule's bounds): a schema-valid body may
-        # break them and then gets a documented 422. Every other check runs, also for those.
-        return [positive_data_acceptance] if method == "POST" else []
 
     def check_response(self, method: str, path: str, response: schemathesis.Response) -> None:
         if response.status_code == 422 and method == "POST":

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import schemathesis
 from pydantic import SecretStr
-from schemathesis.checks import positive_data_acceptance
 
 from prefshift_recommender.main import create_app
 from tests.fakes.live import LiveServer
@@ -37,12 +36,6 @@ class TestRecommenderSchema(SchemaContract):
         "GET /healthz",
         "GET /readyz",
     )
-
-    def excluded_checks(self, method: str, path: str) -> list[schemathesis.CheckFunction]:
-        # Training parameters belong to one implementation each (k to item-knn, factors to als
-        # and bpr), which the path picks: a schema-valid body can name another's parameter and
-        # get 422.
-        return [positive_data_acceptance] if path.endswith("/train") else []
 
     database_template = "ml_small_template"
 

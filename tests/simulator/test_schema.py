@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from pydantic import SecretStr
-from schemathesis.checks import positive_data_acceptance
 
 from prefshift_simulator.main import create_app
 from prefshift_tmdb_proxy.main import create_app as create_proxy_app
@@ -26,12 +25,6 @@ class TestSimulatorSchema(SchemaContract):
     api_token = "schemathesis-simulator-token"
     operations = ("POST /ratings", "GET /backends", "GET /healthz", "GET /readyz")
     max_examples = int(os.environ.get("SIM_SCHEMA_EXAMPLES", "60"))
-
-    def excluded_checks(self, method: str, path: str) -> list[schemathesis.CheckFunction]:
-        # ``persona_model`` must name a parameter set this server serves (GET /backends lists
-        # them; they depend on its configuration), which the schema cannot state: a
-        # schema-valid name may get the documented 400. Every other check runs.
-        return [positive_data_acceptance] if path == "/ratings" else []
 
     database_template = "seed_cohort_template"
 
