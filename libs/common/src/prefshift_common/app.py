@@ -1,7 +1,7 @@
 """How every service is built and run — the one place for what all of them share.
 
-- ``create_service_app``: the app (error envelope, request ids, logging, health, readiness, the
-  optional bearer token) and the base lifespan, which opens the database (typed
+- ``create_service_app``: the app (error envelope, request ids, logging, health, readiness,
+  ``/metrics``, the optional bearer token) and the base lifespan, which opens the database (typed
   :class:`Database` on ``app.state.database``), enters the service's own ``resources`` and
   closes everything in reverse order.
 - ``serve``: runs an app under uvicorn — the services' ``run()``, ``prefshift up`` and the
@@ -48,6 +48,7 @@ from prefshift_common.examples import add_examples
 from prefshift_common.hosts import HostAllowlistMiddleware, allowed_hosts
 from prefshift_common.limits import BodyLimitMiddleware, raise_open_file_limit, server_options
 from prefshift_common.logging import RequestIdMiddleware, configure_logging
+from prefshift_common.metrics import RequestMetricsMiddleware, ServiceMetrics, metrics_endpoint
 from prefshift_common.openapi import conform
 from prefshift_common.settings import CommonSettings, bind_address
 
@@ -188,15 +189,18 @@ def create_service_app(
     resources: ServiceResources | None = None,
     engine_options: Mapping[str, Any] | None = None,
     body_limits: Mapping[str, int] | None = None,
+    metrics: ServiceMetrics | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
-    """Build a service's FastAPI app; routers get the token check, health routes do not.
+    """Build a service's FastAPI app; routers and ``/metrics`` get the token check, health
+    routes do not.
 
     The lifespan opens the database (``engine_options`` go to the engine, e.g. a pool size),
     then enters ``resources(app, database)`` for the service's own parts. Request bodies are
     limited to ``PREFSHIFT_REQUEST_MAX_BODY_BYTES`` except under the path prefixes of
     ``body_limits`` (``limits.BodyLimitMiddleware``), and a JSON body's keys, array lengths and
-    nesting are bounded before pydantic sees it (``body_shape``)."""
+    nesting are bounded before pydantic sees it (``body_shape``). ``metrics`` is the app's
+    registry (``prefshift_common.metrics``) when the service adds its own metrics to it."""
     configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
@@ -219,6 +223,7 @@ def create_service_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = metrics or ServiceMetrics(service)
     documented = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -235,7 +240,17 @@ def create_service_app(
         per_route=body_limits,
     )
     app.add_middleware(HostAllowlistMiddleware, allowed=allowed_hosts(settings))
+    # outermost: refused hosts and oversized bodies are counted too
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(_health_router(service))
+    # Prometheus's text format, not the API's JSON: kept out of the OpenAPI document, like /docs
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=[Depends(require_token)],
+    )
     for router in routers:
         app.include_router(
             router,

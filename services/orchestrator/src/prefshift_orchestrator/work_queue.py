@@ -20,6 +20,11 @@ class WorkQueue:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def depth(self) -> dict[str, int]:
+        """How many runs stand in each status (one ``COUNT ... GROUP BY``, no row loaded)."""
+        rows = await self.session.execute(select(Run.status, func.count()).group_by(Run.status))
+        return {status: count for status, count in rows.tuples()}
+
     async def claim(self, worker_id: str) -> Claim | None:
         """Atomically move the oldest queued run to ``running`` for this worker."""
         token = uuid.uuid4().hex

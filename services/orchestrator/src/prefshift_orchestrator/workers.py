@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.execution import RunExecutor
+from prefshift_orchestrator.metrics import OrchestratorMetrics
 from prefshift_orchestrator.repository import Claim
 from prefshift_orchestrator.work_queue import WorkQueue
 
@@ -46,11 +47,15 @@ class WorkerPool:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         clients: ServiceClients,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.worker_id = settings.orchestrator_worker_id or default_worker_id()
-        self.executor = RunExecutor(settings=settings, sessions=sessions, clients=clients)
+        self.metrics = metrics or OrchestratorMetrics()
+        self.executor = RunExecutor(
+            settings=settings, sessions=sessions, clients=clients, metrics=self.metrics
+        )
         self.active: dict[int, tuple[Claim, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,6 +139,7 @@ class WorkerPool:
                 self._stopped.append(claim)
                 return
             log.info("run_claimed", run_id=claim.run_id, worker_id=self.worker_id)
+            self.metrics.runs_claimed.inc()
             task = asyncio.create_task(self.executor.execute(claim), name=f"run-{claim.run_id}")
             self.active[claim.run_id] = (claim, task)
             try:

@@ -21,6 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from prefshift_common.app import Database, background_task, create_service_app, serve
 from prefshift_common.db import create_sync_db_engine
 from prefshift_common.llm import LlmClient
+from prefshift_common.llm.metrics import LlmMetrics
+from prefshift_common.metrics import ServiceMetrics
 from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_recommender import repository
 from prefshift_recommender.algorithms import limit_blas_threads
@@ -32,7 +34,7 @@ from prefshift_recommender.service import Dependencies, RecommenderService
 log = structlog.get_logger(__name__)
 
 
-def _llm_client(settings: Settings, database: Database) -> LlmClient:
+def _llm_client(settings: Settings, database: Database, metrics: LlmMetrics) -> LlmClient:
     """The shared LLM client of the llm recommenders (records and replays every call)."""
     return LlmClient(
         service="recommender",
@@ -42,6 +44,7 @@ def _llm_client(settings: Settings, database: Database) -> LlmClient:
         timeout=settings.recommender_llm_timeout,
         max_retries=settings.recommender_llm_max_retries,
         sessions=database.sessions,
+        metrics=metrics,
     )
 
 
@@ -55,6 +58,8 @@ async def _warm_up(service: RecommenderService, database: Database) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the recommender app (uvicorn: `--factory prefshift_recommender.main:create_app`)."""
     settings = settings or Settings()
+    metrics = ServiceMetrics("recommender")
+    llm_metrics = LlmMetrics(metrics.registry)
 
     @asynccontextmanager
     async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
@@ -63,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = ModelRegistry(
             engine=sync_engine, models_dir=settings.models_dir, threads=settings.recommender_threads
         )
-        llm_client = _llm_client(settings, database)
+        llm_client = _llm_client(settings, database, llm_metrics)
         proxy = TmdbProxyClient.create(
             settings.tmdb_proxy_url,
             timeout=httpx.Timeout(15.0, connect=3.0),
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         resources=resources,
         routers=[router],
+        metrics=metrics,
     )
 
 

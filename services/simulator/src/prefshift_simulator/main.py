@@ -12,6 +12,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from prefshift_common.app import Database, background_task, create_service_app, serve
+from prefshift_common.llm.metrics import LlmMetrics
+from prefshift_common.metrics import ServiceMetrics
 from prefshift_common.tmdb_client import TmdbProxyClient
 from prefshift_simulator.api import router
 from prefshift_simulator.config import Settings
@@ -43,6 +45,8 @@ def persona_models(settings: Settings) -> tuple[dict[str, PersonaModel], str]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the simulator app (uvicorn: `--factory prefshift_simulator.main:create_app`)."""
     settings = settings or Settings()
+    metrics = ServiceMetrics("simulator")
+    llm_metrics = LlmMetrics(metrics.registry)
 
     @asynccontextmanager
     async def resources(app: FastAPI, database: Database) -> AsyncIterator[None]:
@@ -54,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Build the rating service; what must be closed goes on ``stack``."""
         proxy = TmdbProxyClient.create(settings.tmdb_proxy_url, api_token=settings.api_token)
         stack.push_async_callback(proxy.aclose)
-        llm_client = create_llm_client(settings, database.sessions)
+        llm_client = create_llm_client(settings, database.sessions, llm_metrics)
         stack.push_async_callback(llm_client.aclose)
         stats = DatasetStatsCache(
             settings.resolved_database_url, settings.simulator_reference_datasets
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         resources=resources,
         routers=[router],
+        metrics=metrics,
     )
 
 

@@ -13,8 +13,10 @@ from fastapi import FastAPI
 from prefshift_common.app import Database, background_task, create_service_app, serve
 from prefshift_common.db import is_sqlite
 from prefshift_common.http import create_http_client
+from prefshift_common.metrics import ServiceMetrics
 from prefshift_tmdb_proxy.api import router
 from prefshift_tmdb_proxy.config import Settings
+from prefshift_tmdb_proxy.metrics import ProxyCollector
 from prefshift_tmdb_proxy.paths import TmdbPaths
 from prefshift_tmdb_proxy.service import MovieService
 from prefshift_tmdb_proxy.tmdb_api import install_tmdb_errors
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await http.aclose()
             remove_key_scrubber(scrubber)
 
+    metrics = ServiceMetrics("tmdb-proxy")
     app = create_service_app(
         service="tmdb-proxy",
         description=__doc__ or "",
@@ -104,7 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if is_sqlite(database_url)
         else {"pool_size": settings.tmdb_proxy_db_pool_size},
         routers=[router],
+        metrics=metrics,
     )
+    metrics.registry.register(ProxyCollector(app))
     # TMDB's paths authenticate and answer errors as TMDB does (api_key or bearer, TMDB bodies)
     app.include_router(tmdb_router)
     install_tmdb_errors(app)

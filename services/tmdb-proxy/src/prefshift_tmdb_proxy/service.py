@@ -44,7 +44,7 @@ from prefshift_tmdb_proxy.repository import CacheEntry
 from prefshift_tmdb_proxy.schemas import CacheStats
 from prefshift_tmdb_proxy.search import TitleIndex
 from prefshift_tmdb_proxy.shapes import details
-from prefshift_tmdb_proxy.upstream import TmdbClient, TmdbUnavailable
+from prefshift_tmdb_proxy.upstream import TmdbClient, TmdbUnavailable, UpstreamCounters
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +203,11 @@ class MovieService:
     @property
     def online(self) -> bool:
         return self._client is not None
+
+    @property
+    def upstream_counters(self) -> UpstreamCounters | None:
+        """What this process asked of TMDB (None offline)."""
+        return self._client.counters if self._client is not None else None
 
     # --- details ------------------------------------------------------------------------------
 
@@ -537,7 +542,7 @@ class MovieService:
     async def stats(self) -> CacheStats:
         async with self._sessions() as session:
             counts = await repository.counts(session, _utcnow())
-        upstream = self._client.counters if self._client is not None else None
+        upstream = self.upstream_counters
         return CacheStats(
             mode="online" if self.online else "offline",
             entries=counts.entries,

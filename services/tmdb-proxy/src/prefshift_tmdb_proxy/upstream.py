@@ -57,6 +57,8 @@ class UpstreamCounters:
     errors: int = 0
     rate_limit_waits: int = 0
     retries: int = 0
+    #: answers 429 (rate limited), counted among the errors too
+    throttled: int = 0
 
 
 class RateLimiter:
@@ -242,6 +244,7 @@ class TmdbClient:
             self.counters.errors += 1
             delay = self._backoff(attempt)
             if response is not None and response.status_code == 429:
+                self.counters.throttled += 1
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 if wait is not None:
                     self._limiter.pause_until(time.monotonic() + wait)

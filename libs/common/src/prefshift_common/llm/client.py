@@ -43,6 +43,7 @@ from prefshift_common.errors import (
     UpstreamTimeout,
 )
 from prefshift_common.llm.formats import LADDER, Format, next_rung, refuses_format, response_format
+from prefshift_common.llm.metrics import LlmMetrics
 from prefshift_common.llm.models import ERROR, INVALID, UNSUPPORTED, VALID
 from prefshift_common.llm.ratelimit import Budget, RateLimiter
 from prefshift_common.llm.settings import LlmSettings
@@ -119,8 +120,10 @@ class LlmClient:
         replay: bool = True,
         top_format: Format = "json_schema",
         clock: Callable[[], float] = time.time,
+        metrics: LlmMetrics | None = None,
     ) -> None:
         self.service = service
+        self.metrics = metrics or LlmMetrics()
         self.settings = settings
         self.model = model
         self.temperature = temperature
@@ -224,6 +227,7 @@ class LlmClient:
             recorded = await self.store.find_valid(key)
             if recorded is not None:
                 log.debug("llm_replayed", call_id=recorded.id, purpose=task.purpose)
+                self.metrics.calls.labels("replayed").inc()
                 return Answer(
                     content=recorded.response,
                     finish_reason=recorded.finish_reason,
@@ -258,7 +262,10 @@ class LlmClient:
                 "parameters": parameters,
             }
             estimate = sum(len(m["content"]) for m in messages) // 4 + (task.max_tokens or 512)
-            await self.limiter.acquire(estimate)
+            waited = await self.limiter.acquire(estimate)
+            if waited > 0:
+                self.metrics.rate_limit_waits.inc()
+                self.metrics.rate_limit_wait_seconds.inc(waited)
             started = time.perf_counter()
             try:
                 async with self._in_flight:
@@ -267,9 +274,11 @@ class LlmClient:
                     )
             except openai.APIError as exc:
                 latency = (time.perf_counter() - started) * 1000.0
+                self.metrics.call_seconds.observe(latency / 1000.0)
                 message = self._secret_free(str(getattr(exc, "message", "") or exc))[:500]
                 status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
                 refused = refuses_format(status, message, used)
+                self.metrics.calls.labels(UNSUPPORTED if refused else ERROR).inc()
                 await self.store.record(
                     **record,
                     response=None,
@@ -287,6 +296,7 @@ class LlmClient:
                     used = lower
                     continue
                 if isinstance(exc, openai.RateLimitError):
+                    self.metrics.throttled.inc()
                     throttles += 1
                     retry_after = _retry_after(exc)
                     await self.limiter.throttled(retry_after)
@@ -307,12 +317,17 @@ class LlmClient:
                 await asyncio.sleep(min(0.5 * 2 ** (failures - 1), 8.0))
                 continue
             latency = (time.perf_counter() - started) * 1000.0
+            self.metrics.call_seconds.observe(latency / 1000.0)
             await self.limiter.succeeded()
             choice = completion.choices[0] if completion.choices else None
             content = (choice.message.content if choice else None) or ""
             finish_reason = choice.finish_reason if choice else None
             usage = completion.usage
             verdict = task.validate(content, finish_reason)
+            self.metrics.calls.labels(VALID if verdict.valid else INVALID).inc()
+            if usage:
+                self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
+                self.metrics.tokens.labels("completion").inc(usage.completion_tokens)
             await self.store.record(
                 **record,
                 response=content,

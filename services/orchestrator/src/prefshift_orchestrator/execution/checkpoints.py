@@ -24,6 +24,7 @@ from prefshift_common.contracts import Experience
 from prefshift_common.db import WriteSessions, is_sqlite
 from prefshift_orchestrator.execution.arms import Page
 from prefshift_orchestrator.execution.plan import PageKey, StoredPage
+from prefshift_orchestrator.metrics import OrchestratorMetrics
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.repository import Claim, LostClaim, NewRating, RunRepository
 
@@ -55,8 +56,15 @@ class Progress:
 class CheckpointStore:
     """Reads and fenced writes of runs in execution."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, database_url: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        database_url: str,
+        metrics: OrchestratorMetrics | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.metrics = metrics or OrchestratorMetrics()
         #: A session for one write transaction (serialised within the process on SQLite).
         self.writing = WriteSessions(sessions, sqlite=is_sqlite(database_url))
 
@@ -176,6 +184,9 @@ class CheckpointStore:
                 blind=blind,
             )
             await session.commit()
+        self.metrics.ratings_written.labels(phase).inc(len(ratings))
+        if blind:
+            self.metrics.ratings_written.labels("blind").inc(len(blind))
 
     async def finish(
         self,
@@ -195,7 +206,11 @@ class CheckpointStore:
                 )
                 await session.commit()
         except LostClaim:
-            pass
+            return
+        if status == "completed":
+            self.metrics.runs_completed.inc()
+        elif status == "failed":
+            self.metrics.runs_failed.inc()
 
 
 class WriteBehind:

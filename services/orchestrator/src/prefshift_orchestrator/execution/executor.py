@@ -63,6 +63,7 @@ from prefshift_orchestrator.execution.checkpoints import (
 from prefshift_orchestrator.execution.plan import BASELINE, ArmPlan, PageSteps, plan_run
 from prefshift_orchestrator.execution.prepare import Preparation
 from prefshift_orchestrator.execution.retry import retry_step
+from prefshift_orchestrator.metrics import OrchestratorMetrics
 from prefshift_orchestrator.protocol import (
     Selection,
     Shown,
@@ -114,10 +115,14 @@ class RunExecutor:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         clients: ServiceClients,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
-        self.store = CheckpointStore(sessions, database_url=settings.resolved_database_url)
+        self.metrics = metrics or OrchestratorMetrics()
+        self.store = CheckpointStore(
+            sessions, database_url=settings.resolved_database_url, metrics=self.metrics
+        )
         self.sources = SourceDeps(settings=settings, clients=clients, sessions=sessions)
         self.preparation = Preparation(
             sessions=sessions,
@@ -342,7 +347,8 @@ class RunExecutor:
             n=run.protocol.page_size,
             seed=call_seed(run.seed, arm.name, page, "recommend"),
         )
-        shown_page = await source.page(request)
+        with self.metrics.step_seconds.labels("recommend").time():
+            shown_page = await source.page(request)
         if not shown_page.items:
             reason = shown_page.info.get("reason") or "nothing to show"
             run.empty.append(f"arm {arm.name!r} page {page}: {reason}")
@@ -386,7 +392,8 @@ class RunExecutor:
                 if i in shown and shown[i].stars is not None
             ],
         )
-        timed = await retry_step(self.settings, "ratings", lambda: self.clients.rate(request))
+        with self.metrics.step_seconds.labels("ratings").time():
+            timed = await retry_step(self.settings, "ratings", lambda: self.clients.rate(request))
         answer = timed.value
         run.rated_by.add((answer.backend, answer.model, answer.persona_model, answer.population))
         by_id = {rating.tmdb_id: rating for rating in timed.value.ratings}

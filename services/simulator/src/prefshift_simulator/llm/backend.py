@@ -37,6 +37,7 @@ from prefshift_common.contracts import (
 )
 from prefshift_common.errors import NotFound, Unavailable, UpstreamError, UpstreamTimeout
 from prefshift_common.llm import Answer, ChatTask, Format, LlmClient, Verdict
+from prefshift_common.llm.metrics import LlmMetrics
 from prefshift_simulator.config import Settings
 from prefshift_simulator.llm.parsing import parse_answer
 from prefshift_simulator.llm.prompts import SCHEMA_NAME, persona_messages, ratings_schema
@@ -49,8 +50,12 @@ log = structlog.get_logger(__name__)
 TOKENS_PER_ITEM = 60
 
 
-def create_llm_client(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> LlmClient:
-    """The shared LLM client configured for the persona."""
+def create_llm_client(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    metrics: LlmMetrics | None = None,
+) -> LlmClient:
+    """The shared LLM client configured for the persona (counting into ``metrics``)."""
     return LlmClient(
         service="simulator",
         settings=settings,
@@ -61,6 +66,7 @@ def create_llm_client(settings: Settings, sessions: async_sessionmaker[AsyncSess
         sessions=sessions,
         replay=settings.simulator_replay,
         top_format="json_schema" if settings.simulator_json_schema else "lines",
+        metrics=metrics,
     )
 
 
