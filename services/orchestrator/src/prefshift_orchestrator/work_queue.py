@@ -23,7 +23,7 @@ class WorkQueue:
     async def depth(self) -> dict[str, int]:
         """How many runs stand in each status (one ``COUNT ... GROUP BY``, no row loaded)."""
         rows = await self.session.execute(select(Run.status, func.count()).group_by(Run.status))
-        return {status: count for status, count in rows.tuples()}
+        return {status: count for status, count in rows}
 
     async def claim(self, worker_id: str) -> Claim | None:
         """Atomically move the oldest queued run to ``running`` for this worker."""
