@@ -206,6 +206,9 @@ def test_an_experiment_from_the_form_to_its_report_and_a_run(
 
     page.get_by_role("link", name="Runs", exact=True).click()
     expect(page.locator("#run-list tbody tr")).to_have_count(3)  # two users, one again
+    # the work queue, from the orchestrator's /metrics: all three done, nothing waiting
+    expect(page.locator('#queue [data-status="completed"] dd')).to_have_text("3")
+    expect(page.locator('#queue [data-status="queued"] dd')).to_have_text("0")
     page.goto(f"{console}/experiments")
     expect(page.locator("#experiments tbody tr")).to_have_count(1)
     assert experiment_url.endswith(page.locator("#experiments tbody a").first.get_attribute("href"))

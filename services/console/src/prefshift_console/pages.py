@@ -286,8 +286,21 @@ async def plot_download(
 async def runs(
     request: Request, caller: CallerDep, upstream: UpstreamDep, offset: Offset = 0
 ) -> Response:
-    """The runs, newest first (single simulations, such as `make demo`'s, and experiments')."""
-    return await _listing(request, caller, upstream, "runs", offset)
+    """The work queue (runs by status) and the runs, newest first (single simulations, such
+    as `make demo`'s, and experiments')."""
+    params = {"limit": PAGE, "offset": offset}
+    listed, (queue, queue_error) = await asyncio.gather(
+        upstream.json("orchestrator", "/runs", token=caller.token, params=params),
+        _optional(upstream.queue(token=caller.token), {}),
+    )
+    return render(
+        request,
+        "runs.html",
+        listed=listed,
+        offset=offset,
+        queue=queue,
+        errors=[queue_error] if queue_error else [],
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

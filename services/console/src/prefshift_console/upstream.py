@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from prefshift_common.contracts import MovieBatchResponse, TmdbMovie
 from prefshift_common.http import create_http_client
 from prefshift_console.config import Settings
 
 SERVICES = ("orchestrator", "recommender", "simulator", "tmdb-proxy")
+#: The orchestrator's gauge of runs by status (its ``/metrics``; docs/operations.md).
+RUNS_GAUGE = "prefshift_orchestrator_runs"
+#: The order the queue panel shows the statuses in.
+RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 #: The most movies tmdb-proxy's batch endpoint takes in one call.
 BATCH_SIZE = 500
 
@@ -129,6 +134,19 @@ class Upstream:
             movies = MovieBatchResponse.model_validate(body).movies
             found.update({movie.id: movie for movie in movies})
         return found
+
+    async def queue(self, *, token: str | None) -> dict[str, int]:
+        """The orchestrator's runs by status, as its ``/metrics`` counts them in the database
+        (queued is the work queue's depth)."""
+        response = await self.call("orchestrator", "GET", "/metrics", token=token)
+        counts = {
+            sample.labels["status"]: int(sample.value)
+            for family in text_string_to_metric_families(response.text)
+            if family.name == RUNS_GAUGE
+            for sample in family.samples
+            if "status" in sample.labels
+        }
+        return {status: counts.get(status, 0) for status in (*RUN_STATUSES, *counts)}
 
     async def download(
         self, service: str, path: str, *, token: str | None, params: dict[str, Any]
