@@ -50,6 +50,7 @@ async def test_requests_are_counted_per_route_template_in_each_apps_own_registry
             assert (await first.get(f"/things/{thing_id}")).status_code == 200
         assert (await first.get("/things/not-a-number")).status_code == 422
         assert (await first.get("/nowhere/1")).status_code == 404
+        assert (await first.request("BREW", "/things/1")).status_code == 405
         assert (await second.get("/things/1")).status_code == 200
         answer = await first.get("/metrics")
         other = (await second.get("/metrics")).text
@@ -62,6 +63,8 @@ async def test_requests_are_counted_per_route_template_in_each_apps_own_registry
     assert sample(text, requests, method="GET", route="/things/{thing_id}", status="422") == 1
     assert sample(text, requests, method="GET", route="<unmatched>", status="404") == 1
     assert "/things/3" not in text and "/nowhere" not in text  # raw paths never become labels
+    assert sample(text, requests, method="<other>", route="/things/{thing_id}", status="405") == 1
+    assert "BREW" not in text  # nor made-up methods
     durations = "prefshift_http_request_duration_seconds_count"
     assert sample(text, durations, method="GET", route="/things/{thing_id}") == 6
     assert sample(text, "process_cpu_seconds_total") > 0

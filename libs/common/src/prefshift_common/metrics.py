@@ -7,7 +7,8 @@ increments, or a collector that reads its counters at scrape time) and may regis
 ``on_scrape`` hook, e.g. a count query whose result a gauge shows.
 
 Requests are counted and timed per route *template* (``/runs/{run_id}``), never per raw path,
-so the labels stay bounded whatever clients ask for; a path no route matches is ``<unmatched>``.
+so the labels stay bounded whatever clients ask for; a path no route matches is ``<unmatched>``,
+a method other than the standard ones ``<other>``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The route label of a request no route matched (404s, refused hosts).
 UNMATCHED = "<unmatched>"
+#: Methods counted by name; a client may send any token as a method, so the rest are ``OTHER``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "<other>"
 #: Request durations: a cached lookup takes a millisecond, a page of LLM ratings a minute.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -103,7 +107,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = route_template(scope)
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else OTHER
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.request_seconds.labels(method, route).observe(
                 time.perf_counter() - started
