@@ -21,6 +21,7 @@ from tests.orchestrator.standins import StandInRecommender, StandInSimulator, st
 from tests.orchestrator.test_shutdown import GRACE_SECONDS
 from tests.orchestrator.test_workers import _query
 from tests.polling import wait_for_run
+from tests.prometheus import sample
 
 pytestmark = pytest.mark.slow  # a real worker process: about 10 s
 PROTOCOL = {"pages": 1, "page_size": 3, "test_size": 6, "persona_size": 8, "arms": ["control"]}
@@ -66,6 +67,12 @@ def test_a_worker_process_completes_a_queued_run_and_stops_cleanly_on_sigterm(
             assert httpx.get(f"{health}/healthz", timeout=5).json()["status"] == "ok"
             # no API on the worker
             assert httpx.get(f"{health}/runs/{first}", timeout=5).status_code == 404
+            # its /metrics: what its workers did, and the queue as the database holds it
+            worked = httpx.get(f"{health}/metrics", timeout=5).text
+            assert sample(worked, "prefshift_orchestrator_runs_completed_total") == 1
+            assert sample(worked, "prefshift_orchestrator_runs", status="completed") == 1
+            served = api.get("/metrics").text  # the API process has no workers
+            assert sample(served, "prefshift_orchestrator_runs_claimed_total") == 0
 
             simulator.fail_after = len(simulator.requests)  # from now on: 503, retried
             second = api.post(f"/simulate/{USER}", json={**PROTOCOL, "seed": 2}).json()["run_id"]
