@@ -40,6 +40,7 @@ def test_the_queue_depth_counts_an_experiments_runs_by_status(
         for status in ("queued", "running", "completed", "failed", "cancelled")
     }
     assert depth == {"queued": 2, "running": 0, "completed": 0, "failed": 0, "cancelled": 1}
+    assert sample(text, "prefshift_orchestrator_queue_depth") == 2
     assert sample(text, "prefshift_orchestrator_runs_claimed_total") == 0  # no worker here
     assert (
         sample(

@@ -33,6 +33,12 @@ class OrchestratorMetrics:
             ["status"],
             registry=registry,
         )
+        self.queue_depth = Gauge(
+            "prefshift_orchestrator_queue_depth",
+            "Runs waiting for a worker (runs with status queued), counted when scraped; what "
+            "the workers' autoscaler follows (deploy/kubernetes).",
+            registry=registry,
+        )
         self.runs_claimed = Counter(
             "prefshift_orchestrator_runs_claimed_total",
             "Runs this process's workers claimed from the queue (a resumed run counts again).",
@@ -73,3 +79,4 @@ class OrchestratorMetrics:
             return
         for status in RUN_STATUSES:
             self.runs.labels(status).set(depth.get(status, 0))
+        self.queue_depth.set(depth.get("queued", 0))
