@@ -1,5 +1,5 @@
 """The LLM arms and the LLM persona against a fake OpenAI-compatible endpoint at its worst: a
-5-user experiment per behaviour (omissions, prose ratings, 429 storms with Retry-After, answers
+3-user experiment per behaviour (omissions, prose ratings, 429 storms with Retry-After, answers
 cut off mid-JSON, refusals of the response format with 400 and llama.cpp's 500, 5xx and hangs),
 on one stack. Every run completes, with the losses counted; a forced re-run with the same seed
 makes no LLM call for valid work."""
@@ -30,6 +30,8 @@ from tests.polling import wait_for_run
 # SQLite pass only: the LLM client's storage (replayed calls, format decisions, the shared rate
 # budget) is checked on both databases in tests/simulator/test_llm.py.
 pytestmark = pytest.mark.sqlite_only
+
+USERS = 3  # per behaviour: enough calls (about 60) that every misbehaviour happens
 
 PROTOCOL: dict[str, Any] = {
     "pages": 1,
@@ -102,13 +104,13 @@ def test_every_run_completes_against_the_worst_endpoints(services: Services) -> 
                 body = {
                     **PROTOCOL,
                     "seed": seed,
-                    "cohort": {"kind": "sample", "size": 5, "seed": seed},
+                    "cohort": {"kind": "sample", "size": USERS, "seed": seed},
                 }
                 created = client.post("/experiments", json=body)
                 assert created.status_code in (200, 201, 202), created.text
                 state = _wait(client, created.json()["experiment_id"])
                 assert state["status"] == "completed", (behaviour, state)
-                assert state["progress"]["completed"] == 5, (behaviour, state)
+                assert state["progress"]["completed"] == USERS, (behaviour, state)
                 outcomes = fake.outcomes[before:]
                 spoiled = [o for o in outcomes if o != "ok"]
                 # the endpoint really misbehaved, and the runs absorbed it

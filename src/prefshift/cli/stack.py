@@ -34,9 +34,11 @@ def up(
     settings = CommonSettings()
     stack = Stack(settings)
     try:
+        console.print("migrating the database…")
         from prefshift import migrate
 
         migrate.upgrade(settings.resolved_database_url)
+        console.print("starting the services…")
         stack.start(log_level=log_level)
         stack.wait_ready()
         for service in stack.services:
