@@ -32,6 +32,7 @@ class TestOrchestratorSchema(SchemaContract):
         "GET /runs",
         "POST /experiments",
         "GET /experiments/{experiment_id}",
+        "GET /experiments/{experiment_id}/progress",
         "GET /experiments/{experiment_id}/report",
         "GET /experiments",
         "GET /datasets",

@@ -428,15 +428,17 @@ def _wait_for_experiment(client: httpx.Client, experiment_id: int) -> dict[str, 
     ) as progress:
         task = progress.add_task("experiment", total=1.0, id=experiment_id, counts="")
         while True:
-            experiment: dict[str, Any] = _call(client, "GET", f"/experiments/{experiment_id}")
-            counts = experiment["progress"]
+            # the cheap poll (a count of the runs by status), then the whole experiment once
+            state: dict[str, Any] = _call(client, "GET", f"/experiments/{experiment_id}/progress")
+            counts = state["progress"]
             progress.update(
                 task,
                 completed=counts["progress"],
                 counts=f"{counts['completed']} done, {counts['running']} running, "
                 f"{counts['queued']} queued, {counts['failed']} failed",
             )
-            if experiment["status"] != "running":
+            if state["status"] != "running":
+                experiment: dict[str, Any] = _call(client, "GET", f"/experiments/{experiment_id}")
                 return experiment
             time.sleep(1.0)
 

@@ -25,6 +25,15 @@ async def experiment_state(experiment_id: Id, caller: CallerDep, upstream: Upstr
     return await upstream.json("orchestrator", f"/experiments/{experiment_id}", token=caller.token)
 
 
+@router.get("/experiments/{experiment_id}/progress")
+async def experiment_progress(experiment_id: Id, caller: CallerDep, upstream: UpstreamDep) -> Any:
+    """The orchestrator's ``GET /experiments/{id}/progress``: status and progress alone, a poll
+    whose cost does not grow with the number of runs."""
+    return await upstream.json(
+        "orchestrator", f"/experiments/{experiment_id}/progress", token=caller.token
+    )
+
+
 @router.get("/experiments/{experiment_id}/report")
 async def experiment_report(experiment_id: Id, caller: CallerDep, upstream: UpstreamDep) -> Any:
     """The report (``GET /experiments/{id}/report``) and the baseline's (predicted, real) pairs

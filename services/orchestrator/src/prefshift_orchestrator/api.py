@@ -15,7 +15,7 @@ from prefshift_orchestrator import measurements, rerating
 from prefshift_orchestrator.clients import ServiceClients
 from prefshift_orchestrator.config import Settings
 from prefshift_orchestrator.csv_export import csv_text
-from prefshift_orchestrator.listings import experiment_progress
+from prefshift_orchestrator.listings import experiment_progress, progress_from_counts
 from prefshift_orchestrator.models import Run
 from prefshift_orchestrator.reports import (
     ExperimentReport,
@@ -28,6 +28,7 @@ from prefshift_orchestrator.schemas import (
     ExperimentOut,
     ExperimentRequest,
     ExperimentRunOut,
+    ExperimentStatusOut,
     RatingOut,
     RatingsOut,
     RunOut,
@@ -236,10 +237,8 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
     experiment = await experiments.get(experiment_id)
     if experiment is None:
         raise NotFound(f"experiment {experiment_id} does not exist")
-    links = await experiments.runs(experiment_id)
-    status, progress = experiment_progress(
-        (run.status, run.progress, run.error) for _, run in links
-    )
+    runs = await experiments.run_states(experiment_id)
+    status, progress = experiment_progress((run.status, run.progress, run.error) for run in runs)
     return ExperimentOut(
         experiment_id=experiment.id,
         name=experiment.name,
@@ -254,13 +253,13 @@ async def _experiment_out(session: SessionDep, experiment_id: int) -> Experiment
         progress=progress,
         runs=[
             ExperimentRunOut(
-                run_id=run.id,
-                user_id=link.user_id,
-                archetype=link.archetype,
+                run_id=run.run_id,
+                user_id=run.user_id,
+                archetype=run.archetype,
                 status=run.status,
                 progress=run.progress,
             )
-            for link, run in links
+            for run in runs
         ],
         links={
             "self": f"/experiments/{experiment.id}",
@@ -304,6 +303,26 @@ async def create_experiment(
 async def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentOut:
     """An experiment with its progress and the state of each user's run."""
     return await _experiment_out(session, experiment_id)
+
+
+@router.get(
+    "/experiments/{experiment_id}/progress",
+    response_model=ExperimentStatusOut,
+    responses=error_responses(NotFound),
+    tags=["experiments"],
+)
+async def get_experiment_progress(
+    experiment_id: ExperimentId, session: SessionDep
+) -> ExperimentStatusOut:
+    """The experiment's status and progress alone, the same as ``GET /experiments/{id}``'s,
+    from a count of its runs by status: a poll whose cost does not grow with the number of
+    runs (``experiment run --wait`` and the console poll this)."""
+    experiments = ExperimentRepository(session)
+    if not await experiments.exists(experiment_id):
+        raise NotFound(f"experiment {experiment_id} does not exist")
+    counts = await experiments.status_counts(experiment_id)
+    status, progress = progress_from_counts(counts.counts, counts.failure_errors)
+    return ExperimentStatusOut(experiment_id=experiment_id, status=status, progress=progress)
 
 
 @router.get(

@@ -31,40 +31,55 @@ ExperimentStatus = Literal["running", "completed", "completed_with_failures", "f
 def experiment_progress(
     runs: Iterable[tuple[str, float, Mapping[str, Any] | None]],
 ) -> tuple[ExperimentStatus, ExperimentProgress]:
-    """An experiment's state from its runs' ``(status, progress, error)``: running while any run
-    is unfinished, failed when none completed, ``completed_with_failures`` when some runs failed
-    (``failure_reasons``: how many failed for each status and error code), else completed. A
-    failed run counts as done."""
-    runs = list(runs)
+    """An experiment's state from its runs' ``(status, progress, error)``: see
+    :func:`progress_from_counts`."""
+    counts: dict[str, tuple[int, float]] = {}
+    errors: list[Mapping[str, Any] | None] = []
+    for status, progress, error in runs:
+        n, total = counts.get(status, (0, 0.0))
+        counts[status] = (n + 1, total + progress)
+        if status == "failed":
+            errors.append(error)
+    return progress_from_counts(counts, errors)
+
+
+def progress_from_counts(
+    counts: Mapping[str, tuple[int, float]],
+    failure_errors: Iterable[Mapping[str, Any] | None] = (),
+) -> tuple[ExperimentStatus, ExperimentProgress]:
+    """An experiment's state from how many of its runs are in each status and the sum of their
+    progress (``counts[status] = (runs, progress)``), and the failed runs' errors: running while
+    any run is unfinished, failed when none completed, ``completed_with_failures`` when some runs
+    failed (``failure_reasons``: how many failed for each status and error code), else
+    completed. A failed run counts as done."""
     failure_reasons = Counter(
         f"{error.get('status', '?')} {error.get('error', 'error')}"
-        for status, _, error in runs
-        if status == "failed" and error
+        for error in failure_errors
+        if error
     )
-    counts = dict.fromkeys(("queued", "running", "completed", "failed", "cancelled"), 0)
-    total = 0
+    n = dict.fromkeys(("queued", "running", "completed", "failed", "cancelled"), 0)
     done = 0.0
-    for status, progress, _ in runs:
-        counts[status] = counts.get(status, 0) + 1
-        total += 1
-        done += progress if status != "failed" else 1.0
-    finished = counts["completed"] + counts["failed"] + counts["cancelled"]
+    for status, (runs, progress) in counts.items():
+        n[status] = n.get(status, 0) + runs
+        done += progress if status != "failed" else float(runs)
+    total = sum(n.values())
+    finished = n["completed"] + n["failed"] + n["cancelled"]
     state: ExperimentStatus
     if finished < total:
         state = "running"
-    elif counts["completed"] == 0:
+    elif n["completed"] == 0:
         state = "failed"
-    elif counts["failed"]:
+    elif n["failed"]:
         state = "completed_with_failures"
     else:
         state = "completed"
     return state, ExperimentProgress(
         runs=total,
-        queued=counts["queued"],
-        running=counts["running"],
-        completed=counts["completed"],
-        failed=counts["failed"],
-        cancelled=counts["cancelled"],
+        queued=n["queued"],
+        running=n["running"],
+        completed=n["completed"],
+        failed=n["failed"],
+        cancelled=n["cancelled"],
         progress=min(1.0, done / total) if total else 0.0,
         failure_reasons=dict(failure_reasons),
     )

@@ -27,6 +27,27 @@ from prefshift_orchestrator.models import (
 )
 
 
+@dataclass(frozen=True)
+class RunState:
+    """One user's run of an experiment, without the run's parameters and results."""
+
+    run_id: int
+    user_id: int
+    archetype: str | None
+    status: str
+    progress: float
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """An experiment's runs by status: ``counts[status] = (runs, sum of their progress)``, and
+    the errors of the failed ones."""
+
+    counts: dict[str, tuple[int, float]]
+    failure_errors: list[dict[str, Any] | None]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -330,6 +351,55 @@ class ExperimentRepository:
             .limit(1)
         )
         return (await self.session.scalars(statement)).first()
+
+    async def exists(self, experiment_id: int) -> bool:
+        """Whether the experiment exists (its id alone: no JSON column is read)."""
+        found = await self.session.scalar(
+            select(Experiment.id).where(Experiment.id == experiment_id)
+        )
+        return found is not None
+
+    async def run_states(self, experiment_id: int) -> list[RunState]:
+        """Each user's run of the experiment by user id: its state alone, none of the run's
+        JSON columns but its error."""
+        statement = (
+            select(
+                ExperimentRun.run_id,
+                ExperimentRun.user_id,
+                ExperimentRun.archetype,
+                Run.status,
+                Run.progress,
+                Run.error,
+            )
+            .join(Run, Run.id == ExperimentRun.run_id)
+            .where(ExperimentRun.experiment_id == experiment_id)
+            .order_by(ExperimentRun.user_id)
+        )
+        return [RunState(*row) for row in await self.session.execute(statement)]
+
+    async def status_counts(self, experiment_id: int) -> StatusCounts:
+        """How many of the experiment's runs are in each status and the sum of their progress
+        (one ``GROUP BY``), and the errors of its failed runs (read only when some failed): a
+        progress poll whose cost does not grow with the number of runs."""
+        statement = (
+            select(Run.status, func.count(), func.coalesce(func.sum(Run.progress), 0.0))
+            .join(ExperimentRun, ExperimentRun.run_id == Run.id)
+            .where(ExperimentRun.experiment_id == experiment_id)
+            .group_by(Run.status)
+        )
+        counts = {
+            status: (int(n), float(total))
+            for status, n, total in await self.session.execute(statement)
+        }
+        errors: list[dict[str, Any] | None] = []
+        if counts.get("failed", (0, 0.0))[0]:
+            failed = (
+                select(Run.error)
+                .join(ExperimentRun, ExperimentRun.run_id == Run.id)
+                .where(ExperimentRun.experiment_id == experiment_id, Run.status == "failed")
+            )
+            errors = list((await self.session.scalars(failed)).all())
+        return StatusCounts(counts=counts, failure_errors=errors)
 
     async def runs(self, experiment_id: int) -> list[tuple[ExperimentRun, Run]]:
         statement = (

@@ -420,6 +420,14 @@ class ExperimentProgress(BaseModel):
     )
 
 
+class ExperimentStatusOut(BaseModel):
+    """An experiment's status and progress without its runs: what a progress poll needs."""
+
+    experiment_id: int
+    status: Literal["running", "completed", "completed_with_failures", "failed"]
+    progress: ExperimentProgress
+
+
 class ExperimentRunOut(BaseModel):
     run_id: int
     user_id: int

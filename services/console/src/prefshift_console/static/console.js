@@ -57,10 +57,21 @@ async function watchExperiment(section) {
     await drawReport(id);
     drawn = true;
   }
+  // Each poll asks for the counts alone (its cost does not grow with the runs); the runs'
+  // table is refreshed from the whole experiment when the counts moved, at most every 10 s,
+  // and once at the end.
+  let counted = "";
+  let runsAt = Date.now();
   while (state.status === "running") {
     await new Promise((resolve) => setTimeout(resolve, pollMs));
     try {
-      state = await getJSON(`/api/experiments/${id}`);
+      state = await getJSON(`/api/experiments/${id}/progress`);
+      const counts = JSON.stringify(state.progress);
+      if (state.status !== "running" || (counts !== counted && Date.now() - runsAt >= 10000)) {
+        updateRuns(await getJSON(`/api/experiments/${id}`));
+        counted = counts;
+        runsAt = Date.now();
+      }
     } catch (error) {
       text(document.getElementById("progress-text"), `cannot reach the console: ${error.message}`);
       continue;
@@ -69,7 +80,6 @@ async function watchExperiment(section) {
     document.getElementById("progress").className = state.status;
     text(document.getElementById("progress-text"), progressLine(state));
     section.dataset.status = state.status;
-    updateRuns(state);
   }
   if (!drawn || state.progress) await drawReport(id);
 }
