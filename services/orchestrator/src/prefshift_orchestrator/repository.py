@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prefshift_orchestrator.models import (
@@ -46,6 +46,10 @@ class StatusCounts:
 
     counts: dict[str, tuple[int, float]]
     failure_errors: list[dict[str, Any] | None]
+
+
+#: The ratings' table, for Core inserts (no ORM object per rating).
+RUN_RATINGS = cast(Table, RunRating.__table__)
 
 
 def utcnow() -> datetime:
@@ -242,22 +246,25 @@ class RunRepository:
         await self.fence(claim, **values)
         # A step's ratings and its checkpoint commit together: a step that died before its
         # commit left nothing, one that committed is never run again (the unique constraint on
-        # the ratings' position would refuse a second copy).
-        self.session.add_all(
-            RunRating(
-                run_id=claim.run_id,
-                arm=arm,
-                page=page,
-                phase=step_phase,
-                tmdb_id=rating.tmdb_id,
-                rating=rating.rating,
-                feeling=rating.feeling,
-                shown=rating.shown,
-                condition=rating.condition,
-            )
+        # the ratings' position would refuse a second copy). One Core INSERT of every rating
+        # (executemany, batched by the driver), not one ORM object per rating.
+        rows = [
+            {
+                "run_id": claim.run_id,
+                "arm": arm,
+                "page": page,
+                "phase": step_phase,
+                "tmdb_id": rating.tmdb_id,
+                "rating": rating.rating,
+                "feeling": rating.feeling,
+                "shown": rating.shown,
+                "condition": rating.condition,
+            }
             for step_phase, step in ((phase, ratings), ("blind", blind))
             for rating in step
-        )
+        ]
+        if rows:
+            await self.session.execute(insert(RUN_RATINGS), rows)
         checkpoint = await self.page(claim.run_id, arm, page)
         if checkpoint is None:
             checkpoint = RunPage(run_id=claim.run_id, arm=arm, page=page, timings={})
