@@ -257,6 +257,19 @@ async def test_backends_lists_embedded_as_default_without_an_llm(
     assert "OPENAI_BASE_URL" in backends["llm"]["detail"]
 
 
+async def test_the_llm_backend_without_an_llm_is_a_400(
+    simulator: SimulatorFactory, case: PersonaCase
+) -> None:
+    """Asked of a simulator without an LLM, ``backend: llm`` can only fail: a 400 that says so
+    (a 503 invited retries, and schemathesis counts any 5xx as a server error)."""
+    body = {"persona": case.persona(), "items": case.test[:2], "backend": "llm"}
+    async with simulator() as client:
+        response = await client.post("/ratings", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad_request"
+    assert "GET /backends" in response.json()["detail"]
+
+
 async def test_proxy_down_is_a_clear_503(seed_cohort_database_url: str, case: PersonaCase) -> None:
     from prefshift_simulator.main import create_app
     from tests.fakes.live import free_port

@@ -57,9 +57,10 @@ async def post_ratings(body: RatingsRequest, service: RatingServiceDep) -> Ratin
     OpenAI-compatible endpoint; identical calls are replayed from their record, and then
     ``usage.cached`` is true). Movie metadata comes from tmdb-proxy in one batch call.
 
-    Errors: 404 when the persona's dataset is not imported, or when the llm backend is asked
-    about movies TMDB does not know; 429/502/503/504 when the LLM endpoint or tmdb-proxy
-    fails, each naming what failed.
+    Errors: 400 for a backend or ``persona_model`` this simulator does not serve (``llm``
+    without an LLM configured); 404 when the persona's dataset is not imported, or when the llm
+    backend is asked about movies TMDB does not know; 429/502/503/504 when the LLM endpoint or
+    tmdb-proxy fails, each naming what failed.
     """
     return await service.rate(body)
 

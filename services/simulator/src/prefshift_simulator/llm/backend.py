@@ -35,7 +35,12 @@ from prefshift_common.contracts import (
     RatingsRequest,
     Usage,
 )
-from prefshift_common.errors import NotFound, Unavailable, UpstreamError, UpstreamTimeout
+from prefshift_common.errors import (
+    BadRequest,
+    NotFound,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from prefshift_common.llm import Answer, ChatTask, Format, LlmClient, Verdict
 from prefshift_common.llm.metrics import LlmMetrics
 from prefshift_simulator.config import Settings
@@ -114,7 +119,11 @@ class LlmBackend:
         self, request: RatingsRequest, items: list[int], facts: Mapping[int, MovieFacts]
     ) -> BackendResult:
         if not self.client.configured:
-            raise Unavailable("the llm backend needs OPENAI_BASE_URL or OPENAI_API_KEY")
+            # a 400, not a 503: no retry can help a simulator configured without an LLM
+            raise BadRequest(
+                "this simulator has no LLM (OPENAI_BASE_URL or OPENAI_API_KEY): the llm backend "
+                "cannot rate; GET /backends lists what it serves"
+            )
         unknown = [tmdb_id for tmdb_id in items if tmdb_id not in facts]
         if unknown:
             raise NotFound(
