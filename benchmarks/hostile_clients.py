@@ -16,6 +16,7 @@ Exits non-zero when any service has a failure.
 
     uv run python benchmarks/hostile_clients.py idle [--sockets 1000] [--probes 40]
     uv run python benchmarks/hostile_clients.py schemathesis [--examples 200] [--seed N]
+        [--only SERVICE]
 
 Run it niced on a machine doing nothing else when the figures matter (docs/security.md).
 """
@@ -156,7 +157,7 @@ def idle(sockets: int, probes: int) -> bool:
     return passed
 
 
-def fuzz(examples: int, seed: int) -> bool:
+def fuzz(examples: int, seed: int, only: list[str]) -> bool:
     """schemathesis, every check and phase, on each service's schema."""
     token = secrets.token_urlsafe(16)
     print(f"schemathesis seed {seed}, {examples} examples per operation", flush=True)
@@ -164,7 +165,7 @@ def fuzz(examples: int, seed: int) -> bool:
     with tempfile.TemporaryDirectory() as workdir:
         url = prepare_database(Path(workdir))
         with stack(url, Path(workdir) / "data", api_token=token) as urls:
-            for name in NAMES:
+            for name in only:
                 command = [
                     str(Path(sys.executable).with_name("st")),
                     "--config-file",
@@ -201,12 +202,15 @@ def main() -> None:
     fuzz_part = parts.add_parser("schemathesis", help="every check on every service")
     fuzz_part.add_argument("--examples", type=int, default=200)
     fuzz_part.add_argument("--seed", type=int, default=None, help="default: a random one")
+    fuzz_part.add_argument(
+        "--only", choices=NAMES, action="append", help="this service only (repeatable)"
+    )
     options = parser.parse_args()
     if options.part == "idle":
         ok = idle(options.sockets, options.probes)
     else:
         seed = options.seed if options.seed is not None else random.randrange(2**31)
-        ok = fuzz(options.examples, seed)
+        ok = fuzz(options.examples, seed, options.only or list(NAMES))
     sys.exit(0 if ok else 1)
 
 
