@@ -118,9 +118,10 @@ def wait_run(client: httpx.Client, run_id: int) -> dict[str, Any]:
 
 
 def wait_experiment(client: httpx.Client, experiment_id: int) -> dict[str, Any]:
-    while True:
-        experiment: dict[str, Any] = client.get(f"/experiments/{experiment_id}").json()
-        if experiment["status"] != "running":
+    while True:  # the cheap poll, then the whole experiment (its runs) once
+        state: dict[str, Any] = client.get(f"/experiments/{experiment_id}/progress").json()
+        if state["status"] != "running":
+            experiment: dict[str, Any] = client.get(f"/experiments/{experiment_id}").json()
             return experiment
         time.sleep(0.25)
 

@@ -47,6 +47,8 @@ def test_an_unreachable_service_is_named_not_a_500(tmp_path: Path) -> None:
         assert page.status_code == 503 and "orchestrator" in page.text
         api = client.get("/api/experiments/1")
         assert api.status_code == 503 and api.json()["error"] == "unavailable"
+        progress = client.get("/api/experiments/1/progress")
+        assert progress.status_code == 503 and progress.json()["error"] == "unavailable"
 
 
 def test_ids_and_offsets_are_ascii_digits(tmp_path: Path) -> None:
