@@ -50,6 +50,8 @@ class StatusCounts:
 
 #: The ratings' table, for Core inserts (no ORM object per rating).
 RUN_RATINGS = cast(Table, RunRating.__table__)
+#: The pages' checkpoints, for Core statements.
+RUN_PAGES = cast(Table, RunPage.__table__)
 
 
 def utcnow() -> datetime:
@@ -219,13 +221,33 @@ class RunRepository:
         latency_ms: float,
     ) -> None:
         await self.fence(claim)
-        checkpoint = await self.page(claim.run_id, arm, page)
-        if checkpoint is None:
-            checkpoint = RunPage(run_id=claim.run_id, arm=arm, page=page, timings={})
-            self.session.add(checkpoint)
-        checkpoint.recommended = recommended
-        checkpoint.recommender_info = recommender_info
-        checkpoint.timings = {**(checkpoint.timings or {}), "recommend_ms": latency_ms}
+        await self._checkpoint(
+            claim.run_id,
+            arm,
+            page,
+            ("recommend_ms", latency_ms),
+            recommended=recommended,
+            recommender_info=recommender_info,
+        )
+
+    async def _checkpoint(
+        self, run_id: int, arm: str, page: int, timing: tuple[str, float], **values: Any
+    ) -> None:
+        """Set ``values`` and one timing of a page's checkpoint, creating it if need be: two
+        Core statements reading its timings alone (not the page's recommendations)."""
+        key = (RUN_PAGES.c.run_id == run_id, RUN_PAGES.c.arm == arm, RUN_PAGES.c.page == page)
+        row = (await self.session.execute(select(RUN_PAGES.c.timings).where(*key))).one_or_none()
+        if row is None:
+            await self.session.execute(
+                insert(RUN_PAGES).values(
+                    run_id=run_id, arm=arm, page=page, timings=dict([timing]), **values
+                )
+            )
+        else:
+            timings = {**(row[0] or {}), timing[0]: timing[1]}
+            await self.session.execute(
+                update(RUN_PAGES).where(*key).values(timings=timings, **values)
+            )
 
     async def save_ratings(
         self,
@@ -265,17 +287,9 @@ class RunRepository:
         ]
         if rows:
             await self.session.execute(insert(RUN_RATINGS), rows)
-        checkpoint = await self.page(claim.run_id, arm, page)
-        if checkpoint is None:
-            checkpoint = RunPage(run_id=claim.run_id, arm=arm, page=page, timings={})
-            self.session.add(checkpoint)
-        now = utcnow()
+        done = "experienced_at" if phase == "experience" else "completed_at"
         key = "experience_ms" if phase == "experience" else "test_ms"
-        checkpoint.timings = {**(checkpoint.timings or {}), key: latency_ms}
-        if phase == "experience":
-            checkpoint.experienced_at = now
-        else:
-            checkpoint.completed_at = now
+        await self._checkpoint(claim.run_id, arm, page, (key, latency_ms), **{done: utcnow()})
 
     async def finish(
         self,
