@@ -1,6 +1,7 @@
-"""``GET /experiments/{id}/progress``: the same status and progress as the whole experiment's,
-from a count of its runs by status — a poll whose statements do not grow with the runs and
-that never reads a run's parameters, selection or arms."""
+"""``GET /experiments/{id}/progress``: the same status and progress as the whole experiment's
+(and as its summary in ``GET /experiments``), from a count of its runs by status — a poll whose
+statements do not grow with the runs and that never reads a run's parameters, selection or
+arms."""
 
 from __future__ import annotations
 
@@ -88,6 +89,11 @@ def test_progress_equals_the_whole_experiments(
             }
             return dict(cheap.json())
 
+        listed = {e["experiment_id"]: e for e in client.get("/experiments").json()["experiments"]}
+        for experiment_id in (mixed, done, failed, empty):
+            state = both(experiment_id)
+            summary = listed[experiment_id]
+            assert (summary["status"], summary["progress"]) == (state["status"], state["progress"])
         state = both(mixed)
         assert state["status"] == "running"
         assert state["progress"] == {

@@ -17,9 +17,9 @@ from prefshift_common.contracts import AsciiDigits
 from prefshift_common.db import SessionDep
 from prefshift_common.errors import NotFound, error_responses
 from prefshift_datasets.repository import list_datasets
-from prefshift_orchestrator.models import Experiment, ExperimentRun, Run
+from prefshift_orchestrator.models import Experiment, Run
 from prefshift_orchestrator.protocol import Selection, UserMovie
-from prefshift_orchestrator.repository import RunRepository, as_utc
+from prefshift_orchestrator.repository import ExperimentRepository, RunRepository, as_utc
 from prefshift_orchestrator.schemas import ExperimentProgress
 
 router = APIRouter()
@@ -182,20 +182,12 @@ async def list_experiments(
 ) -> ExperimentList:
     """The experiments, newest first, each with its status and progress."""
     total, experiments = await _newest_first(session, Experiment, limit, offset)
-    runs: dict[int, list[tuple[str, float, Any]]] = {
-        experiment.id: [] for experiment in experiments
-    }
-    if runs:
-        statement = (
-            select(ExperimentRun.experiment_id, Run.status, Run.progress, Run.error)
-            .join(Run, Run.id == ExperimentRun.run_id)
-            .where(ExperimentRun.experiment_id.in_(list(runs)))
-        )
-        for experiment_id, run_status, run_progress, error in await session.execute(statement):
-            runs[experiment_id].append((run_status, run_progress, error))
+    # the runs counted by status (no run row loaded): a page's cost does not grow with its runs
+    counts = await ExperimentRepository(session).status_counts_of([e.id for e in experiments])
     summaries = []
     for experiment in experiments:
-        status, progress = experiment_progress(runs[experiment.id])
+        found = counts[experiment.id]
+        status, progress = progress_from_counts(found.counts, found.failure_errors)
         summaries.append(
             ExperimentSummary(
                 experiment_id=experiment.id,

@@ -402,25 +402,39 @@ class ExperimentRepository:
         """How many of the experiment's runs are in each status and the sum of their progress
         (one ``GROUP BY``), and the errors of its failed runs (read only when some failed): a
         progress poll whose cost does not grow with the number of runs."""
-        statement = (
-            select(Run.status, func.count(), func.coalesce(func.sum(Run.progress), 0.0))
-            .join(ExperimentRun, ExperimentRun.run_id == Run.id)
-            .where(ExperimentRun.experiment_id == experiment_id)
-            .group_by(Run.status)
-        )
-        counts = {
-            status: (int(n), float(total))
-            for status, n, total in await self.session.execute(statement)
+        return (await self.status_counts_of([experiment_id]))[experiment_id]
+
+    async def status_counts_of(self, experiment_ids: Sequence[int]) -> dict[int, StatusCounts]:
+        """:meth:`status_counts` of several experiments in two statements at most."""
+        ids = list(experiment_ids)
+        found: dict[int, StatusCounts] = {
+            i: StatusCounts(counts={}, failure_errors=[]) for i in ids
         }
-        errors: list[dict[str, Any] | None] = []
-        if counts.get("failed", (0, 0.0))[0]:
-            failed = (
-                select(Run.error)
-                .join(ExperimentRun, ExperimentRun.run_id == Run.id)
-                .where(ExperimentRun.experiment_id == experiment_id, Run.status == "failed")
+        if not ids:
+            return found
+        statement = (
+            select(
+                ExperimentRun.experiment_id,
+                Run.status,
+                func.count(),
+                func.coalesce(func.sum(Run.progress), 0.0),
             )
-            errors = list((await self.session.scalars(failed)).all())
-        return StatusCounts(counts=counts, failure_errors=errors)
+            .join(Run, Run.id == ExperimentRun.run_id)
+            .where(ExperimentRun.experiment_id.in_(ids))
+            .group_by(ExperimentRun.experiment_id, Run.status)
+        )
+        for experiment_id, status, n, total in await self.session.execute(statement):
+            found[int(experiment_id)].counts[status] = (int(n), float(total))
+        with_failures = [i for i in ids if found[i].counts.get("failed", (0, 0.0))[0]]
+        if with_failures:
+            failed = (
+                select(ExperimentRun.experiment_id, Run.error)
+                .join(Run, Run.id == ExperimentRun.run_id)
+                .where(ExperimentRun.experiment_id.in_(with_failures), Run.status == "failed")
+            )
+            for experiment_id, error in await self.session.execute(failed):
+                found[int(experiment_id)].failure_errors.append(error)
+        return found
 
     async def runs(self, experiment_id: int) -> list[tuple[ExperimentRun, Run]]:
         statement = (
