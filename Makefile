@@ -13,7 +13,7 @@ test:  ## set up, then lint, type-check and run the suite on SQLite and Postgres
 
 test-fast:  ## the inner loop: the tests that start no service (not e2e, not slow), on SQLite, no lint
 	@bash scripts/bootstrap.sh
-	@env -u PYTHONDONTWRITEBYTECODE PATH="$$HOME/.local/bin:$$PATH" PREFSHIFT_TEST_DATABASE=sqlite uv run pytest -n $${PREFSHIFT_TEST_WORKERS:-2} --dist loadgroup -m "not e2e and not slow" --durations=10
+	@env -u PYTHONDONTWRITEBYTECODE PATH="$$HOME/.local/bin:$$PATH" PREFSHIFT_TEST_DATABASE=sqlite uv run pytest -n $${PREFSHIFT_TEST_WORKERS:-3} --dist loadgroup -m "not e2e and not slow" --durations=10
 
 up:
 	@bash scripts/bootstrap.sh

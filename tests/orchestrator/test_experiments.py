@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import pandas as pd
+import pytest
 
 from tests.orchestrator.conftest import OrchestratorFactory, dataset_tmdb_ids
 from tests.orchestrator.standins import (
@@ -21,6 +22,7 @@ USERS = [47425, 85795, 117669]
 FEW_RATINGS = 128179
 
 
+@pytest.mark.slow
 def test_an_experiment_runs_its_users_and_reports(
     seed_cohort_database_url: str, orchestrator: OrchestratorFactory
 ) -> None:

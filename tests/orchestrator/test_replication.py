@@ -50,6 +50,7 @@ def _count(database_url: str) -> dict[str, int]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_hand_made_release_is_stored_like_a_run(
     seed_cohort_database_url: str,
     orchestrator: OrchestratorFactory,

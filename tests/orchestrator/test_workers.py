@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from prefshift_common.db import sync_connection
@@ -183,6 +184,7 @@ def test_a_recommender_that_is_down_fails_the_run_with_a_clear_error(
     assert "unreachable" in run["error"]["detail"]
 
 
+@pytest.mark.slow
 def test_cancelling_a_running_run_stops_its_worker(
     seed_cohort_database_url: str, orchestrator: OrchestratorFactory
 ) -> None:
