@@ -76,17 +76,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (kept if runs else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-    # ci_only: too slow for make test; .ci/run runs them after it (PREFSHIFT_CI_ONLY=1)
-    if os.environ.get("PREFSHIFT_CI_ONLY") != "1":
-        for item in kept:
-            if (mark := item.get_closest_marker("ci_only")) is not None:
-                reason = mark.kwargs.get("reason", "slow")
-                item.add_marker(
-                    pytest.mark.skip(
-                        reason=f"{reason}: too slow for make test, CI runs it after make test "
-                        "(PREFSHIFT_CI_ONLY=1 uv run pytest -m ci_only tests/docs tests/cli)"
-                    )
-                )
     # stable: within each group the order of collection is kept
     kept.sort(key=_start_early)
     items[:] = kept

@@ -88,7 +88,7 @@ def test_database_commands_and_the_first_errors_without_services(workspace: Work
 
 
 @pytest.mark.slow
-@pytest.mark.ci_only(reason="three stacks started as a user starts them, about 2 minutes")
+@pytest.mark.sqlite_only  # the subject is the command line, not the database
 def test_commands_against_one_running_stack(
     workspace: Workspace, seed_cohort_database_url: str
 ) -> None:

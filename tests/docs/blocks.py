@@ -8,7 +8,6 @@ commands (a line, ``\\``-continued lines joined, the trailing ``# comment`` drop
 
     <!-- docs-test skip: REASON -->                 the whole block
     <!-- docs-test skip "COMMAND PREFIX": REASON --> the commands that start with the prefix
-    <!-- docs-test ci-only: REASON -->               the block runs in CI only, after make test
 
 The reason is printed with the skip (``pytest -rs``).
 """
@@ -24,8 +23,6 @@ SHELL_TAGS = {"bash", "sh", "shell", "console"}
 COMMAND_STARTS = ("prefshift", "uv ", "make ", "curl ")
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARK = re.compile(r'^<!--\s*docs-test skip(?:\s+"(?P<prefix>[^"]+)")?:\s*(?P<reason>.+?)\s*-->$')
-#: a block too slow for ``make test``, run by CI after it (``PREFSHIFT_DOCS_CI=1``)
-CI_ONLY = re.compile(r"^<!--\s*docs-test ci-only:\s*(?P<reason>.+?)\s*-->$")
 
 
 @dataclass(frozen=True)
@@ -47,8 +44,6 @@ class Block:
     file: str
     line: int
     commands: list[Command] = field(default_factory=list)
-    #: why the block runs in CI only (after ``make test``), or None
-    ci_only: str | None = None
 
 
 def documentation() -> list[Path]:
@@ -74,9 +69,7 @@ def command_blocks(paths: list[Path] | None = None) -> list[Block]:
             tag = fence.group(1)
             first = next((line.strip() for line in body if line.strip()), "")
             if tag in SHELL_TAGS or (not tag and first.startswith(COMMAND_STARTS)):
-                block = _block(name, index + 1, body, _marks(lines, index))
-                block.ci_only = _ci_only(lines, index)
-                blocks.append(block)
+                blocks.append(_block(name, index + 1, body, _marks(lines, index)))
             index = end + 1
     return blocks
 
@@ -84,24 +77,10 @@ def command_blocks(paths: list[Path] | None = None) -> list[Block]:
 def _marks(lines: list[str], fence: int) -> list[tuple[str | None, str]]:
     marks = []
     above = fence - 1
-    while above >= 0 and (
-        (found := MARK.match(lines[above].strip())) or CI_ONLY.match(lines[above].strip())
-    ):
-        if found:
-            marks.append((found.group("prefix"), found.group("reason")))
+    while above >= 0 and (found := MARK.match(lines[above].strip())):
+        marks.append((found.group("prefix"), found.group("reason")))
         above -= 1
     return marks
-
-
-def _ci_only(lines: list[str], fence: int) -> str | None:
-    above = fence - 1
-    while above >= 0 and (
-        MARK.match(lines[above].strip()) or (ci := CI_ONLY.match(lines[above].strip()))
-    ):
-        if ci := CI_ONLY.match(lines[above].strip()):
-            return ci.group("reason")
-        above -= 1
-    return None
 
 
 def _block(file: str, fence: int, body: list[str], marks: list[tuple[str | None, str]]) -> Block:

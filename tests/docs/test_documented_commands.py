@@ -307,22 +307,14 @@ def workspace(tmp_path: Path, shared_data: Path) -> Workspace:
 
 
 def _params() -> list[Any]:
-    return [
-        pytest.param(
-            block,
-            id=f"{block.file}:{block.line}",
-            marks=[pytest.mark.ci_only(reason=block.ci_only)] if block.ci_only else [],
-        )
-        for block in _blocks()
-    ]
+    return [pytest.param(block, id=f"{block.file}:{block.line}") for block in _blocks()]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", _params())
 def test_documented_block(block: Block, workspace: Workspace) -> None:
     """Every command of the block in order, in one fresh workspace (one database, one stack
-    when the block starts one); skipped commands say why. A ``ci-only`` block is marked
-    ``ci_only``: CI runs it after ``make test`` (tests/conftest.py)."""
+    when the block starts one); skipped commands say why."""
     skipped = [f"{c.id} `{c.text}`: {c.skip}" for c in block.commands if c.skip]
     runnable = [c for c in block.commands if c.skip is None]
     if not runnable:
