@@ -133,6 +133,16 @@ class FakeOpenAI:
         self._refusals = 0
         self.app = self._build_app()
 
+    async def abandoned_after(self, count: int, timeout: float = 5.0) -> int:
+        """:attr:`abandoned` once it reaches ``count`` or ``timeout`` passes: the server notices
+        a closed connection at its next look (every 50 ms, on its own thread), which can come
+        after the client has already moved on and finished. Awaited, so that the caller's own
+        event loop (where the client may still be closing the socket) goes on meanwhile."""
+        deadline = time.monotonic() + timeout
+        while self.abandoned < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.abandoned
+
     def script(self, *replies: Reply) -> None:
         """Queue replies; they are used in order before the responder."""
         with self._lock:

@@ -371,7 +371,7 @@ async def test_a_timed_out_request_is_split_with_a_shorter_prompt_and_abandoned_
     assert fake.calls == 3  # the 10 movies timed out; then 5 and 5, never the same request
     assert [len(asked(r)) for r in fake.requests] == [10, 5, 5]
     assert all(len(prompt_text(r)) < len(prompt_text(fake.requests[0])) for r in fake.requests[1:])
-    assert fake.abandoned == 1  # the server saw the client close the abandoned call
+    assert await fake.abandoned_after(1) == 1  # the server saw the client close the abandoned call
 
 
 async def test_a_single_movie_that_times_out_fails_fast_with_the_reason(
