@@ -24,7 +24,6 @@ Run it niced on a machine doing nothing else when the figures matter (docs/secur
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import socket
@@ -40,14 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the slowloris client lives with the tests
 
-from prefshift.stack import SERVICES, Stack  # noqa: E402
-from prefshift_common.settings import CommonSettings  # noqa: E402
-from tests.fakes.live import free_port  # noqa: E402
+from service_stack import NAMES, service_stack  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASET = "seed-cohort"
 #: the four services (the console is a web page over them, not part of this)
-NAMES = ("tmdb-proxy", "simulator", "recommender", "orchestrator")
 #: how long the idle connections are held: past the 10 s header timeout, so that the server
 #: closes them and they come back, as an attacker renews them
 HOLD_S = 22.0
@@ -66,28 +62,15 @@ def prepare_database(workdir: Path) -> str:
 @contextmanager
 def stack(database_url: str, data_dir: Path, api_token: str | None) -> Iterator[dict[str, str]]:
     """The four services, as ``benchmarks/orchestrator_run.py`` starts them; their URLs."""
-    fields = {name: SERVICES[name][1] for name in NAMES}
-    urls = {name: f"http://127.0.0.1:{free_port()}" for name in NAMES}
-    settings = CommonSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        **{fields[name]: urls[name] for name in NAMES},
-        api_token=None,
+    services, urls, _ = service_stack(
+        database_url,
+        data_dir,
+        DATASET,
+        {
+            "PREFSHIFT_RECOMMENDER_AUTOTRAIN": "als,random",
+            **({"PREFSHIFT_API_TOKEN": api_token} if api_token else {}),
+        },
     )
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TMDB_API_KEY", "TMDB_READ_TOKEN"):
-        os.environ.pop(name, None)
-    environment = {
-        "PREFSHIFT_DATABASE_URL": database_url,
-        "PREFSHIFT_DATA_DIR": str(data_dir),
-        **{f"PREFSHIFT_{fields[name].upper()}": urls[name] for name in NAMES},
-        "PREFSHIFT_SIMULATOR_DATASET": DATASET,
-        "PREFSHIFT_RECOMMENDER_DATASET": DATASET,
-        "PREFSHIFT_RECOMMENDER_AUTOTRAIN": "als,random",
-        "PREFSHIFT_ORCHESTRATOR_DATASET": DATASET,
-        "PREFSHIFT_LOG_LEVEL": "WARNING",
-        **({"PREFSHIFT_API_TOKEN": api_token} if api_token else {}),
-    }
-    services = Stack(settings, env=environment, services=NAMES)
     services.start()
     try:
         services.wait_ready(timeout=600)

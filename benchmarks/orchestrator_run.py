@@ -40,10 +40,9 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the fake LLM lives with the tests
 
-from prefshift.stack import SERVICES, Stack  # noqa: E402
+from service_stack import service_stack  # noqa: E402
+
 from prefshift_common.db import sync_connection  # noqa: E402
-from prefshift_common.settings import CommonSettings  # noqa: E402
-from tests.fakes.live import free_port  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -64,41 +63,15 @@ def prepare_database(url: str | None, workdir: Path) -> str:
 
 @contextmanager
 def stack(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
-    urls = {s: f"http://127.0.0.1:{free_port()}" for s in ("tmdb", "sim", "rec", "orch")}
-    settings = CommonSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        tmdb_proxy_url=urls["tmdb"],
-        simulator_url=urls["sim"],
-        recommender_url=urls["rec"],
-        orchestrator_url=urls["orch"],
-        api_token=None,
-    )
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TMDB_API_KEY", "TMDB_READ_TOKEN"):
-        os.environ.pop(name, None)
-    environment = {
-        "PREFSHIFT_DATABASE_URL": database_url,
-        "PREFSHIFT_DATA_DIR": str(data_dir),
-        "PREFSHIFT_TMDB_PROXY_URL": urls["tmdb"],
-        "PREFSHIFT_SIMULATOR_URL": urls["sim"],
-        "PREFSHIFT_RECOMMENDER_URL": urls["rec"],
-        "PREFSHIFT_ORCHESTRATOR_URL": urls["orch"],
-        "PREFSHIFT_SIMULATOR_DATASET": DATASET,
-        "PREFSHIFT_RECOMMENDER_DATASET": DATASET,
-        "PREFSHIFT_RECOMMENDER_AUTOTRAIN": "als,random",
-        "PREFSHIFT_ORCHESTRATOR_DATASET": DATASET,
-        "PREFSHIFT_ORCHESTRATOR_POLL_SECONDS": "0.2",
-        "PREFSHIFT_LOG_LEVEL": "WARNING",
-        **env,
-    }
-    # the four services; the console has no part in a run
-    services = Stack(
-        settings, env=environment, services=tuple(s for s in SERVICES if s != "console")
+    """The four services (``service_stack``), ALS and random trained at start; the
+    orchestrator's URL."""
+    services, urls, _ = service_stack(
+        database_url, data_dir, DATASET, {"PREFSHIFT_RECOMMENDER_AUTOTRAIN": "als,random", **env}
     )
     services.start()
     try:
         services.wait_ready(timeout=600)
-        yield urls["orch"]
+        yield urls["orchestrator"]
     finally:
         services.stop()
 

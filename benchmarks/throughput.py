@@ -43,10 +43,9 @@ from sqlalchemy import create_engine, make_url, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prefshift.stack import SERVICES, Stack  # noqa: E402
+from service_stack import service_stack  # noqa: E402
+
 from prefshift_common.db import sync_url  # noqa: E402
-from prefshift_common.settings import CommonSettings  # noqa: E402
-from tests.fakes.live import free_port  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASET = "ml-latest-small"
@@ -144,36 +143,12 @@ def database(args: argparse.Namespace) -> Iterator[str]:
 def stack(database_url: str, data_dir: Path, workers: int, concurrency: int) -> Iterator[Processes]:
     """The four services (the orchestrator's own workers off) and ``workers`` worker
     processes; yields their pids by role once every one is ready."""
-    urls = {s: f"http://127.0.0.1:{free_port()}" for s in ("tmdb", "sim", "rec", "orch")}
-    settings = CommonSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        tmdb_proxy_url=urls["tmdb"],
-        simulator_url=urls["sim"],
-        recommender_url=urls["rec"],
-        orchestrator_url=urls["orch"],
-        api_token=None,
-    )
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TMDB_API_KEY", "TMDB_READ_TOKEN"):
-        os.environ.pop(name, None)
-    environment = {
-        "PREFSHIFT_DATABASE_URL": database_url,
-        "PREFSHIFT_DATA_DIR": str(data_dir),
-        "PREFSHIFT_TMDB_PROXY_URL": urls["tmdb"],
-        "PREFSHIFT_SIMULATOR_URL": urls["sim"],
-        "PREFSHIFT_RECOMMENDER_URL": urls["rec"],
-        "PREFSHIFT_ORCHESTRATOR_URL": urls["orch"],
-        "PREFSHIFT_SIMULATOR_DATASET": DATASET,
-        "PREFSHIFT_SIMULATOR_BACKEND": "embedded",
-        "PREFSHIFT_RECOMMENDER_DATASET": DATASET,
-        "PREFSHIFT_ORCHESTRATOR_DATASET": DATASET,
-        "PREFSHIFT_ORCHESTRATOR_POLL_SECONDS": "0.2",
-        "PREFSHIFT_LOG_LEVEL": "WARNING",
-    }
-    services = Stack(
-        settings,
-        env={**environment, "PREFSHIFT_ORCHESTRATOR_WORKERS": "0"},
-        services=tuple(s for s in SERVICES if s != "console"),
+    services, urls, environment = service_stack(
+        database_url,
+        data_dir,
+        DATASET,
+        # the orchestrator serves the API alone; the workers are the processes below
+        {"PREFSHIFT_SIMULATOR_BACKEND": "embedded", "PREFSHIFT_ORCHESTRATOR_WORKERS": "0"},
     )
     worker_env = {**os.environ, **environment, "PREFSHIFT_ORCHESTRATOR_WORKERS": str(concurrency)}
     started: list[subprocess.Popen[bytes]] = []
@@ -196,7 +171,7 @@ def stack(database_url: str, data_dir: Path, workers: int, concurrency: int) -> 
             if process.pid is not None
         }
         roles["workers"] = [process.pid for process in started]
-        yield Processes(urls["orch"], roles)
+        yield Processes(urls["orchestrator"], roles)
     finally:
         for process in started:
             process.terminate()
