@@ -9,6 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.docs.blocks import Command
@@ -137,3 +138,22 @@ def test_commands_against_one_running_stack(
         again.wait_for("Ctrl-C stops all services.")
     finally:
         assert again.ctrl_c().code == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_demo_starts_its_services_stops_them(workspace: Workspace) -> None:
+    """Ctrl-C (the terminal's SIGINT to the whole process group) while `prefshift demo` starts
+    the services: exit 130, what happened said, no traceback, and every service stopped (its
+    port refuses connections)."""
+    demo = Background(
+        workspace, Command("prefshift demo --dataset path/to/ml-latest-small", "tests/cli", 0)
+    )
+    demo.wait_for("starting the four services and the console…")
+    result = demo.ctrl_c()
+    assert result.code == 130, result.out
+    assert "interrupted: the services are stopped" in result.out, result.out
+    assert "Traceback" not in result.out, result.out
+    for service in ("orchestrator", "recommender", "simulator", "tmdb_proxy", "console"):
+        url = workspace.env[f"PREFSHIFT_{service.upper()}_URL"]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=2)

@@ -105,6 +105,19 @@ def demo(
 ) -> None:
     """The main job, end to end on the embedded default: migrate, import the dataset, start the
     four services, simulate one user under every available arm and print the shift table."""
+    # As in `up`: Ctrl-C or SIGTERM once, wherever the demo stands, stops the services and waits
+    # for them (the second SIGINT that `uv run` forwards must not cut that short); exit 130.
+    interrupt = _interrupt_once()
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        _demo(dataset, user, seed, pages)
+    except KeyboardInterrupt:
+        console.print("interrupted: the services are stopped")
+        raise typer.Exit(130) from None
+
+
+def _demo(dataset: str, user: int | None, seed: int, pages: int | None) -> None:
     from prefshift import migrate
     from prefshift_datasets.resolve import resolve_dataset
 
