@@ -157,15 +157,13 @@ class Stack:
             if self.launcher == "fork":
                 self.processes[service] = ForkedService(package, argv, env)
                 continue
-            # Ctrl-C in a terminal reaches the whole process group: a service still importing
-            # ignores it (uvicorn takes SIGINT over when it serves) and is stopped by this
-            # stack's SIGTERM, instead of printing a KeyboardInterrupt traceback
-            code = (
-                "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-                f"from {package}.main import run; run()"
-            )
-            command = [sys.executable, "-c", code, *argv]
-            self.processes[service] = subprocess.Popen(command, env=env)  # noqa: S603
+            # Each service in a process group of its own: a terminal's Ctrl-C (SIGINT to the
+            # foreground group) reaches `up` or `demo` only, which stop the services with
+            # SIGTERM. In the terminal's group a service still starting got it too — even in
+            # the interpreter's start-up, before any code of ours could ignore it — and printed
+            # a KeyboardInterrupt traceback.
+            command = [sys.executable, "-c", f"from {package}.main import run; run()", *argv]
+            self.processes[service] = subprocess.Popen(command, env=env, process_group=0)  # noqa: S603
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until every service answers ``/readyz``; raise if one exits or times out
