@@ -35,10 +35,10 @@ from rich.progress import Progress
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # free_port lives with the tests
 
-from prefshift.stack import SERVICES, Stack  # noqa: E402
+from service_stack import service_stack  # noqa: E402
+
+from prefshift.stack import SERVICES  # noqa: E402
 from prefshift_common.examples import DEMO_PROTOCOL  # noqa: E402
-from prefshift_common.settings import CommonSettings  # noqa: E402
-from tests.fakes.live import free_port  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASET = "seed-cohort"
@@ -83,26 +83,16 @@ def main() -> None:
     database_url = f"sqlite:///{workdir / 'bench.db'}"
     migrate.upgrade(database_url)
     import_dataset(database_url, SHARED / DATASET, name=DATASET)
-    urls = {service: f"http://127.0.0.1:{free_port()}" for service in SERVICES}
-    settings = CommonSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        api_token=None,
-        **{field: urls[service] for service, (_, field) in SERVICES.items()},
+    stack, urls, _ = service_stack(
+        database_url,
+        workdir / "data",
+        DATASET,
+        {
+            "PREFSHIFT_SIMULATOR_BACKEND": "embedded",
+            "PREFSHIFT_RECOMMENDER_AUTOTRAIN": "popularity,random",
+        },
+        names=tuple(SERVICES),
     )
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TMDB_API_KEY", "TMDB_READ_TOKEN"):
-        os.environ.pop(name, None)
-    env = {
-        "PREFSHIFT_DATABASE_URL": database_url,
-        "PREFSHIFT_DATA_DIR": str(workdir / "data"),
-        **{f"PREFSHIFT_{field.upper()}": urls[s] for s, (_, field) in SERVICES.items()},
-        **{f"PREFSHIFT_{s}_DATASET": DATASET for s in ("SIMULATOR", "RECOMMENDER", "ORCHESTRATOR")},
-        "PREFSHIFT_SIMULATOR_BACKEND": "embedded",
-        "PREFSHIFT_RECOMMENDER_AUTOTRAIN": "popularity,random",
-        "PREFSHIFT_ORCHESTRATOR_POLL_SECONDS": "0.2",
-        "PREFSHIFT_LOG_LEVEL": "WARNING",
-    }
-    stack = Stack(settings, env=env)
     stack.start()
     try:
         stack.wait_ready(timeout=600)

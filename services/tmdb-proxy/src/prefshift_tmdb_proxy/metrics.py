@@ -13,6 +13,49 @@ from prefshift_tmdb_proxy.service import MovieService
 
 _PREFIX = "prefshift_tmdb_proxy_"
 
+#: (metric name, the counter it reads: on the movie service or on its TMDB client, help)
+_COUNTERS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "cache_hits",
+        "service",
+        "hits",
+        "Movie details answered from the memo, the database cache or the offline records.",
+    ),
+    (
+        "cache_misses",
+        "service",
+        "misses",
+        "Movie details not in the cache (or expired): fetched from TMDB, or unknown offline.",
+    ),
+    (
+        "stale_served",
+        "service",
+        "stale_served",
+        "Movie details answered from an expired cached copy while TMDB was slow or away.",
+    ),
+    (
+        "fallback_served",
+        "service",
+        "fallback_served",
+        "Movie details answered from the offline records or the dataset for want of TMDB.",
+    ),
+    ("upstream_requests", "upstream", "calls", "Requests sent to TMDB, retries included."),
+    (
+        "upstream_errors",
+        "upstream",
+        "errors",
+        "TMDB requests that failed (timeouts, connection errors, 429, 5xx, other 4xx).",
+    ),
+    ("upstream_throttled", "upstream", "throttled", "TMDB answers 429 (rate limited)."),
+    ("upstream_retries", "upstream", "retries", "TMDB requests made again after a failure."),
+    (
+        "rate_limit_waits",
+        "upstream",
+        "rate_limit_waits",
+        "TMDB requests that waited for a slot of the proxy's rate limit.",
+    ),
+)
+
 
 class ProxyCollector(Collector):
     """Reads the counters of the app's movie service and TMDB client at scrape time (zeros
@@ -23,53 +66,11 @@ class ProxyCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         service: MovieService | None = getattr(self.app.state, "movie_service", None)
-        upstream = service.upstream_counters if service is not None else None
-
-        def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
-            return CounterMetricFamily(_PREFIX + name, documentation, value=value)
-
-        yield counter(
-            "cache_hits",
-            "Movie details answered from the memo, the database cache or the offline records.",
-            service.hits if service else 0,
-        )
-        yield counter(
-            "cache_misses",
-            "Movie details not in the cache (or expired): fetched from TMDB, or unknown offline.",
-            service.misses if service else 0,
-        )
-        yield counter(
-            "stale_served",
-            "Movie details answered from an expired cached copy while TMDB was slow or away.",
-            service.stale_served if service else 0,
-        )
-        yield counter(
-            "fallback_served",
-            "Movie details answered from the offline records or the dataset for want of TMDB.",
-            service.fallback_served if service else 0,
-        )
-        yield counter(
-            "upstream_requests",
-            "Requests sent to TMDB, retries included.",
-            upstream.calls if upstream else 0,
-        )
-        yield counter(
-            "upstream_errors",
-            "TMDB requests that failed (timeouts, connection errors, 429, 5xx, other 4xx).",
-            upstream.errors if upstream else 0,
-        )
-        yield counter(
-            "upstream_throttled",
-            "TMDB answers 429 (rate limited).",
-            upstream.throttled if upstream else 0,
-        )
-        yield counter(
-            "upstream_retries",
-            "TMDB requests made again after a failure.",
-            upstream.retries if upstream else 0,
-        )
-        yield counter(
-            "rate_limit_waits",
-            "TMDB requests that waited for a slot of the proxy's rate limit.",
-            upstream.rate_limit_waits if upstream else 0,
-        )
+        sources = {
+            "service": service,
+            "upstream": service.upstream_counters if service is not None else None,
+        }
+        for name, source, attribute, documentation in _COUNTERS:
+            counts = sources[source]
+            value = getattr(counts, attribute) if counts is not None else 0
+            yield CounterMetricFamily(_PREFIX + name, documentation, value=value)
